@@ -1,0 +1,281 @@
+"""Typed, validated sweep configuration read from TOML.
+
+A sweep file looks like (``sweeps/demo.toml``)::
+
+    name = "demo"
+    seed = 0
+    runs = 1000                 # runs per grid cell
+    chunk_size = 256            # optional; derived from a memory budget when absent
+    [grid]
+    d = [6, 7, 8, 9, 10]
+    k = "d"                     # a list gives the product with d; "d" pairs k = d
+    target = "identity"         # V = I (k = d) or [I 0] (k < d)
+    [train]
+    optimizer = "sgd"
+    learning_rate = 0.1
+    steps = 10000
+    grad_tol = 1e-6
+    dtype = "float32"
+    init_scale = 1.0            # W_ij ~ N(0, init_scale² / d)
+    [certify]                   # optional, the defaults shown in CertifyConfig
+
+Any scalar ``[train]`` setting may also appear in ``[grid]`` as a list; the grid is the product of all
+lists. Every error names the offending field and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+DTYPES = ("float32", "float64")
+TARGETS = ("identity",)
+
+
+class ConfigError(ValueError):
+    """A sweep file that cannot be run; the message names the field and the allowed values."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of the bulk (float32) training run.
+
+    Attributes:
+      optimizer: one of :data:`OPTIMIZERS` (optax).
+      learning_rate: step size (> 0).
+      momentum: momentum for ``momentum``/``nesterov`` (default 0.9).
+      steps: step budget per run.
+      grad_tol: per-run early stop when ‖∇F‖ ≤ grad_tol (in the training dtype).
+      dtype: ``float32`` or ``float64``.
+      init_scale: ``W_ij ~ N(0, init_scale² / d)``.
+    """
+
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    steps: int = 10000
+    grad_tol: float = 1e-6
+    dtype: str = "float32"
+    init_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.dtype", self.dtype, DTYPES)
+        _positive("train.learning_rate", self.learning_rate)
+        _positive("train.init_scale", self.init_scale)
+        _positive("train.steps", self.steps, integer=True)
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"train.momentum must be in [0, 1), got {self.momentum!r}")
+        if not self.grad_tol >= 0:
+            raise ConfigError(f"train.grad_tol must be >= 0, got {self.grad_tol!r}")
+
+
+@dataclass(frozen=True)
+class CertifyConfig:
+    """Float64 polish and certificate thresholds (stored next to the results).
+
+    Attributes:
+      polish_from: runs whose training ‖∇F‖ is above this are ``not_converged`` without a polish.
+      polish_iters: Levenberg–Marquardt (Newton) iterations at most.
+      loss_tol: τ_L, ``global`` when F ≤ τ_L.
+      grad_tol: τ_g, a critical point when ‖∇F‖ ≤ τ_g after the polish.
+      hess_tol: τ_H, ``spurious`` when λ_min ≥ τ_H, ``saddle`` when λ_min ≤ −τ_H, else ``degenerate``.
+      cluster_tol: two points are the same modulo the group when their entries agree to this.
+    """
+
+    polish_from: float = 1e-3
+    polish_iters: int = 40
+    loss_tol: float = 1e-8
+    grad_tol: float = 1e-10
+    hess_tol: float = 1e-6
+    cluster_tol: float = 1e-6
+
+    def __post_init__(self) -> None:
+        for name in ("polish_from", "loss_tol", "grad_tol", "hess_tol", "cluster_tol"):
+            _positive(f"certify.{name}", getattr(self, name))
+        _positive("certify.polish_iters", self.polish_iters, integer=True)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid point: sizes, target and the training settings used there."""
+
+    d: int
+    k: int
+    target: str
+    train: TrainConfig
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def label(self) -> str:
+        """A file-name-safe name, e.g. ``d6-k6`` or ``d6-k6-learning_rate=0.05``."""
+        extra = "".join(f"-{n}={v}" for n, v in self.overrides)
+        return f"d{self.d}-k{self.k}{extra}"
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A whole sweep: a grid of cells, runs per cell, seed and settings."""
+
+    name: str
+    seed: int
+    runs: int
+    d: tuple[int, ...]
+    k: tuple[int, ...] | str
+    target: str = "identity"
+    chunk_size: int | None = None
+    memory_budget_mb: int = 1024
+    train: TrainConfig = field(default_factory=TrainConfig)
+    certify: CertifyConfig = field(default_factory=CertifyConfig)
+    train_grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+
+    def __post_init__(self) -> None:
+        _positive("runs", self.runs, integer=True)
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if self.chunk_size is not None:
+            _positive("chunk_size", self.chunk_size, integer=True)
+        _positive("memory_budget_mb", self.memory_budget_mb, integer=True)
+        _choice("grid.target", self.target, TARGETS)
+        if not self.d:
+            raise ConfigError("grid.d must list at least one input dimension")
+        for d in self.d:
+            _positive("grid.d", d, integer=True)
+        if self.k != "d":
+            if isinstance(self.k, str) or not self.k:
+                raise ConfigError(f'grid.k must be "d" or a non-empty list of integers, got {self.k!r}')
+            for k in self.k:
+                _positive("grid.k", k, integer=True)
+        for cell in self.cells():
+            if self.target == "identity" and cell.k > cell.d:
+                raise ConfigError(
+                    f"grid: target 'identity' needs k <= d (V = I or [I 0]); the cell d={cell.d}, "
+                    f"k={cell.k} is impossible. Use k = \"d\" or smaller k."
+                )
+
+    def cells(self) -> list[Cell]:
+        """All grid cells, in a fixed order (d, then k, then the train grid)."""
+        names = [n for n, _ in self.train_grid]
+        combos = list(itertools.product(*(vals for _, vals in self.train_grid))) or [()]
+        out = []
+        for d in self.d:
+            for k in ((d,) if self.k == "d" else self.k):
+                for combo in combos:
+                    train = dataclasses.replace(self.train, **dict(zip(names, combo)))
+                    out.append(Cell(d=d, k=k, target=self.target, train=train,
+                                    overrides=tuple(zip(names, combo))))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes results (not the name, chunk size or memory budget)."""
+        data = self.to_dict()
+        for key in ("name", "chunk_size", "memory_budget_mb"):
+            data.pop(key)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def _positive(name: str, value: Any, *, integer: bool = False) -> None:
+    kind = int if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        what = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{name} must be {what}, got {value!r}")
+
+
+_TOP_KEYS = {"name", "seed", "runs", "chunk_size", "memory_budget_mb", "grid", "train", "certify"}
+_GRID_KEYS = {"d", "k", "target"}
+
+
+def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
+    sec = raw.get(name, {})
+    if not isinstance(sec, dict):
+        raise ConfigError(f"[{name}] must be a table")
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(sec) - allowed
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [{name}]: {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return dict(sec)
+
+
+def _as_int_list(name: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value,)
+    if isinstance(value, dict) and set(value) <= {"start", "stop", "step"}:  # a range
+        try:
+            return tuple(range(value["start"], value["stop"] + 1, value.get("step", 1)))
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"grid.{name} range needs integer start and stop (inclusive): {e}") from None
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ConfigError(f"grid.{name} must be an integer, a list of integers or {{start, stop, step}}; "
+                          f"got {value!r}")
+    return tuple(value)
+
+
+def from_dict(raw: dict[str, Any]) -> SweepConfig:
+    """Build and validate a :class:`SweepConfig` from parsed TOML."""
+    unknown = set(raw) - _TOP_KEYS
+    if unknown:
+        raise ConfigError(f"unknown top-level key(s) {sorted(unknown)}; allowed: {sorted(_TOP_KEYS)}")
+    for key in ("name", "seed", "runs", "grid"):
+        if key not in raw:
+            raise ConfigError(f"missing required key {key!r}")
+    grid = raw["grid"]
+    if not isinstance(grid, dict):
+        raise ConfigError("[grid] must be a table")
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = set(grid) - _GRID_KEYS - train_fields
+    if unknown:
+        raise ConfigError(f"unknown key(s) in [grid]: {sorted(unknown)}; allowed: d, k, target and the "
+                          f"[train] settings {sorted(train_fields)}")
+    if "d" not in grid or "k" not in grid:
+        raise ConfigError("[grid] needs both d and k")
+    k = grid["k"] if grid["k"] == "d" else _as_int_list("k", grid["k"])
+    train = _section(raw, "train", TrainConfig)
+    train_grid = []
+    for name in sorted(set(grid) & train_fields):
+        values = grid[name] if isinstance(grid[name], list) else [grid[name]]
+        if not values:
+            raise ConfigError(f"grid.{name} must not be empty")
+        train_grid.append((name, tuple(values)))
+    try:
+        train_cfg = TrainConfig(**train)
+        for name, values in train_grid:  # validate every value of every grid axis
+            for v in values:
+                dataclasses.replace(train_cfg, **{name: v})
+        certify_cfg = CertifyConfig(**_section(raw, "certify", CertifyConfig))
+    except TypeError as e:
+        raise ConfigError(str(e)) from None
+    if not isinstance(raw["name"], str) or not raw["name"]:
+        raise ConfigError(f"name must be a non-empty string, got {raw['name']!r}")
+    return SweepConfig(
+        name=raw["name"], seed=raw["seed"], runs=raw["runs"], d=_as_int_list("d", grid["d"]), k=k,
+        target=grid.get("target", "identity"), chunk_size=raw.get("chunk_size"),
+        memory_budget_mb=raw.get("memory_budget_mb", 1024), train=train_cfg, certify=certify_cfg,
+        train_grid=tuple(train_grid),
+    )
+
+
+def load(path: str | Path) -> SweepConfig:
+    """Read and validate a sweep TOML file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"sweep file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    return from_dict(raw)

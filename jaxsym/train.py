@@ -1,0 +1,132 @@
+"""Training engine: one pure function per run, vmapped over runs and jitted (PureJaxRL style).
+
+``make_train(cfg, V)`` closes over everything static and returns ``train(key) -> RunResult`` for one run;
+``make_train_batch`` vmaps and jits it over the global run indices of a chunk. Randomness comes only from
+``(seed, d, k, run index)`` through :func:`run_key`, so results do not depend on chunking, device count or
+interruptions. Runs of cells that differ only in optimizer settings start from the same initial point
+(common random numbers).
+
+The loop is a ``lax.while_loop`` per run; under ``vmap`` it becomes one loop that runs until every run is
+done, and finished runs are frozen by a select (their ``W``, optimizer state and step count stop
+changing). A run is done when ``‖∇F‖ ≤ grad_tol``, when its step budget is spent, or when anything in it
+is non-finite (flagged ``diverged``; the other runs of the batch are independent and unaffected).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxsym import model
+from jaxsym.config import TrainConfig
+
+Array = jax.Array
+
+
+class RunResult(NamedTuple):
+    """End of one training run (add a leading batch axis under vmap).
+
+    Attributes:
+      W: (k, d) final weights, training dtype.
+      loss: () population loss at W.
+      grad_norm: () ‖∇F(W)‖ (Frobenius).
+      steps: () int32 optimizer steps taken.
+      diverged: () bool, a non-finite value was met (W is then the last finite iterate).
+    """
+
+    W: Array
+    loss: Array
+    grad_norm: Array
+    steps: Array
+    diverged: Array
+
+
+def cell_key(seed: int, d: int, k: int) -> Array:
+    """Base key of a grid cell: ``fold_in(fold_in(key(seed), d), k)``."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), d), k)
+
+
+def run_key(base: Array, run: Array) -> Array:
+    """Key of one run from the cell's base key and the run's global index."""
+    return jax.random.fold_in(base, run)
+
+
+def init_weights(key: Array, k: int, d: int, scale: float, dtype: jnp.dtype) -> Array:
+    """Gaussian initialisation ``W_ij ~ N(0, scale² / d)``, shape (k, d)."""
+    return (scale / jnp.sqrt(d)) * jax.random.normal(key, (k, d), dtype=dtype)
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+    """The optax transformation named by ``cfg.optimizer``."""
+    lr = cfg.learning_rate
+    table: dict[str, Callable[[], optax.GradientTransformation]] = {
+        "sgd": lambda: optax.sgd(lr),
+        "momentum": lambda: optax.sgd(lr, momentum=cfg.momentum),
+        "nesterov": lambda: optax.sgd(lr, momentum=cfg.momentum, nesterov=True),
+        "adam": lambda: optax.adam(lr),
+        "adamw": lambda: optax.adamw(lr),
+        "rmsprop": lambda: optax.rmsprop(lr),
+        "adagrad": lambda: optax.adagrad(lr),
+    }
+    return table[cfg.optimizer]()
+
+
+def make_train(cfg: TrainConfig, V: Array, k: int) -> Callable[[Array], RunResult]:
+    """Return ``train(key) -> RunResult`` for one run of a ``k``-neuron student on target ``V`` (m, d)."""
+    dtype = jnp.dtype(cfg.dtype)
+    V = jnp.asarray(V, dtype)
+    d = V.shape[1]
+    opt = make_optimizer(cfg)
+    tol = jnp.asarray(cfg.grad_tol, dtype)
+
+    def grad_fn(W: Array) -> Array:
+        return model.grad(W, V, accurate=False)
+
+    def train(key: Array) -> RunResult:
+        W0 = init_weights(key, k, d, cfg.init_scale, dtype)
+        g0 = grad_fn(W0)
+
+        class State(NamedTuple):
+            step: Array
+            W: Array
+            opt_state: optax.OptState
+            g: Array
+            finite: Array
+
+        def running(s: State) -> Array:
+            return (s.step < cfg.steps) & (jnp.linalg.norm(s.g) > tol) & s.finite
+
+        def step(s: State) -> State:
+            updates, opt_state = opt.update(s.g, s.opt_state, s.W)
+            W = optax.apply_updates(s.W, updates)
+            g = grad_fn(W)
+            finite = jnp.all(jnp.isfinite(W)) & jnp.all(jnp.isfinite(g))
+            # keep the last finite iterate of a diverging run
+            W = jnp.where(finite, W, s.W)
+            g = jnp.where(finite, g, s.g)
+            return State(s.step + 1, W, opt_state, g, finite)
+
+        init = State(jnp.int32(0), W0, opt.init(W0), g0, jnp.all(jnp.isfinite(g0)))
+        s = jax.lax.while_loop(running, step, init)
+        f = model.loss(s.W, V, accurate=False)
+        return RunResult(s.W, f, jnp.linalg.norm(s.g), s.step, ~s.finite | ~jnp.isfinite(f))
+
+    return train
+
+
+def make_train_batch(cfg: TrainConfig, V: Array, k: int, seed: int) -> Callable[[Array], RunResult]:
+    """Jitted ``runs (n,) int -> RunResult`` with a leading axis n: one program per chunk of runs."""
+    train = make_train(cfg, V, k)
+    d = V.shape[1]
+
+    @jax.jit
+    def batch(runs: Array) -> RunResult:
+        base = cell_key(seed, d, k)
+        keys = jax.vmap(lambda r: run_key(base, r))(runs)
+        return jax.vmap(train)(keys)
+
+    return batch
