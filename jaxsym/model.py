@@ -50,6 +50,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 Array = jax.Array
 
@@ -210,8 +211,8 @@ def hessian(W: Array, V: Array) -> Array:
     return jnp.transpose(blocks, (0, 2, 1, 3)).reshape(k * d, k * d)
 
 
-def identity_target(k: int, d: int, dtype: jnp.dtype = jnp.float32) -> Array:
-    """The target ``V = I`` (k = d) or ``V = [I_k 0]`` (k < d), shape (k, d)."""
+def identity_target(k: int, d: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """The target ``V = I`` (k = d) or ``V = [I_k 0]`` (k < d), shape (k, d), a NumPy array."""
     if k > d:
         raise ValueError(f"identity target needs k <= d, got k={k}, d={d}")
-    return jnp.eye(k, d, dtype=dtype)
+    return np.eye(k, d, dtype=dtype)

@@ -1,0 +1,56 @@
+"""End-of-sweep summary tables (printed with rich)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+
+def status_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: runs and the percentage of global / spurious / other end points."""
+    if runs.empty:
+        return pd.DataFrame(columns=["d", "k", "runs", "global %", "spurious %", "other %"])
+    g = runs.groupby(["cell", "d", "k"], sort=False)["status"]
+    out = pd.DataFrame({
+        "runs": g.size(),
+        "global %": g.apply(lambda s: 100 * (s == "global").mean()),
+        "spurious %": g.apply(lambda s: 100 * (s == "spurious").mean()),
+    })
+    out["other %"] = 100 - out["global %"] - out["spurious %"]
+    return out.reset_index().drop(columns="cell")
+
+
+def minima_table(minima: pd.DataFrame) -> pd.DataFrame:
+    cols = ["d", "k", "orbit", "status", "loss", "count", "isotropy", "isotropy_order", "hess_min",
+            "n_distinct_eigs"]
+    return minima[cols] if not minima.empty else pd.DataFrame(columns=cols)
+
+
+def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A GitHub Markdown table (no extra dependency)."""
+    def fmt(v: object) -> str:
+        return format(v, floatfmt) if isinstance(v, float) else str(v)
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---:" if df[c].dtype.kind in "if" else "---" for c in df.columns) + "|"
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *body])
+
+
+def print_summary(runs: pd.DataFrame, minima: pd.DataFrame, console: Console | None = None) -> None:
+    console = console or Console()
+    t = Table(title="End points per cell")
+    st = status_table(runs)
+    for c in st.columns:
+        t.add_column(c, justify="right")
+    for row in st.itertuples(index=False):
+        t.add_row(str(row[0]), str(row[1]), str(row[2]), *(f"{v:.1f}" for v in row[3:]))
+    console.print(t)
+    mt = minima_table(minima)
+    t = Table(title="Distinct critical points (modulo the symmetry group)")
+    short = {"isotropy_order": "|G|", "hess_min": "λ_min", "n_distinct_eigs": "#eig"}
+    for c in mt.columns:
+        t.add_column(short.get(c, c), justify="right", no_wrap=True)
+    for row in mt.itertuples(index=False):
+        t.add_row(*(f"{v:.6g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(t)
