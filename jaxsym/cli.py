@@ -41,8 +41,7 @@ def sweep(
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     import pandas as pd
-    print_summary(pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet"),
-                  Console())
+    print_summary(pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet"))
     console.print(f"tables in {out}/runs.parquet and {out}/minima.parquet")
 
 
@@ -53,7 +52,7 @@ def summary(out: Annotated[Path, typer.Argument(help="results directory")]) -> N
 
     from jaxsym.summary import print_summary
 
-    print_summary(pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet"), Console())
+    print_summary(pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet"))
 
 
 if __name__ == "__main__":

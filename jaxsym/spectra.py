@@ -9,6 +9,8 @@ GPUs is slow above 32×32).
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import numpy as np
 
@@ -25,7 +27,7 @@ def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6) -> list[tuple[float, 
         return []
     gaps = np.diff(eigs) > tol * np.maximum(1.0, np.abs(eigs[1:]))
     starts = np.concatenate([[0], np.flatnonzero(gaps) + 1, [eigs.size]])
-    return [(float(eigs[a:b].mean()), int(b - a)) for a, b in zip(starts[:-1], starts[1:])]
+    return [(float(eigs[a:b].mean()), int(b - a)) for a, b in itertools.pairwise(starts)]
 
 
 def hessian_eigenvalues(W: np.ndarray, V: np.ndarray) -> np.ndarray:

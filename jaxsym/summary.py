@@ -16,8 +16,8 @@ def status_table(runs: pd.DataFrame) -> pd.DataFrame:
         "runs": g.size(),
         "global %": g.apply(lambda s: 100 * (s == "global").mean()),
         "spurious %": g.apply(lambda s: 100 * (s == "spurious").mean()),
+        "other %": g.apply(lambda s: 100 * (~s.isin(["global", "spurious"])).mean()),
     })
-    out["other %"] = 100 - out["global %"] - out["spurious %"]
     return out.reset_index().drop(columns="cell")
 
 
@@ -38,11 +38,11 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
 
 
 def print_summary(runs: pd.DataFrame, minima: pd.DataFrame, console: Console | None = None) -> None:
-    console = console or Console()
+    console = console or Console(width=None if Console().is_terminal else 140)
     t = Table(title="End points per cell")
     st = status_table(runs)
     for c in st.columns:
-        t.add_column(c, justify="right")
+        t.add_column(c, justify="right", no_wrap=True)
     for row in st.itertuples(index=False):
         t.add_row(str(row[0]), str(row[1]), str(row[2]), *(f"{v:.1f}" for v in row[3:]))
     console.print(t)

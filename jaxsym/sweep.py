@@ -286,8 +286,15 @@ class _NoBar:
 def _progress(enabled: bool) -> Any:
     if not enabled:
         return _NoBar()
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     class RunsPerSecond(TextColumn):
         def render(self, task: Any) -> Any:
@@ -375,7 +382,7 @@ def _order_orbits(minima: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     """Renumber orbits per cell by (status, loss) so ids are stable and readable; updates ``runs`` too."""
     status_rank = {s: i for i, s in enumerate(STATUSES)}
     minima = minima.assign(_s=minima["status"].map(status_rank))
-    minima = minima.sort_values(["cell", "_s", "loss", "rep_run"], kind="stable").reset_index(drop=True)
+    minima = minima.sort_values(["d", "k", "cell", "_s", "loss", "rep_run"], kind="stable").reset_index(drop=True)
     for cell, idx in minima.groupby("cell", sort=False).groups.items():
         old = minima.loc[idx, "orbit"].to_numpy()
         mapping = dict(zip(old, range(len(old))))

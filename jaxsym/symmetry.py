@@ -288,7 +288,7 @@ def isotropy(W: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6, l
     k, d = W.shape
     colours = target_column_colours(V, d)
     Q = quantise(W, tol)
-    (rows,), (cols,) = refine([Q], [np.zeros(k, dtype=np.int64)], [colours])
+    (rows,), _ = refine([Q], [np.zeros(k, dtype=np.int64)], [colours])
     cells = _cells(rows)
     # kernel: permutations of identical columns (same colour, same entries)
     keys = np.concatenate([colours[None, :], Q], axis=0).T

@@ -75,19 +75,18 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return table[cfg.optimizer]()
 
 
-def make_train(cfg: TrainConfig, V: Array, k: int) -> Callable[[Array], RunResult]:
-    """Return ``train(key) -> RunResult`` for one run of a ``k``-neuron student on target ``V`` (m, d)."""
+def make_train_from(cfg: TrainConfig, V: Array) -> Callable[[Array], RunResult]:
+    """Return ``train_from(W0) -> RunResult``: optimise from the given start ``W0`` (k, d)."""
     dtype = jnp.dtype(cfg.dtype)
     V = jnp.asarray(V, dtype)
-    d = V.shape[1]
     opt = make_optimizer(cfg)
     tol = jnp.asarray(cfg.grad_tol, dtype)
 
     def grad_fn(W: Array) -> Array:
         return model.grad(W, V, accurate=False)
 
-    def train(key: Array) -> RunResult:
-        W0 = init_weights(key, k, d, cfg.init_scale, dtype)
+    def train_from(W0: Array) -> RunResult:
+        W0 = W0.astype(dtype)
         g0 = grad_fn(W0)
 
         class State(NamedTuple):
@@ -114,6 +113,17 @@ def make_train(cfg: TrainConfig, V: Array, k: int) -> Callable[[Array], RunResul
         s = jax.lax.while_loop(running, step, init)
         f = model.loss(s.W, V, accurate=False)
         return RunResult(s.W, f, jnp.linalg.norm(s.g), s.step, ~s.finite | ~jnp.isfinite(f))
+
+    return train_from
+
+
+def make_train(cfg: TrainConfig, V: Array, k: int) -> Callable[[Array], RunResult]:
+    """Return ``train(key) -> RunResult`` for one run of a ``k``-neuron student on target ``V`` (m, d)."""
+    train_from = make_train_from(cfg, V)
+    d = V.shape[1]
+
+    def train(key: Array) -> RunResult:
+        return train_from(init_weights(key, k, d, cfg.init_scale, jnp.dtype(cfg.dtype)))
 
     return train
 

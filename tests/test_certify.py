@@ -1,0 +1,86 @@
+"""Float64 polish and the certificate."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsym import model
+from jaxsym.certify import STATUSES, classify, make_certify_batch, polish
+from jaxsym.config import CertifyConfig, TrainConfig
+from jaxsym.train import make_train_from
+
+
+@pytest.fixture(autouse=True)
+def _x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def test_polish_reaches_1e_10_from_a_nearby_point():
+    rng = np.random.default_rng(0)
+    V = jnp.eye(5)
+    W0 = V + 1e-2 * jnp.asarray(rng.normal(size=(5, 5)))
+    W, iters = polish(W0, V, iters=40, tol=1e-12)
+    assert float(jnp.linalg.norm(model.grad(W, V))) <= 1e-10
+    assert float(jnp.max(jnp.abs(W - V))) < 1e-8  # it found the nearby critical point, W = V
+    assert int(iters) < 15
+
+
+def _spurious_point():
+    """Train k = d = 8 runs until one ends at a non-global point (an independent float32 GD)."""
+    V = jnp.eye(8)
+    train = jax.jit(jax.vmap(make_train_from(TrainConfig(steps=6000, grad_tol=1e-5, dtype="float32"), V)))
+    rng = np.random.default_rng(3)
+    res = train(jnp.asarray(rng.normal(size=(32, 8, 8)) / np.sqrt(8), jnp.float32))
+    i = int(np.argmax(np.asarray(res.loss)))
+    assert float(res.loss[i]) > 1e-3
+    return res, i, V
+
+
+def test_certificate_of_a_spurious_minimum_and_a_global_one():
+    res, i, V = _spurious_point()
+    cert = make_certify_batch(CertifyConfig(), V)(res.W.astype(jnp.float64),
+                                                  res.grad_norm.astype(jnp.float64), res.diverged)
+    status = np.array(STATUSES)[np.asarray(cert.status)]
+    assert status[i] == "spurious"
+    assert float(cert.grad_norm[i]) <= 1e-10 and float(cert.hess_min[i]) > 0
+    # independent check of the minimum: the polished Hessian's eigenvalues are all positive
+    assert np.linalg.eigvalsh(np.asarray(model.hessian(cert.W[i], V))).min() > 0
+    assert float(cert.shift[i]) < 1e-3  # the polish stayed where training ended
+    assert np.all(np.isin(status, ["global", "spurious"]))
+    j = int(np.argmin(np.asarray(res.loss)))
+    assert status[j] == "global"
+
+
+def test_saddle_is_certified_as_saddle():
+    """All neurons equal (W = c·11ᵀ) is a critical point of V = I found inside the symmetric subspace;
+    it is a saddle: moving along the Hessian's negative direction lowers the loss (checked directly)."""
+    V = jnp.eye(3)
+    res_W = jnp.full((1, 3, 3), 0.5)
+    cert = make_certify_batch(CertifyConfig(), V)(res_W, jnp.array([1e-4]), jnp.array([False]))
+    W = cert.W[0]
+    assert STATUSES[int(cert.status[0])] == "saddle"
+    assert float(cert.grad_norm[0]) <= 1e-10
+    _, vec = np.linalg.eigh(np.asarray(model.hessian(W, V)))
+    step = 1e-3 * vec[:, 0].reshape(3, 3)
+    assert float(model.loss(W + step, V)) < float(model.loss(W, V)) - 1e-8
+
+
+def test_classify_rules():
+    cfg = CertifyConfig(loss_tol=1e-8, grad_tol=1e-10, hess_tol=1e-6)
+    f = jnp.array([0.0, 0.1, 0.1, 0.1, 0.1, jnp.nan])
+    g = jnp.array([1e-12, 1e-12, 1e-12, 1e-12, 1e-3, 1e-12])
+    h = jnp.array([0.1, 0.1, -0.1, 1e-9, 0.1, 0.1])
+    out = classify(f, g, h, jnp.zeros(6, bool), cfg)
+    assert [STATUSES[i] for i in np.asarray(out)] == [
+        "global", "spurious", "saddle", "degenerate", "not_converged", "diverged"]
+    assert STATUSES[int(classify(f[1], g[1], h[1], jnp.bool_(True), cfg))] == "diverged"
+
+
+def test_unpolished_runs_are_not_converged():
+    V = jnp.eye(3)
+    W = jnp.ones((2, 3, 3))
+    cert = make_certify_batch(CertifyConfig(polish_from=1e-3), V)(W, jnp.array([1.0, 1.0]), jnp.array([False, True]))
+    assert [STATUSES[i] for i in np.asarray(cert.status)] == ["not_converged", "diverged"]
+    assert np.all(np.asarray(cert.polish_iters) == 0)

@@ -1,0 +1,78 @@
+"""Sweep files: the documented example works as written; bad input gives a clear error."""
+
+from pathlib import Path
+
+import pytest
+
+from jaxsym import config
+from jaxsym.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+GOOD = {"name": "t", "seed": 0, "runs": 10, "grid": {"d": [4, 5], "k": "d"}}
+
+
+def test_every_shipped_sweep_file_loads():
+    files = sorted((ROOT / "sweeps").glob("*.toml"))
+    assert any(f.name == "demo.toml" for f in files)
+    for f in files:
+        cfg = config.load(f)
+        assert cfg.cells()
+
+
+def test_demo_is_the_design_example():
+    cfg = config.load(ROOT / "sweeps" / "demo.toml")
+    assert cfg.runs == 1000 and cfg.chunk_size == 256 and cfg.d == (6, 7, 8, 9, 10) and cfg.k == "d"
+    assert [(c.d, c.k) for c in cfg.cells()] == [(d, d) for d in range(6, 11)]
+    assert cfg.train.optimizer == "sgd" and cfg.train.steps == 10000 and cfg.train.dtype == "float32"
+
+
+def test_k_list_gives_the_product_and_grid_of_train_settings():
+    cfg = config.from_dict({**GOOD, "grid": {"d": [5, 6], "k": [3, 5], "learning_rate": [0.05, 0.1]}})
+    cells = cfg.cells()
+    assert len(cells) == 8
+    assert {c.train.learning_rate for c in cells} == {0.05, 0.1}
+    assert cells[1].label == "d5-k3-learning_rate=0.1"
+
+
+def test_range_syntax():
+    cfg = config.from_dict({**GOOD, "grid": {"d": {"start": 6, "stop": 9}, "k": "d"}})
+    assert cfg.d == (6, 7, 8, 9)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"runz": 3}, "unknown top-level key"),
+    ({"runs": -1}, "runs must be a positive integer"),
+    ({"runs": "many"}, "runs must be a positive integer"),
+    ({"seed": 1.5}, "seed must be"),
+    ({"grid": {"d": [4], "k": [5]}}, "k <= d"),
+    ({"grid": {"d": [4], "k": "d", "target": "random"}}, "grid.target must be one of"),
+    ({"grid": {"d": [4], "k": "d", "widht": 3}}, r"unknown key\(s\) in \[grid\]"),
+    ({"grid": {"d": "four", "k": "d"}}, "grid.d must be"),
+    ({"grid": {"d": [4]}}, "needs both d and k"),
+    ({"train": {"optimizer": "lbfgs"}}, "train.optimizer must be one of"),
+    ({"train": {"learning_rate": 0}}, "train.learning_rate must be a positive number"),
+    ({"train": {"dtype": "float16"}}, "train.dtype must be one of"),
+    ({"train": {"stepz": 10}}, r"unknown key\(s\) in \[train\]"),
+    ({"grid": {"d": [4], "k": "d", "learning_rate": [0.1, -1.0]}}, "train.learning_rate"),
+    ({"certify": {"grad_tol": -1}}, "certify.grad_tol"),
+    ({"chunk_size": 0}, "chunk_size must be a positive integer"),
+])
+def test_bad_configs_name_the_field(change, message):
+    with pytest.raises(ConfigError, match=message):
+        config.from_dict({**GOOD, **change})
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(bad)
+
+
+def test_fingerprint_ignores_name_and_chunk_size_only():
+    a = config.from_dict(GOOD)
+    assert a.fingerprint() == config.from_dict({**GOOD, "name": "other", "chunk_size": 7}).fingerprint()
+    assert a.fingerprint() != config.from_dict({**GOOD, "seed": 1}).fingerprint()
+    assert a.fingerprint() != config.from_dict({**GOOD, "train": {"steps": 5}}).fingerprint()

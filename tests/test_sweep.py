@@ -1,0 +1,117 @@
+"""Sweeps end to end: tables, resumption, chunk-size independence, refusing a foreign DIR."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from jaxsym import config, results
+from jaxsym.cli import app
+from jaxsym.sweep import SweepDirError, plan_chunks, run_sweep
+
+
+def _tables(out):
+    return pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet")
+
+
+def test_sweep_writes_the_documented_tables(tiny_cfg, tmp_path):
+    run_sweep(tiny_cfg, tmp_path, progress=False)
+    runs, minima = _tables(tmp_path)
+    assert list(runs.columns[:9]) == results.RUNS_COLUMNS
+    assert set(results.MINIMA_COLUMNS) <= set(minima.columns)
+    assert len(runs) == 2 * tiny_cfg.runs
+    for _, g in runs.groupby(["d", "k"]):
+        assert sorted(g["run"]) == list(range(tiny_cfg.runs))
+    crit = runs[runs["status"].isin(["global", "spurious", "saddle", "degenerate"])]
+    assert (crit["grad_norm"] <= 1e-10).all() and (crit["orbit"] >= 0).all()
+    assert (runs.loc[~runs.index.isin(crit.index), "orbit"] == -1).all()
+    # counts in minima.parquet agree with the orbit column of runs.parquet
+    for row in minima.itertuples():
+        n = ((runs["d"] == row.d) & (runs["k"] == row.k) & (runs["orbit"] == row.orbit)).sum()
+        assert n == row.count
+        assert len(row.W) == row.k * row.d
+    glob = minima[minima["status"] == "global"]
+    assert set(glob["isotropy"]) <= {"ΔS4", "ΔS5"}
+    meta = results.read_metadata(tmp_path / "runs.parquet")
+    assert meta["thresholds"]["grad_tol"] == tiny_cfg.certify.grad_tol
+
+
+def test_results_do_not_depend_on_chunk_size(tiny_cfg, tmp_path):
+    run_sweep(tiny_cfg, tmp_path / "a", progress=False)
+    run_sweep(dataclasses.replace(tiny_cfg, chunk_size=5), tmp_path / "b", progress=False)
+    for x, y in zip(_tables(tmp_path / "a"), _tables(tmp_path / "b")):
+        pd.testing.assert_frame_equal(x, y)
+
+
+def test_interrupted_sweep_resumes_without_loss_or_repeats(tiny_cfg, tmp_path):
+    run_sweep(tiny_cfg, tmp_path / "full", progress=False)
+
+    class BoomError(Exception):
+        pass
+
+    seen = []
+
+    def stop_after_four(cell, start, stop):
+        seen.append((cell.label, start, stop))
+        if len(seen) == 4:
+            raise BoomError
+
+    with pytest.raises(BoomError):
+        run_sweep(tiny_cfg, tmp_path / "cut", progress=False, on_chunk=stop_after_four)
+    redone = []
+    run_sweep(tiny_cfg, tmp_path / "cut", progress=False, on_chunk=lambda c, a, b: redone.append((c.label, a, b)))
+    assert not set(seen) & set(redone)  # nothing written is repeated
+    assert len(seen) + len(redone) == 6
+    for x, y in zip(_tables(tmp_path / "full"), _tables(tmp_path / "cut")):
+        pd.testing.assert_frame_equal(x, y)
+
+
+def test_corrupt_chunk_is_redone(tiny_cfg, tmp_path):
+    run_sweep(tiny_cfg, tmp_path, progress=False)
+    before = _tables(tmp_path)
+    victim = sorted((tmp_path / "chunks").glob("*/*.runs.parquet"))[1]
+    victim.write_bytes(victim.read_bytes()[:50])  # truncated file
+    run_sweep(tiny_cfg, tmp_path, progress=False)
+    for x, y in zip(before, _tables(tmp_path)):
+        pd.testing.assert_frame_equal(x, y)
+
+
+def test_a_dir_from_another_config_is_refused(tiny_cfg, tmp_path):
+    run_sweep(tiny_cfg, tmp_path, progress=False)
+    before = (tmp_path / "runs.parquet").read_bytes()
+    other = dataclasses.replace(tiny_cfg, seed=1)
+    with pytest.raises(SweepDirError, match="different sweep config"):
+        run_sweep(other, tmp_path, progress=False)
+    assert (tmp_path / "runs.parquet").read_bytes() == before
+
+
+def test_plan_chunks_covers_exactly_what_is_missing():
+    chunks = plan_chunks(20, [(0, 8), (16, 20)], 8)
+    assert chunks == [(8, 16)]
+    chunks = plan_chunks(23, [(5, 10)], 4)
+    covered = sorted(i for a, b in chunks for i in range(a, b))
+    assert covered == [i for i in range(23) if not 5 <= i < 10]
+    assert all(b - a <= 4 for a, b in chunks)
+
+
+def test_cli_sweep_and_errors(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('name = "cli"\nseed = 0\nruns = 8\nchunk_size = 8\n[grid]\nd = [3]\nk = "d"\n'
+                   '[train]\nsteps = 1500\n')
+    runner = CliRunner()
+    res = runner.invoke(app, ["sweep", str(cfg), "--out", str(tmp_path / "o"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "global %" in res.output and "ΔS3" in res.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nseed = 0\nruns = 8\n[grid]\nd = [3]\nk = [4]\n')
+    res = runner.invoke(app, ["sweep", str(bad), "--out", str(tmp_path / "o2")])
+    assert res.exit_code == 2 and "k <= d" in res.output
+    assert np.isfinite(pd.read_parquet(tmp_path / "o" / "runs.parquet")["loss"]).all()
+
+
+def test_demo_variant_smoke(tmp_path):
+    cfg = config.load(config.Path(__file__).resolve().parents[1] / "sweeps" / "tiny.toml")
+    run_sweep(dataclasses.replace(cfg, runs=16), tmp_path, progress=False)
+    assert len(pd.read_parquet(tmp_path / "runs.parquet")) == 32
