@@ -132,6 +132,9 @@ class SweepConfig:
     target: str = "identity"
     chunk_size: int | None = None
     memory_budget_mb: int = 1024
+    segment_steps: int = 2000
+    checkpoint_interval_s: float = 60.0
+    save_weights: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
     certify: CertifyConfig = field(default_factory=CertifyConfig)
     train_grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
@@ -143,6 +146,10 @@ class SweepConfig:
         if self.chunk_size is not None:
             _positive("chunk_size", self.chunk_size, integer=True)
         _positive("memory_budget_mb", self.memory_budget_mb, integer=True)
+        _positive("segment_steps", self.segment_steps, integer=True)
+        _positive("checkpoint_interval_s", self.checkpoint_interval_s)
+        if not isinstance(self.save_weights, bool):
+            raise ConfigError(f"save_weights must be true or false, got {self.save_weights!r}")
         _choice("grid.target", self.target, TARGETS)
         if not self.d:
             raise ConfigError("grid.d must list at least one input dimension")
@@ -177,9 +184,9 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes results (not the name, chunk size or memory budget)."""
+        """Hash of everything that changes results (not the name, chunking or checkpoint cadence)."""
         data = self.to_dict()
-        for key in ("name", "chunk_size", "memory_budget_mb"):
+        for key in ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s"):
             data.pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -196,7 +203,8 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> None:
         raise ConfigError(f"{name} must be {what}, got {value!r}")
 
 
-_TOP_KEYS = {"name", "seed", "runs", "chunk_size", "memory_budget_mb", "grid", "train", "certify"}
+_TOP_KEYS = {"name", "seed", "runs", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s",
+             "save_weights", "grid", "train", "certify"}
 _GRID_KEYS = {"d", "k", "target"}
 
 
@@ -264,7 +272,9 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
     return SweepConfig(
         name=raw["name"], seed=raw["seed"], runs=raw["runs"], d=_as_int_list("d", grid["d"]), k=k,
         target=grid.get("target", "identity"), chunk_size=raw.get("chunk_size"),
-        memory_budget_mb=raw.get("memory_budget_mb", 1024), train=train_cfg, certify=certify_cfg,
+        memory_budget_mb=raw.get("memory_budget_mb", 1024), segment_steps=raw.get("segment_steps", 2000),
+        checkpoint_interval_s=raw.get("checkpoint_interval_s", 60.0), save_weights=raw.get("save_weights", False),
+        train=train_cfg, certify=certify_cfg,
         train_grid=tuple(train_grid),
     )
 

@@ -36,13 +36,18 @@ def atomic_write_parquet(df: pd.DataFrame, path: Path, metadata: dict[str, Any] 
     table = pa.Table.from_pandas(df, preserve_index=False)
     if metadata:
         meta = dict(table.schema.metadata or {})
-        meta.update({b"jaxsym." + k.encode(): json.dumps(v).encode() for k, v in metadata.items()})
+        meta.update(encode_metadata(metadata))
         table = table.replace_schema_metadata(meta)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def encode_metadata(metadata: dict[str, Any]) -> dict[bytes, bytes]:
+    """Parquet schema metadata ``jaxsym.<key>`` → JSON."""
+    return {b"jaxsym." + k.encode(): json.dumps(v).encode() for k, v in metadata.items()}
 
 
 def atomic_write_text(text: str, path: Path) -> None:

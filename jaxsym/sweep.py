@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,19 +26,23 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from jaxsym import __version__, results
+from jaxsym import __version__, checkpoint, results
 from jaxsym.certify import DIVERGED, NOT_CONVERGED, STATUSES, make_certify_batch
 from jaxsym.config import Cell, SweepConfig
 from jaxsym.model import identity_target
 from jaxsym.orbits import cluster
+from jaxsym.parallel import n_local_devices, round_up, shard_runs
 from jaxsym.spectra import group_eigenvalues, hessian_eigenvalues
 from jaxsym.symmetry import isotropy
-from jaxsym.train import make_train_batch
+from jaxsym.train import BatchEngine, make_batch_engine
 
 log = logging.getLogger("jaxsym")
 
 CRITICAL = ("global", "spurious", "saddle", "degenerate")
+REP_COLUMNS = ["status", "loss", "grad_norm", "hess_min", "hess_max"]  # carried by chunk representatives
 
 
 class SweepDirError(RuntimeError):
@@ -96,28 +101,48 @@ class CellPrograms:
     """Compiled programs of one cell (built once, reused for every chunk)."""
 
     cell: Cell
-    V: jax.Array
-    train: Callable[[jax.Array], Any]
+    V: np.ndarray
+    engine: BatchEngine
     certify: Callable[[jax.Array, jax.Array, jax.Array], Any]
     size: int
 
 
 def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
-    V = jnp.asarray(identity_target(cell.k, cell.d, np.float32))
+    V = identity_target(cell.k, cell.d)
     with jax.enable_x64(True):
-        cert = make_certify_batch(cfg.certify, np.asarray(V, np.float64))
-    return CellPrograms(cell, V, make_train_batch(cell.train, V.astype(cell.train.dtype), cell.k, cfg.seed),
-                        cert, chunk_size_for(cfg, cell))
+        cert = make_certify_batch(cfg.certify, V)
+    engine = make_batch_engine(cell.train, jnp.asarray(V.astype(cell.train.dtype)), cell.k, cfg.seed)
+    return CellPrograms(cell, V, engine, cert, round_up(chunk_size_for(cfg, cell), n_local_devices()))
 
 
 def _padded(runs: np.ndarray, size: int) -> np.ndarray:
     """Pad to a multiple of ``size`` by repeating the last entry (results of padding are dropped)."""
     n = len(runs)
-    target = -(-n // size) * size
-    return np.concatenate([runs, np.full(target - n, runs[-1], dtype=runs.dtype)])
+    return np.concatenate([runs, np.full(round_up(n, size) - n, runs[-1], dtype=runs.dtype)])
 
 
-def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int
+def train_chunk(cfg: SweepConfig, prog: CellPrograms, runs: np.ndarray, inflight: Path | None) -> Any:
+    """Train a (padded) chunk in segments of ``segment_steps``, checkpointing in-flight state to ``inflight``
+    every ``checkpoint_interval_s`` seconds, resuming from a usable checkpoint there. Returns host arrays."""
+    eng = prog.engine
+    state = eng.init(shard_runs(runs.astype(np.uint32)))
+    until = 0
+    if inflight is not None and (got := checkpoint.restore(inflight, state)) is not None:
+        until, host_state = got
+        state = jax.tree.map(shard_runs, host_state)
+        log.info("%s resumed in-flight chunk at step %d from %s", prog.cell.label, until, inflight)
+    last_save = time.monotonic()
+    while int(eng.n_running(state)) > 0:
+        until += cfg.segment_steps
+        state = eng.advance(state, jnp.int32(until))
+        if inflight is not None and time.monotonic() - last_save > cfg.checkpoint_interval_s \
+                and int(eng.n_running(state)) > 0:
+            checkpoint.save(inflight, until, state)
+            last_save = time.monotonic()
+    return jax.tree.map(np.asarray, jax.device_get(eng.finish(state)))
+
+
+def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int, inflight: Path | None = None
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train, polish, certify and cluster runs ``start … stop−1`` of a cell.
 
@@ -126,8 +151,7 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int
     cell = prog.cell
     n = stop - start
     runs = np.arange(start, stop, dtype=np.int64)
-    res = jax.device_get(prog.train(jnp.asarray(_padded(runs, prog.size), jnp.uint32)))
-    res = jax.tree.map(lambda x: np.asarray(x)[:n], res)
+    res = jax.tree.map(lambda x: x[:n], train_chunk(cfg, prog, _padded(runs, prog.size), inflight))
 
     status = np.where(res.diverged, DIVERGED, NOT_CONVERGED).astype(np.int32)
     W = np.asarray(res.W, np.float64)
@@ -139,10 +163,10 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int
     shift = np.zeros(n)
     eligible = np.flatnonzero(~res.diverged & (res.grad_norm <= cfg.certify.polish_from))
     if len(eligible):
-        idx = _padded(eligible, prog.size)
+        idx = _padded(eligible, n_local_devices())
         with jax.enable_x64(True):
-            c = jax.device_get(prog.certify(jnp.asarray(W[idx]), jnp.asarray(gnorm[idx]),
-                                            jnp.asarray(res.diverged[idx])))
+            c = jax.device_get(prog.certify(shard_runs(W[idx]), shard_runs(gnorm[idx]),
+                                            shard_runs(res.diverged[idx])))
         sl = slice(0, len(eligible))
         W[eligible], loss[eligible], gnorm[eligible] = c.W[sl], c.loss[sl], c.grad_norm[sl]
         hmin[eligible], hmax[eligible] = c.hess_min[sl], c.hess_max[sl]
@@ -151,13 +175,6 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int
     names = np.array(STATUSES)[status]
     crit = np.flatnonzero(np.isin(names, CRITICAL))
     orbit = np.full(n, -1, dtype=np.int64)
-    reps = pd.DataFrame(columns=["local_orbit", "run", "count", "W"])
-    if len(crit):
-        V64 = np.asarray(prog.V, np.float64)
-        cl = cluster(W[crit], V64 if cell.k < cell.d else None, tol=cfg.certify.cluster_tol, order=runs[crit])
-        orbit[crit] = cl.labels
-        reps = pd.DataFrame({"local_orbit": np.arange(len(cl.reps)), "run": runs[crit][cl.reps],
-                             "count": cl.counts, "W": list(W[crit][cl.reps].reshape(len(cl.reps), -1))})
     rows = pd.DataFrame({
         "d": cell.d, "k": cell.k, "run": runs, "seed": cfg.seed, "loss": loss, "grad_norm": gnorm,
         "steps": np.asarray(res.steps, np.int64), "status": names, "orbit": orbit,
@@ -167,6 +184,16 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int
     })
     for name, value in cell.overrides:
         rows[name] = value
+    if cfg.save_weights:
+        rows["W"] = list(W.reshape(n, -1))
+    reps = pd.DataFrame(columns=["local_orbit", "run", "count", "W", *REP_COLUMNS])
+    if len(crit):
+        cl = cluster(W[crit], prog.V, tol=cfg.certify.cluster_tol, order=runs[crit])
+        orbit[crit] = cl.labels
+        rows["orbit"] = orbit
+        at = crit[cl.reps]
+        reps = pd.DataFrame({"local_orbit": np.arange(len(cl.reps)), "run": runs[at], "count": cl.counts,
+                             "W": list(W[at].reshape(len(at), -1)), **{c: rows[c].to_numpy()[at] for c in REP_COLUMNS}})
     return rows, reps
 
 
@@ -236,15 +263,22 @@ def iter_work(cfg: SweepConfig, out: Path, process_index: int = 0, process_count
         yield cell, sum(b - a for a, b in done), mine
 
 
-def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, process_index: int = 0,
-              process_count: int = 1, on_chunk: Callable[[Cell, int, int], None] | None = None) -> None:
-    """Run (or resume) every missing chunk of the sweep, then :func:`finalize` (process 0 only)."""
+def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, process_index: int | None = None,
+              process_count: int | None = None, on_chunk: Callable[[Cell, int, int], None] | None = None,
+              wait_timeout_s: float = 7 * 86400) -> None:
+    """Run (or resume) every missing chunk of this process's share, then :func:`finalize` (process 0).
+
+    ``process_index``/``process_count`` default to ``jax.process_index()``/``jax.process_count()``;
+    process 0 waits for the other processes' chunk files before merging.
+    """
     out = Path(out)
+    process_index = jax.process_index() if process_index is None else process_index
+    process_count = jax.process_count() if process_count is None else process_count
     prepare_dir(cfg, out)
     _setup_log(out)
     work = list(iter_work(cfg, out, process_index, process_count))
-    log.info("sweep %s: %d cells, %d runs each, %d chunks to run", cfg.name, len(work), cfg.runs,
-             sum(len(c) for _, _, c in work))
+    log.info("sweep %s (process %d/%d, %d local devices): %d cells, %d runs each, %d chunks to run", cfg.name,
+             process_index, process_count, n_local_devices(), len(work), cfg.runs, sum(len(c) for _, _, c in work))
     with _progress(progress) as bar:
         for cell, done, chunks in work:
             task = bar.add_task(cell.label, total=cfg.runs, completed=done) if bar else None
@@ -253,17 +287,33 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
             prog = build_programs(cfg, cell)
             for start, stop in chunks:
                 t0 = time.perf_counter()
-                rows, reps = run_chunk(cfg, prog, start, stop)
+                inflight = out / "inflight" / cell.label / f"{start:010d}-{stop:010d}"
+                rows, reps = run_chunk(cfg, prog, start, stop, inflight)
                 runs_path, reps_path = _chunk_paths(out, cell, start, stop)
                 results.atomic_write_parquet(reps, reps_path)
                 results.atomic_write_parquet(rows, runs_path)
+                checkpoint.clear(inflight)
                 log.info("%s runs %d..%d done in %.1fs", cell.label, start, stop - 1, time.perf_counter() - t0)
                 if bar is not None:
                     bar.advance(task, stop - start)
                 if on_chunk is not None:
                     on_chunk(cell, start, stop)
     if process_index == 0:
+        _wait_for_all_chunks(cfg, out, wait_timeout_s)
         finalize(cfg, out)
+
+
+def _wait_for_all_chunks(cfg: SweepConfig, out: Path, timeout_s: float) -> None:
+    """Poll until every cell's runs are covered by chunk files (other processes' share)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        missing = sum(len(plan_chunks(cfg.runs, done_chunks(out, c), cfg.runs)) for c in cfg.cells())
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"chunks of other processes still missing in {out} after {timeout_s:.0f}s; "
+                               f"rerun the sweep to finish them")
+        time.sleep(1.0)
 
 
 def _setup_log(out: Path) -> None:
@@ -307,86 +357,101 @@ def _progress(enabled: bool) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------
-# Merge: runs.parquet and minima.parquet
+# Merge: runs.parquet and minima.parquet (streamed: memory does not grow with the number of runs)
 # --------------------------------------------------------------------------------------------------
-def collect_cell(out: Path, cell: Cell) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All finished chunk rows and chunk representatives of a cell (chunk id added to the reps)."""
-    rows, reps = [], []
-    for i, path in enumerate(sorted(_chunk_dir(out, cell).glob("*.runs.parquet"))):
-        r = results.read_parquet_checked(path)
-        p = results.read_parquet_checked(path.with_name(path.name.replace(".runs.", ".reps.")))
-        if r is None or p is None:
-            continue
-        r["chunk"] = i
-        p["chunk"] = i
-        rows.append(r)
-        reps.append(p)
-    if not rows:
-        return pd.DataFrame(), pd.DataFrame()
-    return pd.concat(rows, ignore_index=True), pd.concat(reps, ignore_index=True)
+def _chunk_files(out: Path, cell: Cell) -> list[tuple[Path, Path]]:
+    files = []
+    for path in sorted(_chunk_dir(out, cell).glob("*.runs.parquet")):
+        files.append((path, path.with_name(path.name.replace(".runs.", ".reps."))))
+    return files
 
 
 def describe_point(W: np.ndarray, V: np.ndarray, tol: float, eig_tol: float = 1e-6) -> dict[str, Any]:
     """Isotropy and spectrum columns of a distinct critical point."""
-    iso = isotropy(W, V if W.shape[0] < W.shape[1] else None, tol=tol)
-    eigs = hessian_eigenvalues(W, V)
-    spec = group_eigenvalues(eigs, eig_tol)
+    iso = isotropy(W, V, tol=tol)
+    spec = group_eigenvalues(hessian_eigenvalues(W, V), eig_tol)
     return {"isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
             "coordinate_orbits": iso.coordinate_orbits, "n_distinct_eigs": len(spec),
             "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec]}
 
 
+def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
+                ) -> tuple[list[dict[str, Any]], dict[tuple[int, int], int]]:
+    """Distinct critical points of a cell from its chunks' representatives, and the map
+    ``(chunk position, local orbit) → orbit id``. Orbit ids are ordered by (status, loss, first run)."""
+    reps = []
+    for i, (_, reps_path) in enumerate(files):
+        r = results.read_parquet_checked(reps_path)
+        if r is not None and len(r):
+            reps.append(r.assign(chunk=i))
+    if not reps:
+        return [], {}
+    reps = pd.concat(reps, ignore_index=True)
+    k, d = cell.k, cell.d
+    V = identity_target(k, d)
+    Ws = np.stack(reps["W"].to_numpy()).reshape(-1, k, d)
+    cl = cluster(Ws, V, tol=cfg.certify.cluster_tol, order=reps["run"].to_numpy(), weights=reps["count"].to_numpy())
+    rank = {s: i for i, s in enumerate(STATUSES)}
+    firsts = reps.iloc[cl.reps]
+    order = sorted(range(len(cl.reps)), key=lambda j: (rank[firsts["status"].iloc[j]], firsts["loss"].iloc[j],
+                                                       firsts["run"].iloc[j]))
+    new_id = {old: new for new, old in enumerate(order)}
+    minima = []
+    for old in order:
+        r = firsts.iloc[old]
+        W = Ws[cl.reps[old]]
+        minima.append({
+            "d": d, "k": k, "orbit": new_id[old], "status": r["status"], "loss": float(r["loss"]),
+            "count": int(cl.counts[old]), "grad_norm": float(r["grad_norm"]), "hess_min": float(r["hess_min"]),
+            "hess_max": float(r["hess_max"]), **describe_point(W, V, cfg.certify.cluster_tol),
+            "W": W.reshape(-1).tolist(), "rep_run": int(r["run"]), "cell": cell.label, **dict(cell.overrides),
+        })
+    mapping = {(int(c), int(o)): new_id[int(lab)]
+               for c, o, lab in zip(reps["chunk"], reps["local_orbit"], cl.labels)}
+    return minima, mapping
+
+
 def finalize(cfg: SweepConfig, out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Merge finished chunks into ``runs.parquet`` and ``minima.parquet`` (also for a partial sweep)."""
+    """Merge finished chunks into ``runs.parquet`` and ``minima.parquet`` (also for a partial sweep).
+
+    ``runs.parquet`` is streamed chunk by chunk (one row group each), so memory stays flat in the number of
+    runs. Returns ``(runs, minima)`` read back only when the runs table is small (≤ 10⁶ rows), else an
+    empty runs frame.
+    """
     out = Path(out)
-    all_runs, all_minima = [], []
-    for cell in cfg.cells():
-        rows, reps = collect_cell(out, cell)
-        if rows.empty:
-            continue
-        V = identity_target(cell.k, cell.d)
-        k, d = cell.k, cell.d
-        orbit = np.full(len(rows), -1, dtype=np.int64)
-        if len(reps):
-            Ws = np.stack(reps["W"].to_numpy()).reshape(-1, k, d)
-            cl = cluster(Ws, V if k < d else None, tol=cfg.certify.cluster_tol,
-                         order=reps["run"].to_numpy(), weights=reps["count"].to_numpy())
-            table = dict(zip(zip(reps["chunk"], reps["local_orbit"]), cl.labels))
-            has = rows["orbit"].to_numpy() >= 0
-            orbit[has] = [table[(c, o)] for c, o in zip(rows["chunk"][has], rows["orbit"][has])]
-            rep_rows = rows.set_index("run").loc[reps["run"].to_numpy()[cl.reps]]
-            for j, ridx in enumerate(cl.reps):
-                W = Ws[ridx]
-                r = rep_rows.iloc[j]
-                all_minima.append({
-                    "d": d, "k": k, "orbit": j, "status": r["status"], "loss": float(r["loss"]),
-                    "count": int(cl.counts[j]), "grad_norm": float(r["grad_norm"]),
-                    "hess_min": float(r["hess_min"]), "hess_max": float(r["hess_max"]),
-                    **describe_point(W, V, cfg.certify.cluster_tol), "W": W.reshape(-1).tolist(),
-                    "rep_run": int(reps["run"].iloc[ridx]), "cell": cell.label,
-                    **dict(cell.overrides),
-                })
-        rows["orbit"] = orbit
-        all_runs.append(rows.drop(columns=["chunk"]).sort_values("run", kind="stable"))
     meta = {"thresholds": sweep_manifest(cfg)["thresholds"], "fingerprint": cfg.fingerprint()}
-    runs_df = pd.concat(all_runs, ignore_index=True) if all_runs else pd.DataFrame(columns=results.RUNS_COLUMNS)
-    minima_df = pd.DataFrame(all_minima, columns=None if all_minima else results.MINIMA_COLUMNS)
-    if not minima_df.empty:
-        minima_df = _order_orbits(minima_df, runs_df)
-    results.atomic_write_parquet(runs_df, out / "runs.parquet", meta)
+    all_minima: list[dict[str, Any]] = []
+    tmp = out / f".runs.parquet.{os.getpid()}.tmp"
+    writer: pq.ParquetWriter | None = None
+    n_rows = 0
+    try:
+        for cell in cfg.cells():
+            files = _chunk_files(out, cell)
+            minima, mapping = cell_minima(cfg, cell, files)
+            all_minima += minima
+            for i, (runs_path, _) in enumerate(files):
+                rows = results.read_parquet_checked(runs_path)
+                if rows is None:
+                    continue
+                local = rows["orbit"].to_numpy()
+                rows["orbit"] = np.array([mapping[(i, int(o))] if o >= 0 else -1 for o in local], dtype=np.int64)
+                table = pa.Table.from_pandas(rows, preserve_index=False)
+                if writer is None:
+                    schema = table.schema.with_metadata({**(table.schema.metadata or {}), **results.encode_metadata(meta)})
+                    writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(table.cast(writer.schema))
+                n_rows += len(rows)
+        if writer is None:
+            results.atomic_write_parquet(pd.DataFrame(columns=results.RUNS_COLUMNS), out / "runs.parquet", meta)
+        else:
+            writer.close()
+            writer = None
+            os.replace(tmp, out / "runs.parquet")
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    minima_df = pd.DataFrame(all_minima) if all_minima else pd.DataFrame(columns=results.MINIMA_COLUMNS)
     results.atomic_write_parquet(minima_df, out / "minima.parquet", meta)
+    runs_df = pd.read_parquet(out / "runs.parquet") if n_rows <= 1_000_000 else pd.DataFrame()
     return runs_df, minima_df
-
-
-def _order_orbits(minima: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
-    """Renumber orbits per cell by (status, loss) so ids are stable and readable; updates ``runs`` too."""
-    status_rank = {s: i for i, s in enumerate(STATUSES)}
-    minima = minima.assign(_s=minima["status"].map(status_rank))
-    minima = minima.sort_values(["d", "k", "cell", "_s", "loss", "rep_run"], kind="stable").reset_index(drop=True)
-    for cell, idx in minima.groupby("cell", sort=False).groups.items():
-        old = minima.loc[idx, "orbit"].to_numpy()
-        mapping = dict(zip(old, range(len(old))))
-        minima.loc[idx, "orbit"] = np.arange(len(old))
-        sel = (runs["cell"] == cell) & (runs["orbit"] >= 0)
-        runs.loc[sel, "orbit"] = runs.loc[sel, "orbit"].map(mapping).to_numpy()
-    return minima.drop(columns="_s")

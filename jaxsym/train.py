@@ -75,8 +75,35 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
     return table[cfg.optimizer]()
 
 
-def make_train_from(cfg: TrainConfig, V: Array) -> Callable[[Array], RunResult]:
-    """Return ``train_from(W0) -> RunResult``: optimise from the given start ``W0`` (k, d)."""
+class TrainState(NamedTuple):
+    """In-flight state of one run (a pytree; checkpointable with orbax).
+
+    Attributes:
+      step: () int32 steps taken.   W: (k, d) weights.   opt_state: the optax state.
+      g: (k, d) gradient at W.      finite: () bool, nothing non-finite met so far.
+    """
+
+    step: Array
+    W: Array
+    opt_state: optax.OptState
+    g: Array
+    finite: Array
+
+
+class Engine(NamedTuple):
+    """The training loop split in three pure single-run functions, so that a long chunk can be stopped,
+    checkpointed and resumed between segments: ``finish(advance(init(W0), steps))`` is one whole run, and
+    ``advance(advance(s, a), b) == advance(s, b)`` bit for bit (the loop body does not depend on the bound).
+    """
+
+    init: Callable[[Array], TrainState]
+    advance: Callable[[TrainState, Array], TrainState]
+    finish: Callable[[TrainState], RunResult]
+    running: Callable[[TrainState], Array]
+
+
+def make_engine(cfg: TrainConfig, V: Array) -> Engine:
+    """Build the single-run engine for target ``V`` (m, d) in the training dtype."""
     dtype = jnp.dtype(cfg.dtype)
     V = jnp.asarray(V, dtype)
     opt = make_optimizer(cfg)
@@ -85,36 +112,36 @@ def make_train_from(cfg: TrainConfig, V: Array) -> Callable[[Array], RunResult]:
     def grad_fn(W: Array) -> Array:
         return model.grad(W, V, accurate=False)
 
-    def train_from(W0: Array) -> RunResult:
+    def init(W0: Array) -> TrainState:
         W0 = W0.astype(dtype)
         g0 = grad_fn(W0)
+        return TrainState(jnp.int32(0), W0, opt.init(W0), g0, jnp.all(jnp.isfinite(g0)) & jnp.all(jnp.isfinite(W0)))
 
-        class State(NamedTuple):
-            step: Array
-            W: Array
-            opt_state: optax.OptState
-            g: Array
-            finite: Array
+    def running(s: TrainState) -> Array:
+        return (s.step < cfg.steps) & (jnp.linalg.norm(s.g) > tol) & s.finite
 
-        def running(s: State) -> Array:
-            return (s.step < cfg.steps) & (jnp.linalg.norm(s.g) > tol) & s.finite
+    def step(s: TrainState) -> TrainState:
+        updates, opt_state = opt.update(s.g, s.opt_state, s.W)
+        W = optax.apply_updates(s.W, updates)
+        g = grad_fn(W)
+        finite = jnp.all(jnp.isfinite(W)) & jnp.all(jnp.isfinite(g))
+        # keep the last finite iterate of a diverging run
+        return TrainState(s.step + 1, jnp.where(finite, W, s.W), opt_state, jnp.where(finite, g, s.g), finite)
 
-        def step(s: State) -> State:
-            updates, opt_state = opt.update(s.g, s.opt_state, s.W)
-            W = optax.apply_updates(s.W, updates)
-            g = grad_fn(W)
-            finite = jnp.all(jnp.isfinite(W)) & jnp.all(jnp.isfinite(g))
-            # keep the last finite iterate of a diverging run
-            W = jnp.where(finite, W, s.W)
-            g = jnp.where(finite, g, s.g)
-            return State(s.step + 1, W, opt_state, g, finite)
+    def advance(s: TrainState, until: Array) -> TrainState:
+        return jax.lax.while_loop(lambda s: running(s) & (s.step < until), step, s)
 
-        init = State(jnp.int32(0), W0, opt.init(W0), g0, jnp.all(jnp.isfinite(g0)))
-        s = jax.lax.while_loop(running, step, init)
+    def finish(s: TrainState) -> RunResult:
         f = model.loss(s.W, V, accurate=False)
         return RunResult(s.W, f, jnp.linalg.norm(s.g), s.step, ~s.finite | ~jnp.isfinite(f))
 
-    return train_from
+    return Engine(init, advance, finish, running)
+
+
+def make_train_from(cfg: TrainConfig, V: Array) -> Callable[[Array], RunResult]:
+    """Return ``train_from(W0) -> RunResult``: optimise from the given start ``W0`` (k, d)."""
+    eng = make_engine(cfg, V)
+    return lambda W0: eng.finish(eng.advance(eng.init(W0), jnp.int32(cfg.steps)))
 
 
 def make_train(cfg: TrainConfig, V: Array, k: int) -> Callable[[Array], RunResult]:
@@ -140,3 +167,31 @@ def make_train_batch(cfg: TrainConfig, V: Array, k: int, seed: int) -> Callable[
         return jax.vmap(train)(keys)
 
     return batch
+
+
+class BatchEngine(NamedTuple):
+    """Jitted, vmapped engine over a chunk: ``init(runs)``, ``advance(state, until)``, ``finish(state)``,
+    ``n_running(state)``. Used by sweeps to train a chunk in segments with checkpoints in between."""
+
+    init: Callable[[Array], TrainState]
+    advance: Callable[[TrainState, Array], TrainState]
+    finish: Callable[[TrainState], RunResult]
+    n_running: Callable[[TrainState], Array]
+
+
+def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> BatchEngine:
+    """Batch engine whose ``init`` draws each run's start from ``(seed, d, k, run)``."""
+    eng = make_engine(cfg, V)
+    d = V.shape[1]
+
+    def init(runs: Array) -> TrainState:
+        base = cell_key(seed, d, k)
+        W0 = jax.vmap(lambda r: init_weights(run_key(base, r), k, d, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
+        return jax.vmap(eng.init)(W0)
+
+    return BatchEngine(
+        jax.jit(init),
+        jax.jit(jax.vmap(eng.advance, in_axes=(0, None))),
+        jax.jit(jax.vmap(eng.finish)),
+        jax.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s))),
+    )

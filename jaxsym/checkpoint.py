@@ -1,0 +1,74 @@
+"""In-flight checkpoints of a chunk's training state with orbax-checkpoint.
+
+Finished chunks are stored as Parquet files (see :mod:`jaxsym.results`); a chunk that trains for a long
+time additionally saves its :class:`jaxsym.train.TrainState` (weights, optimizer state, step counts) every
+``checkpoint_interval_s`` seconds between training segments, under ``DIR/inflight/<cell>/<start>-<stop>/``.
+A resumed sweep restores the newest checkpoint that reads back and matches the chunk (orbax's latest step can
+be incomplete after a crash: older steps are tried, and with none usable the chunk starts over). Saves are
+synchronous (async saves can hang in notebooks) and local to the process (no cross-host barrier), since each
+process owns its chunks. PRNG keys are never stored: runs are re-derived from their indices.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+log = logging.getLogger("jaxsym")
+
+
+def _manager(path: Path) -> ocp.CheckpointManager:
+    proc = jax.process_index()
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=2, create=True, enable_async_checkpointing=False,
+        multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=proc, active_processes={proc}),
+    )
+    return ocp.CheckpointManager(path.resolve(), options=options)
+
+
+def _host(tree: Any) -> Any:
+    return jax.tree.map(np.asarray, tree)
+
+
+def save(path: Path, step: int, state: Any) -> None:
+    """Save ``state`` (a pytree of arrays) as checkpoint ``step`` (the chunk's training step)."""
+    with _manager(path) as mngr:
+        mngr.save(step, args=ocp.args.StandardSave(_host(state)), force=True)
+        mngr.wait_until_finished()
+
+
+def restore(path: Path, like: Any) -> tuple[int, Any] | None:
+    """Newest usable checkpoint as ``(step, state)`` with the structure and shapes of ``like``, or None."""
+    if not path.exists():
+        return None
+    try:
+        mngr = _manager(path)
+        steps = sorted(mngr.all_steps(), reverse=True)
+    except Exception as e:  # an unreadable directory: start the chunk over
+        log.warning("in-flight checkpoint %s unreadable (%s); the chunk starts over", path, e)
+        return None
+    target = _host(like)
+    with mngr:
+        for step in steps:
+            try:
+                state = mngr.restore(step, args=ocp.args.StandardRestore(target))
+            except Exception as e:
+                log.warning("in-flight checkpoint %s step %d unusable (%s); trying an older one", path, step, e)
+                continue
+            same = jax.tree.structure(state) == jax.tree.structure(target) and all(
+                np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
+                for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(target)))
+            if same:
+                return step, state
+            log.warning("in-flight checkpoint %s step %d does not match this chunk; ignored", path, step)
+    return None
+
+
+def clear(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
