@@ -25,8 +25,9 @@ log = logging.getLogger("jaxsym")
 
 def _manager(path: Path) -> ocp.CheckpointManager:
     proc = jax.process_index()
+    path.mkdir(parents=True, exist_ok=True)  # orbax cannot create it with process-local options
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=2, create=True, enable_async_checkpointing=False,
+        max_to_keep=2, create=False, enable_async_checkpointing=False,
         multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=proc, active_processes={proc}),
     )
     return ocp.CheckpointManager(path.resolve(), options=options)
@@ -36,11 +37,20 @@ def _host(tree: Any) -> Any:
     return jax.tree.map(np.asarray, tree)
 
 
-def save(path: Path, step: int, state: Any) -> None:
-    """Save ``state`` (a pytree of arrays) as checkpoint ``step`` (the chunk's training step)."""
-    with _manager(path) as mngr:
-        mngr.save(step, args=ocp.args.StandardSave(_host(state)), force=True)
-        mngr.wait_until_finished()
+def save(path: Path, step: int, state: Any) -> bool:
+    """Save ``state`` (a pytree of arrays) as checkpoint ``step`` (the chunk's training step).
+
+    A failed save is logged and returns False: in-flight checkpoints only shorten a resume, so they
+    must never stop a sweep.
+    """
+    try:
+        with _manager(path) as mngr:
+            mngr.save(step, args=ocp.args.StandardSave(_host(state)), force=True)
+            mngr.wait_until_finished()
+        return True
+    except Exception as e:
+        log.warning("in-flight checkpoint %s step %d not saved: %s", path, step, e)
+        return False
 
 
 def restore(path: Path, like: Any) -> tuple[int, Any] | None:
@@ -59,14 +69,17 @@ def restore(path: Path, like: Any) -> tuple[int, Any] | None:
             try:
                 state = mngr.restore(step, args=ocp.args.StandardRestore(target))
             except Exception as e:
-                log.warning("in-flight checkpoint %s step %d unusable (%s); trying an older one", path, step, e)
+                log.warning("in-flight checkpoint %s step %d unusable (%s); removed, trying an older one",
+                            path, step, e)
+                shutil.rmtree(path / str(step), ignore_errors=True)  # else it blocks saving that step again
                 continue
             same = jax.tree.structure(state) == jax.tree.structure(target) and all(
                 np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
                 for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(target)))
             if same:
                 return step, state
-            log.warning("in-flight checkpoint %s step %d does not match this chunk; ignored", path, step)
+            log.warning("in-flight checkpoint %s step %d does not match this chunk; removed", path, step)
+            shutil.rmtree(path / str(step), ignore_errors=True)
     return None
 
 

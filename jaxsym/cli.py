@@ -19,6 +19,11 @@ def sweep(
     out: Annotated[Path | None, typer.Option(help="results directory (default results/<name>)")] = None,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
     chunk_size: Annotated[int | None, typer.Option(help="override the config's chunk size")] = None,
+    distributed: Annotated[bool, typer.Option(help="jax.distributed.initialize() (auto-detects SLURM, TPU pods)")]
+    = False,
+    coordinator: Annotated[str | None, typer.Option(help="multi-process: coordinator host:port")] = None,
+    num_processes: Annotated[int | None, typer.Option(help="multi-process: number of processes")] = None,
+    process_id: Annotated[int | None, typer.Option(help="multi-process: this process's id")] = None,
 ) -> None:
     """Run a sweep; running it again on the same --out resumes where it stopped."""
     import dataclasses
@@ -35,11 +40,17 @@ def sweep(
         console.print(f"[red]config error:[/red] {e}")
         raise typer.Exit(2) from None
     out = out or Path("results") / cfg.name
+    if distributed or coordinator is not None:
+        from jaxsym.parallel import initialize_distributed
+        initialize_distributed(coordinator, num_processes, process_id)
     try:
         sw.run_sweep(cfg, out, progress=progress)
     except sw.SweepDirError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
+    import jax
+    if jax.process_index() != 0:
+        return
     import pandas as pd
     print_summary(pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet"))
     console.print(f"tables in {out}/runs.parquet and {out}/minima.parquet")

@@ -1,0 +1,181 @@
+"""Sweeps at scale: SIGKILL and resume, many devices, many processes, in-flight checkpoints."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxsym import checkpoint, config
+from jaxsym.sweep import build_programs, run_chunk
+
+SWEEP = """name = "scale"
+seed = 1
+runs = 48
+chunk_size = 8
+segment_steps = 300
+checkpoint_interval_s = {interval}
+[grid]
+d = [4, 5]
+k = "d"
+[train]
+steps = 2500
+"""
+
+
+def _write_cfg(tmp_path: Path, interval: float = 60.0) -> Path:
+    path = tmp_path / f"sweep-{interval}.toml"
+    path.write_text(SWEEP.format(interval=interval))
+    return path
+
+
+def _cmd(cfg: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "jaxsym.cli", "sweep", str(cfg), "--out", str(out), "--no-progress", *extra]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env.update(extra)
+    return env
+
+
+def _run(cfg: Path, out: Path, *extra: str, **env: str) -> None:
+    subprocess.run(_cmd(cfg, out, *extra), check=True, env=_env(**env), capture_output=True, timeout=600)
+
+
+def _assert_same_tables(a: Path, b: Path) -> None:
+    for name in ("runs.parquet", "minima.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(a / name), pd.read_parquet(b / name))
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("baseline")
+    cfg = _write_cfg(tmp)
+    _run(cfg, tmp / "out")
+    return tmp / "out"
+
+
+def _n_chunks(out: Path) -> int:
+    return len(list((out / "chunks").glob("*/*.runs.parquet"))) if (out / "chunks").exists() else 0
+
+
+def _kill_when(cfg: Path, out: Path, ready) -> None:
+    """Start a sweep, SIGKILL it as soon as ``ready(out)`` holds (or when it ends by itself)."""
+    proc = subprocess.Popen(_cmd(cfg, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and not ready(out) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
+def test_sigkill_at_several_points_then_resume_is_bit_identical(baseline, tmp_path):
+    cfg = _write_cfg(tmp_path)
+    out = tmp_path / "out"
+    written = []
+    for target in (1, 4, 9):  # kill after 1, 4 and 9 finished chunks (of 12)
+        _kill_when(cfg, out, lambda o, t=target: _n_chunks(o) >= t)
+        written.append(_n_chunks(out))
+        assert not (out / "runs.parquet").exists() or _n_chunks(out) == 12
+    assert written == sorted(written) and written[0] >= 1
+    _run(cfg, out)
+    _assert_same_tables(baseline, out)
+    runs = pd.read_parquet(out / "runs.parquet")
+    assert not runs.duplicated(["d", "k", "run"]).any() and len(runs) == 2 * 48
+
+
+def test_sigkill_inside_a_chunk_resumes_from_the_inflight_checkpoint(baseline, tmp_path):
+    cfg = _write_cfg(tmp_path, interval=0.001)  # checkpoint after every segment
+    out = tmp_path / "out"
+
+    def inflight_saved(o: Path) -> bool:
+        return any(p.name.isdigit() for p in (o / "inflight").glob("*/*/*")) if (o / "inflight").exists() else False
+
+    _kill_when(cfg, out, inflight_saved)
+    assert (out / "inflight").exists()
+    _run(cfg, out)
+    assert "resumed in-flight chunk" in (out / "sweep.log").read_text()
+    _assert_same_tables(baseline, out)
+    assert not any((out / "inflight").glob("*/*"))  # cleared once chunks are written
+
+
+def test_tables_identical_on_four_devices(baseline, tmp_path):
+    cfg = _write_cfg(tmp_path)
+    _run(cfg, tmp_path / "out", XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    assert "4 local devices" in (tmp_path / "out" / "sweep.log").read_text()
+    _assert_same_tables(baseline, tmp_path / "out")
+
+
+def test_tables_identical_with_two_processes(baseline, tmp_path):
+    cfg = _write_cfg(tmp_path)
+    out = tmp_path / "out"
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    args = ["--coordinator", f"localhost:{port}", "--num-processes", "2"]
+    procs = [subprocess.Popen(_cmd(cfg, out, *args, "--process-id", str(i)), env=_env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for i in (1, 0)]
+    for p in procs:
+        _, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err.decode()[-2000:]
+    log = (out / "sweep.log").read_text()
+    assert "process 0/2" in log and "process 1/2" in log
+    _assert_same_tables(baseline, out)
+
+
+def test_truncated_inflight_checkpoint_falls_back(tmp_path, caplog):
+    """A corrupt newest checkpoint step is skipped for the previous good one; with none usable the
+    chunk starts over; either way the chunk's results equal an uninterrupted run's."""
+    cfg = config.load(_write_cfg(tmp_path, interval=0.001))
+    cell = cfg.cells()[0]
+    prog = build_programs(cfg, cell)
+    clean_rows, _ = run_chunk(cfg, prog, 0, 8)
+
+    inflight = tmp_path / "inflight"
+    eng = prog.engine
+    state = eng.init(jax.numpy.arange(8, dtype=jax.numpy.uint32))
+    state = eng.advance(state, jax.numpy.int32(300))
+    checkpoint.save(inflight, 300, state)
+    state = eng.advance(state, jax.numpy.int32(600))
+    checkpoint.save(inflight, 600, state)
+    newest = inflight / "600"
+    files = [p for p in newest.rglob("*") if p.is_file() and p.stat().st_size > 0]
+    for p in files:  # truncate every file of the newest step
+        p.write_bytes(p.read_bytes()[: max(1, p.stat().st_size // 3)])
+    got = checkpoint.restore(inflight, state)
+    assert got is not None and got[0] == 300
+    rows, _ = run_chunk(cfg, prog, 0, 8, inflight)
+    pd.testing.assert_frame_equal(rows, clean_rows)
+
+    assert "not saved" not in caplog.text  # the corrupt step was removed, so the resumed chunk could save it
+    checkpoint.clear(inflight)
+    checkpoint.save(inflight, 300, state)
+    for p in (inflight / "300").rglob("*"):
+        if p.is_file():
+            p.write_bytes(b"garbage")
+    assert checkpoint.restore(inflight, state) is None
+    rows, _ = run_chunk(cfg, prog, 0, 8, inflight)
+    pd.testing.assert_frame_equal(rows, clean_rows)
+
+
+def test_memory_budget_sets_chunk_size():
+    from jaxsym.sweep import bytes_per_run, chunk_size_for
+    cfg = config.from_dict({"name": "m", "seed": 0, "runs": 10**7, "memory_budget_mb": 512,
+                            "grid": {"d": [10, 50], "k": "d"}})
+    small, large = (chunk_size_for(cfg, c) for c in cfg.cells())
+    assert small > large >= 16
+    for c, n in zip(cfg.cells(), (small, large)):
+        assert n * bytes_per_run(c.k, c.d, c.k, "float32") <= 512 * 2**20 or n == 16
+    assert np.log2(small) == int(np.log2(small))
