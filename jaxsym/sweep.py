@@ -437,7 +437,8 @@ def finalize(cfg: SweepConfig, out: str | Path) -> tuple[pd.DataFrame, pd.DataFr
                 rows["orbit"] = np.array([mapping[(i, int(o))] if o >= 0 else -1 for o in local], dtype=np.int64)
                 table = pa.Table.from_pandas(rows, preserve_index=False)
                 if writer is None:
-                    schema = table.schema.with_metadata({**(table.schema.metadata or {}), **results.encode_metadata(meta)})
+                    old = table.schema.metadata or {}
+                    schema = table.schema.with_metadata({**old, **results.encode_metadata(meta)})
                     writer = pq.ParquetWriter(tmp, schema)
                 writer.write_table(table.cast(writer.schema))
                 n_rows += len(rows)
