@@ -29,6 +29,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,12 +113,19 @@ class Cell:
     target: str
     train: TrainConfig
     overrides: tuple[tuple[str, Any], ...] = ()
+    m: int | None = None
+
+    @property
+    def teacher_width(self) -> int:
+        """``m``, the number of teacher neurons (default k)."""
+        return self.k if self.m is None else self.m
 
     @property
     def label(self) -> str:
-        """A file-name-safe name, e.g. ``d6-k6`` or ``d6-k6-learning_rate=0.05``."""
+        """A file-name-safe name, e.g. ``d6-k6``, ``d6-k7-m6`` or ``d6-k6-learning_rate=0.05``."""
         extra = "".join(f"-{n}={v}" for n, v in self.overrides)
-        return f"d{self.d}-k{self.k}{extra}"
+        teacher = "" if self.m is None else f"-m{self.m}"
+        return f"d{self.d}-k{self.k}{teacher}{extra}"
 
 
 @dataclass(frozen=True)
@@ -128,8 +136,9 @@ class SweepConfig:
     seed: int
     runs: int
     d: tuple[int, ...]
-    k: tuple[int, ...] | str
+    k: tuple[int | str, ...] | str
     target: str = "identity"
+    m: tuple[int | str, ...] | str | None = None
     chunk_size: int | None = None
     memory_budget_mb: int = 1024
     segment_steps: int = 2000
@@ -155,17 +164,22 @@ class SweepConfig:
             raise ConfigError("grid.d must list at least one input dimension")
         for d in self.d:
             _positive("grid.d", d, integer=True)
-        if self.k != "d":
-            if isinstance(self.k, str) or not self.k:
-                raise ConfigError(f'grid.k must be "d" or a non-empty list of integers, got {self.k!r}')
-            for k in self.k:
-                _positive("grid.k", k, integer=True)
+        if self.k != "d" and (isinstance(self.k, str) or not self.k):
+            raise ConfigError(f'grid.k must be "d" or a non-empty list, got {self.k!r}')
         for cell in self.cells():
-            if self.target == "identity" and cell.k > cell.d:
+            _positive("grid.k", cell.k, integer=True)
+            _positive("grid.m", cell.teacher_width, integer=True)
+            if self.target == "identity" and cell.teacher_width > cell.d:
                 raise ConfigError(
-                    f"grid: target 'identity' needs k <= d (V = I or [I 0]); the cell d={cell.d}, "
-                    f"k={cell.k} is impossible. Use k = \"d\" or smaller k."
+                    f"grid: target 'identity' needs a teacher width m <= d (V = I or [I 0]); the cell d={cell.d}, "
+                    f"k={cell.k}, m={cell.teacher_width} is impossible. Use smaller k, or set m (e.g. m = \"d\" "
+                    f"for students wider than the target)."
                 )
+            if self.chunk_size is None and bytes_per_run(cell.k, cell.d, cell.teacher_width) * 16 > \
+                    self.memory_budget_mb * 2**20:
+                need = bytes_per_run(cell.k, cell.d, cell.teacher_width) * 16 / 2**20
+                raise ConfigError(f"memory_budget_mb = {self.memory_budget_mb} cannot fit the smallest chunk "
+                                  f"(16 runs need {need:.0f} MB) of cell d={cell.d}, k={cell.k}; raise it")
 
     def cells(self) -> list[Cell]:
         """All grid cells, in a fixed order (d, then k, then the train grid)."""
@@ -173,12 +187,21 @@ class SweepConfig:
         combos = list(itertools.product(*(vals for _, vals in self.train_grid))) or [()]
         out = []
         for d in self.d:
-            for k in ((d,) if self.k == "d" else self.k):
-                for combo in combos:
-                    train = dataclasses.replace(self.train, **dict(zip(names, combo)))
-                    out.append(Cell(d=d, k=k, target=self.target, train=train,
-                                    overrides=tuple(zip(names, combo))))
+            for k_expr in (("d",) if self.k == "d" else self.k):
+                k = size_expr(k_expr, d=d)
+                m_exprs = (None,) if self.m is None else (("d",) if self.m == "d" else self.m)
+                for m_expr in m_exprs:
+                    m = None if m_expr is None else size_expr(m_expr, d=d, k=k)
+                    for combo in combos:
+                        train = dataclasses.replace(self.train, **dict(zip(names, combo)))
+                        out.append(Cell(d=d, k=k, target=self.target, train=train,
+                                        overrides=tuple(zip(names, combo)), m=m))
         return out
+
+    def smoke(self, runs: int = 8, steps: int = 300) -> SweepConfig:
+        """A seconds-long variant of this sweep: the smallest ``d``, few runs and steps (for tests, demos)."""
+        return dataclasses.replace(self, name=f"{self.name}-smoke", runs=runs, chunk_size=min(runs, 8),
+                                   d=(min(self.d),), train=dataclasses.replace(self.train, steps=steps))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -189,6 +212,30 @@ class SweepConfig:
         for key in ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s"):
             data.pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+_SIZE = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?([dk])\s*(?:([+-])\s*(\d+))?\s*$")
+
+
+def size_expr(value: int | str, **names: int) -> int:
+    """A size given as an integer or an expression ``"d"``, ``"d+1"``, ``"2d"``, ``"k-1"``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    m = _SIZE.match(str(value))
+    if not m or m.group(2) not in names:
+        allowed = ", ".join(f'"{n}", "{n}+1", "2{n}"' for n in names)
+        raise ConfigError(f"size {value!r} is neither an integer nor an expression like {allowed}")
+    coef = int(m.group(1) or 1)
+    off = int(m.group(4) or 0) * (-1 if m.group(3) == "-" else 1)
+    return coef * names[m.group(2)] + off
+
+
+def bytes_per_run(k: int, d: int, m: int, dtype: str = "float32") -> int:
+    """Rough peak device memory per run of a chunk: training state and the float64 certificate."""
+    item = 4 if dtype == "float32" else 8
+    train = item * (12 * k * d + 8 * k * (k + m))
+    certify = 8 * (6 * (k * d) ** 2 + 4 * k * (k + m) * d)
+    return train + certify
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -205,7 +252,7 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> None:
 
 _TOP_KEYS = {"name", "seed", "runs", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s",
              "save_weights", "grid", "train", "certify"}
-_GRID_KEYS = {"d", "k", "target"}
+_GRID_KEYS = {"d", "k", "m", "target"}
 
 
 def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
@@ -233,6 +280,24 @@ def _as_int_list(name: str, value: Any) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _as_size_list(name: str, value: Any) -> tuple[int | str, ...]:
+    """Integers or size expressions (``"d+1"``), or an integer range table."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        for v in value:
+            size_expr(v, d=1, k=1)  # syntax check
+        return tuple(value)
+    if isinstance(value, list):
+        for v in value:
+            if isinstance(v, str):
+                size_expr(v, d=1, k=1)
+            elif isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"grid.{name} entries must be integers or expressions like \"d+1\"; got {v!r}")
+        return tuple(value)
+    return _as_int_list(name, value)
+
+
 def from_dict(raw: dict[str, Any]) -> SweepConfig:
     """Build and validate a :class:`SweepConfig` from parsed TOML."""
     unknown = set(raw) - _TOP_KEYS
@@ -251,7 +316,10 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
                           f"[train] settings {sorted(train_fields)}")
     if "d" not in grid or "k" not in grid:
         raise ConfigError("[grid] needs both d and k")
-    k = grid["k"] if grid["k"] == "d" else _as_int_list("k", grid["k"])
+    k = grid["k"] if grid["k"] == "d" else _as_size_list("k", grid["k"])
+    m = grid.get("m")
+    if m is not None and m != "d":
+        m = _as_size_list("m", m)
     train = _section(raw, "train", TrainConfig)
     train_grid = []
     for name in sorted(set(grid) & train_fields):
@@ -270,7 +338,7 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
     if not isinstance(raw["name"], str) or not raw["name"]:
         raise ConfigError(f"name must be a non-empty string, got {raw['name']!r}")
     return SweepConfig(
-        name=raw["name"], seed=raw["seed"], runs=raw["runs"], d=_as_int_list("d", grid["d"]), k=k,
+        name=raw["name"], seed=raw["seed"], runs=raw["runs"], d=_as_int_list("d", grid["d"]), k=k, m=m,
         target=grid.get("target", "identity"), chunk_size=raw.get("chunk_size"),
         memory_budget_mb=raw.get("memory_budget_mb", 1024), segment_steps=raw.get("segment_steps", 2000),
         checkpoint_interval_s=raw.get("checkpoint_interval_s", 60.0), save_weights=raw.get("save_weights", False),

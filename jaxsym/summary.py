@@ -21,10 +21,16 @@ def status_table(runs: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index().drop(columns="cell")
 
 
-def minima_table(minima: pd.DataFrame) -> pd.DataFrame:
+def minima_table(minima: pd.DataFrame, per_cell: int | None = None) -> pd.DataFrame:
+    """Distinct critical points; with ``per_cell``, at most that many per cell (the most frequent)."""
     cols = ["d", "k", "orbit", "status", "loss", "count", "isotropy", "isotropy_order", "hess_min",
             "n_distinct_eigs"]
-    return minima[cols] if not minima.empty else pd.DataFrame(columns=cols)
+    if minima.empty:
+        return pd.DataFrame(columns=cols)
+    if per_cell is not None:
+        minima = (minima.sort_values("count", ascending=False, kind="stable").groupby("cell", sort=False)
+                  .head(per_cell).sort_values(["d", "k", "cell", "orbit"], kind="stable"))
+    return minima[cols]
 
 
 def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -37,7 +43,8 @@ def markdown(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
     return "\n".join([head, sep, *body])
 
 
-def print_summary(runs: pd.DataFrame, minima: pd.DataFrame, console: Console | None = None) -> None:
+def print_summary(runs: pd.DataFrame, minima: pd.DataFrame, console: Console | None = None,
+                  per_cell: int = 10) -> None:
     console = console or Console(width=None if Console().is_terminal else 140)
     t = Table(title="End points per cell")
     st = status_table(runs)
@@ -46,8 +53,10 @@ def print_summary(runs: pd.DataFrame, minima: pd.DataFrame, console: Console | N
     for row in st.itertuples(index=False):
         t.add_row(str(row[0]), str(row[1]), str(row[2]), *(f"{v:.1f}" for v in row[3:]))
     console.print(t)
-    mt = minima_table(minima)
-    t = Table(title="Distinct critical points (modulo the symmetry group)")
+    mt = minima_table(minima, per_cell)
+    hidden = len(minima) - len(mt)
+    note = f"; the {per_cell} most frequent per cell shown, {hidden} more in minima.parquet" if hidden else ""
+    t = Table(title=f"Distinct critical points (modulo the symmetry group{note})")
     short = {"isotropy_order": "|G|", "hess_min": "λ_min", "n_distinct_eigs": "#eig"}
     for c in mt.columns:
         t.add_column(short.get(c, c), justify="right", no_wrap=True)

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from jaxsym import __version__, checkpoint, results
 from jaxsym.certify import DIVERGED, NOT_CONVERGED, STATUSES, make_certify_batch
-from jaxsym.config import Cell, SweepConfig
+from jaxsym.config import Cell, SweepConfig, bytes_per_run
 from jaxsym.model import identity_target
 from jaxsym.orbits import cluster
 from jaxsym.parallel import n_local_devices, round_up, shard_runs
@@ -52,19 +52,11 @@ class SweepDirError(RuntimeError):
 # --------------------------------------------------------------------------------------------------
 # Chunk planning
 # --------------------------------------------------------------------------------------------------
-def bytes_per_run(k: int, d: int, m: int, dtype: str) -> int:
-    """Rough peak device memory per run of a chunk: training state and the float64 certificate."""
-    item = 4 if dtype == "float32" else 8
-    train = item * (12 * k * d + 8 * k * (k + m))
-    certify = 8 * (6 * (k * d) ** 2 + 4 * k * (k + m) * d)
-    return train + certify
-
-
 def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
     """Explicit ``chunk_size`` or the largest power of two within the memory budget (16 … 65536)."""
     if cfg.chunk_size is not None:
         return cfg.chunk_size
-    per_run = bytes_per_run(cell.k, cell.d, cell.k, cell.train.dtype)
+    per_run = bytes_per_run(cell.k, cell.d, cell.teacher_width, cell.train.dtype)
     n = max(16, min(65536, cfg.memory_budget_mb * 2**20 // per_run))
     return 1 << (int(n).bit_length() - 1)
 
@@ -108,7 +100,7 @@ class CellPrograms:
 
 
 def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
-    V = identity_target(cell.k, cell.d)
+    V = identity_target(cell.teacher_width, cell.d)
     with jax.enable_x64(True):
         cert = make_certify_batch(cfg.certify, V)
     engine = make_batch_engine(cell.train, jnp.asarray(V.astype(cell.train.dtype)), cell.k, cfg.seed)
@@ -180,7 +172,7 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int, infli
         "steps": np.asarray(res.steps, np.int64), "status": names, "orbit": orbit,
         "train_loss": np.asarray(res.loss, np.float64), "train_grad_norm": np.asarray(res.grad_norm, np.float64),
         "polish_iters": iters, "polish_shift": shift, "hess_min": hmin, "hess_max": hmax,
-        "cell": cell.label,
+        "cell": cell.label, "m": cell.teacher_width,
     })
     for name, value in cell.overrides:
         rows[name] = value
@@ -388,7 +380,7 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
         return [], {}
     reps = pd.concat(reps, ignore_index=True)
     k, d = cell.k, cell.d
-    V = identity_target(k, d)
+    V = identity_target(cell.teacher_width, d)
     Ws = np.stack(reps["W"].to_numpy()).reshape(-1, k, d)
     cl = cluster(Ws, V, tol=cfg.certify.cluster_tol, order=reps["run"].to_numpy(), weights=reps["count"].to_numpy())
     rank = {s: i for i, s in enumerate(STATUSES)}
@@ -404,7 +396,8 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
             "d": d, "k": k, "orbit": new_id[old], "status": r["status"], "loss": float(r["loss"]),
             "count": int(cl.counts[old]), "grad_norm": float(r["grad_norm"]), "hess_min": float(r["hess_min"]),
             "hess_max": float(r["hess_max"]), **describe_point(W, V, cfg.certify.cluster_tol),
-            "W": W.reshape(-1).tolist(), "rep_run": int(r["run"]), "cell": cell.label, **dict(cell.overrides),
+            "W": W.reshape(-1).tolist(), "rep_run": int(r["run"]), "cell": cell.label, "m": cell.teacher_width,
+            **dict(cell.overrides),
         })
     mapping = {(int(c), int(o)): new_id[int(lab)]
                for c, o, lab in zip(reps["chunk"], reps["local_orbit"], cl.labels)}

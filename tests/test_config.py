@@ -44,7 +44,7 @@ def test_range_syntax():
     ({"runs": -1}, "runs must be a positive integer"),
     ({"runs": "many"}, "runs must be a positive integer"),
     ({"seed": 1.5}, "seed must be"),
-    ({"grid": {"d": [4], "k": [5]}}, "k <= d"),
+    ({"grid": {"d": [4], "k": [5]}}, "m <= d"),
     ({"grid": {"d": [4], "k": "d", "target": "random"}}, "grid.target must be one of"),
     ({"grid": {"d": [4], "k": "d", "widht": 3}}, r"unknown key\(s\) in \[grid\]"),
     ({"grid": {"d": "four", "k": "d"}}, "grid.d must be"),
@@ -76,3 +76,18 @@ def test_fingerprint_ignores_name_and_chunk_size_only():
     assert a.fingerprint() == config.from_dict({**GOOD, "name": "other", "chunk_size": 7}).fingerprint()
     assert a.fingerprint() != config.from_dict({**GOOD, "seed": 1}).fingerprint()
     assert a.fingerprint() != config.from_dict({**GOOD, "train": {"steps": 5}}).fingerprint()
+
+
+def test_k_and_m_expressions():
+    cfg = config.from_dict({**GOOD, "grid": {"d": [6], "k": ["d", "d+1", "2d"], "m": "d"}})
+    assert [(c.k, c.teacher_width) for c in cfg.cells()] == [(6, 6), (7, 6), (12, 6)]
+    assert cfg.cells()[1].label == "d6-k7-m6"
+    with pytest.raises(ConfigError, match="neither an integer nor an expression"):
+        config.from_dict({**GOOD, "grid": {"d": [6], "k": ["d+x"]}})
+    with pytest.raises(ConfigError, match="teacher width m <= d"):
+        config.from_dict({**GOOD, "grid": {"d": [6], "k": ["d+1"]}})
+
+
+def test_budget_that_cannot_fit():
+    with pytest.raises(ConfigError, match="memory_budget_mb = 1 cannot fit"):
+        config.from_dict({**GOOD, "memory_budget_mb": 1, "grid": {"d": [30], "k": "d"}})

@@ -171,7 +171,8 @@ def test_truncated_inflight_checkpoint_falls_back(tmp_path, caplog):
 
 
 def test_memory_budget_sets_chunk_size():
-    from jaxsym.sweep import bytes_per_run, chunk_size_for
+    from jaxsym.config import bytes_per_run
+    from jaxsym.sweep import chunk_size_for
     cfg = config.from_dict({"name": "m", "seed": 0, "runs": 10**7, "memory_budget_mb": 512,
                             "grid": {"d": [10, 50], "k": "d"}})
     small, large = (chunk_size_for(cfg, c) for c in cfg.cells())

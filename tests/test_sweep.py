@@ -107,7 +107,7 @@ def test_cli_sweep_and_errors(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\nseed = 0\nruns = 8\n[grid]\nd = [3]\nk = [4]\n')
     res = runner.invoke(app, ["sweep", str(bad), "--out", str(tmp_path / "o2")])
-    assert res.exit_code == 2 and "k <= d" in res.output
+    assert res.exit_code == 2 and "m <= d" in res.output
     assert np.isfinite(pd.read_parquet(tmp_path / "o" / "runs.parquet")["loss"]).all()
 
 
@@ -115,3 +115,12 @@ def test_demo_variant_smoke(tmp_path):
     cfg = config.load(config.Path(__file__).resolve().parents[1] / "sweeps" / "tiny.toml")
     run_sweep(dataclasses.replace(cfg, runs=16), tmp_path, progress=False)
     assert len(pd.read_parquet(tmp_path / "runs.parquet")) == 32
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (config.Path(__file__).resolve().parents[1] / "sweeps")
+                                        .glob("*.toml")))
+def test_every_shipped_sweep_has_a_working_smoke_variant(name, tmp_path):
+    cfg = config.load(config.Path(__file__).resolve().parents[1] / "sweeps" / name).smoke()
+    run_sweep(cfg, tmp_path, progress=False)
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert len(runs) == cfg.runs * len(cfg.cells())
