@@ -113,6 +113,12 @@ def _padded(runs: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([runs, np.full(round_up(n, size) - n, runs[-1], dtype=runs.dtype)])
 
 
+def _bucket(n: int, cap: int) -> int:
+    """Padded batch size for ``n`` items: the next power of two (≥ 8, ≤ cap), a multiple of the device
+    count, so that at most log2(cap) certificate programs are ever compiled per cell."""
+    return round_up(min(max(8, 1 << (n - 1).bit_length()), max(cap, 8)), n_local_devices())
+
+
 def train_chunk(cfg: SweepConfig, prog: CellPrograms, runs: np.ndarray, inflight: Path | None) -> Any:
     """Train a (padded) chunk in segments of ``segment_steps``, checkpointing in-flight state to ``inflight``
     every ``checkpoint_interval_s`` seconds, resuming from a usable checkpoint there. Returns host arrays."""
@@ -155,7 +161,7 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int, infli
     shift = np.zeros(n)
     eligible = np.flatnonzero(~res.diverged & (res.grad_norm <= cfg.certify.polish_from))
     if len(eligible):
-        idx = _padded(eligible, n_local_devices())
+        idx = _padded(eligible, _bucket(len(eligible), prog.size))
         with jax.enable_x64(True):
             c = jax.device_get(prog.certify(shard_runs(W[idx]), shard_runs(gnorm[idx]),
                                             shard_runs(res.diverged[idx])))
@@ -315,6 +321,7 @@ def _setup_log(out: Path) -> None:
         h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(h)
     log.setLevel(logging.INFO)
+    log.propagate = False  # the log file is the record; the console shows the progress bar
 
 
 class _NoBar:
