@@ -109,8 +109,7 @@ def make_engine(cfg: TrainConfig, V: Array) -> Engine:
     opt = make_optimizer(cfg)
     tol = jnp.asarray(cfg.grad_tol, dtype)
 
-    def grad_fn(W: Array) -> Array:
-        return model.grad(W, V, accurate=False)
+    grad_fn = model.make_train_grad(V)
 
     def init(W0: Array) -> TrainState:
         W0 = W0.astype(dtype)

@@ -158,3 +158,31 @@ def test_loss_invariant_under_permutations(k, d, seed):
     Wk = _rand(rng, k, k)
     g = float(jaxsym.loss(Wk, I))
     assert float(jaxsym.loss(Wk[rng.permutation(k)][:, rng.permutation(k)], I)) == pytest.approx(g, rel=1e-12)
+
+
+def test_training_gradient_equals_the_closed_form():
+    rng = np.random.default_rng(8)
+    for k, d, m in SHAPES:
+        W, V = _rand(rng, k, d), _rand(rng, m, d)
+        np.testing.assert_allclose(model.make_train_grad(V)(W), jaxsym.grad(W, V), atol=1e-9)
+    W = _rand(rng, 4, 4).astype(jnp.float32)
+    assert model.make_train_grad(jnp.eye(4))(W).dtype == jnp.float32
+
+
+def test_acos_fast_is_float32_accurate():
+    x = np.linspace(-1, 1, 200_001).astype(np.float32).astype(np.float64)  # exactly representable inputs
+    got = np.asarray(model.acos_fast(jnp.asarray(x, jnp.float32)), np.float64)
+    err = np.max(np.abs(got - np.arccos(x)))
+    ref32 = np.asarray(jnp.arccos(jnp.asarray(x, jnp.float32)), np.float64)
+    assert err < 1e-6
+    assert err <= 2 * np.max(np.abs(ref32 - np.arccos(x))) + 1e-7  # as good as XLA's float32 arccos
+    with jax.enable_x64(True):
+        g64 = np.asarray(model.acos_fast(jnp.asarray(x)))
+    assert np.max(np.abs(g64 - np.arccos(x))) < 3e-8  # the approximation itself
+
+
+def test_float32_training_gradient_is_accurate():
+    rng = np.random.default_rng(9)
+    W, V = _rand(rng, 10, 10), jnp.eye(10)
+    g32 = model.make_train_grad(V.astype(jnp.float32))(W.astype(jnp.float32))
+    np.testing.assert_allclose(np.asarray(g32, np.float64), np.asarray(jaxsym.grad(W, V)), atol=2e-6)

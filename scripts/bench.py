@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Benchmark harness: the jaxsym engine against baselines and the machine's limit, in one run.
+
+Measures, in this process:
+
+1. **run-steps/s** (one gradient step of one run) for ``k = d`` in ``--ks``, float32 and float64, of
+   - ``engine``: jaxsym's training engine (``jit(vmap(...))`` of the closed-form step, optax SGD);
+   - ``numpy``: a per-run NumPy loop with the same closed-form gradient (how published code runs);
+   - ``naive_jax``: ``vmap(jax.grad(loss))`` of the plain loss formula made NaN-safe, optax SGD, jitted
+     with the steps in a ``lax.fori_loop`` (the strongest naive variant);
+   - ``torch``: batched PyTorch autograd of the same formula (skipped when torch is absent).
+2. **the machine's limit**: FLOP/s of a large dense matmul, and the engine's achieved FLOP/s as a fraction
+   of it. FLOPs per run-step are counted analytically (see :func:`step_flops`).
+3. **time to a certified table**: wall time from start to ``minima.parquet`` for one ``k = d`` cell
+   (``--table-k``, ``--table-runs``, ``--table-steps``): jaxsym's sweep (training, float64 polish,
+   certificate, clustering, isotropy, spectra) against a baseline pipeline (naive JAX training, then a
+   per-point SciPy ``trust-exact`` polish with the NumPy closed forms, NumPy ``eigvalsh`` and grouping by
+   rounded loss).
+
+Timings use ``jax.block_until_ready``, exclude compilation (a warm-up call first) and report the median of
+``--repeats``. Prints tables and writes ``bench.json``.
+
+    python scripts/bench.py                                  # the full benchmark (tens of minutes on 2 cores)
+    python scripts/bench.py --ks 6 10 --table-runs 200 --table-steps 500 --repeats 1   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxsym import config
+from jaxsym.config import TrainConfig
+from jaxsym.sweep import run_sweep
+from jaxsym.train import make_train_from
+
+TWO_PI = 2 * np.pi
+
+
+# ---------------------------------------------------------------------------------------------------
+# FLOP count of one engine step
+# ---------------------------------------------------------------------------------------------------
+def step_flops(k: int, d: int, m: int) -> int:
+    """FLOPs of one training step of one run (SGD), counted from ``jaxsym.model.make_train_grad``:
+
+    - row norms and unit rows: 3·k·d;
+    - Gram product ``Ŵ Uᵀ``, (k × d)·(d × (k+m)): 2·k·(k+m)·d;
+    - clip, diagonal, ``S = √(1 − C²)``, ``Θ = arccos C``, ``(π − Θ)·N``: 8·k·(k+m) (arccos and √ as 1 each);
+    - ``r = S N / ‖w‖``: 2·k·(k+m) + k;
+    - the second product ``((π − Θ) N) U``, (k × (k+m))·((k+m) × d): 2·k·(k+m)·d;
+    - ``r ⊙ W``, the sum, the 1/2π scale and the SGD update: 5·k·d;
+    - the gradient norm for the stopping test: 2·k·d.
+    """
+    km = k * (k + m)
+    return 3 * k * d + 4 * km * d + 10 * km + k + 7 * k * d
+
+
+# ---------------------------------------------------------------------------------------------------
+# Baselines
+# ---------------------------------------------------------------------------------------------------
+def numpy_grad(W: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Closed-form gradient with NumPy for one run (the same formula as the engine)."""
+    n = np.linalg.norm(W, axis=1)
+    vn = np.linalg.norm(V, axis=1)
+    U = np.concatenate([W / n[:, None], V / vn[:, None]])
+    N = np.concatenate([n, -vn])
+    C = np.clip((W / n[:, None]) @ U.T, -1, 1)
+    np.fill_diagonal(C, 1.0)
+    S = np.sqrt(np.maximum(1 - C * C, 0))
+    T = np.arccos(C)
+    r = (S @ N) / n
+    return (r[:, None] * W + ((np.pi - T) * N) @ U) / TWO_PI
+
+
+def numpy_hessian(W: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """Closed-form Hessian with NumPy for one point (used by the baseline certification)."""
+    from jaxsym import model
+    with jax.enable_x64(True):
+        return np.asarray(model.hessian(jnp.asarray(W), jnp.asarray(V)))
+
+
+def numpy_loss(W: np.ndarray, V: np.ndarray) -> float:
+    def K(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+        na, nb = np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)
+        c = np.clip((A @ B.T) / np.outer(na, nb), -1, 1)
+        t = np.arccos(c)
+        return np.outer(na, nb) * (np.sqrt(1 - c * c) + (np.pi - t) * c) / TWO_PI
+    return float(0.5 * K(W, W).sum() - K(W, V).sum() + 0.5 * K(V, V).sum())
+
+
+def naive_loss(W: jax.Array, V: jax.Array) -> jax.Array:
+    """The plain formula, made NaN-safe for autodiff: cosines clipped away from ±1, the diagonal
+    replaced by its known value ‖w‖²/2."""
+    def K(A: jax.Array, B: jax.Array, same: bool) -> jax.Array:
+        na, nb = jnp.linalg.norm(A, axis=1), jnp.linalg.norm(B, axis=1)
+        c = jnp.clip((A @ B.T) / jnp.outer(na, nb), -1 + 1e-6, 1 - 1e-6)
+        t = jnp.arccos(c)
+        out = jnp.outer(na, nb) * (jnp.sqrt(1 - c * c) + (jnp.pi - t) * c) / TWO_PI
+        if same:
+            out = jnp.where(jnp.eye(A.shape[0], dtype=bool), 0.5 * jnp.outer(na, nb), out)
+        return out
+    return 0.5 * K(W, W, True).sum() - K(W, V, False).sum() + 0.5 * K(V, V, True).sum()
+
+
+def make_naive_train(V: jax.Array, lr: float, steps: int) -> Callable[[jax.Array], jax.Array]:
+    opt = optax.sgd(lr)
+    grad = jax.vmap(jax.grad(naive_loss), in_axes=(0, None))
+
+    @jax.jit
+    def train(W0: jax.Array) -> jax.Array:
+        def body(_: int, carry: tuple) -> tuple:
+            W, s = carry
+            u, s = opt.update(grad(W, V), s, W)
+            return optax.apply_updates(W, u), s
+        return jax.lax.fori_loop(0, steps, body, (W0, opt.init(W0)))[0]
+    return train
+
+
+# ---------------------------------------------------------------------------------------------------
+# Measurements
+# ---------------------------------------------------------------------------------------------------
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    jax.block_until_ready(fn())  # warm-up (compilation)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def batch_for(k: int) -> int:
+    return 1024 if k <= 20 else (256 if k <= 50 else 64)
+
+
+def start_points(k: int, batch: int, dtype: str) -> np.ndarray:
+    return (np.random.default_rng(0).normal(size=(batch, k, k)) / np.sqrt(k)).astype(dtype)
+
+
+def bench_engine(k: int, dtype: str, steps: int, repeats: int) -> float:
+    cfg = TrainConfig(steps=steps, grad_tol=0.0, dtype=dtype, learning_rate=0.05)
+    W0 = jnp.asarray(start_points(k, batch_for(k), dtype))
+    train = jax.jit(jax.vmap(make_train_from(cfg, jnp.eye(k, dtype=dtype))))
+    return W0.shape[0] * steps / median_time(lambda: train(W0).W, repeats)
+
+
+def bench_numpy(k: int, dtype: str, steps: int, repeats: int) -> float:
+    runs = 4
+    W0 = start_points(k, runs, dtype)
+    V = np.eye(k, dtype=dtype)
+
+    def go() -> None:
+        for W in W0:
+            W = W.copy()
+            for _ in range(steps):
+                W -= 0.05 * numpy_grad(W, V)
+    return runs * steps / median_time(go, repeats)
+
+
+def bench_naive(k: int, dtype: str, steps: int, repeats: int) -> float:
+    W0 = jnp.asarray(start_points(k, batch_for(k), dtype))
+    train = make_naive_train(jnp.eye(k, dtype=dtype), 0.05, steps)
+    return W0.shape[0] * steps / median_time(lambda: train(W0), repeats)
+
+
+def bench_torch(k: int, dtype: str, steps: int, repeats: int) -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    tdtype = torch.float32 if dtype == "float32" else torch.float64
+    W = torch.tensor(start_points(k, batch_for(k), dtype), dtype=tdtype, requires_grad=True)
+    V = torch.eye(k, dtype=tdtype)
+
+    def loss(W: torch.Tensor) -> torch.Tensor:
+        def K(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+            na, nb = A.norm(dim=-1), B.norm(dim=-1)
+            outer = na[..., :, None] * nb[..., None, :]
+            c = ((A @ B.transpose(-1, -2)) / outer).clamp(-1 + 1e-6, 1 - 1e-6)
+            return outer * (torch.sqrt(1 - c * c) + (torch.pi - torch.arccos(c)) * c) / TWO_PI
+        return (0.5 * K(W, W).sum() - K(W, V.expand_as(W)).sum())
+
+    opt = torch.optim.SGD([W], lr=0.05)
+
+    def go() -> None:
+        for _ in range(steps):
+            opt.zero_grad()
+            loss(W).backward()
+            opt.step()
+    return W.shape[0] * steps / median_time(go, repeats)
+
+
+def matmul_flops(dtype: str, n: int, repeats: int) -> float:
+    a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
+    f = jax.jit(lambda a: a @ a)
+    return 2 * n**3 / median_time(lambda: f(a), repeats)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Time to a certified table
+# ---------------------------------------------------------------------------------------------------
+def table_engine(k: int, runs: int, steps: int) -> float:
+    cfg = config.from_dict({"name": "bench", "seed": 0, "runs": runs, "grid": {"d": [k], "k": "d"},
+                            "train": {"steps": steps, "learning_rate": 0.1, "grad_tol": 1e-6}})
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        run_sweep(cfg, out, progress=False)
+        return time.perf_counter() - t
+
+
+def table_baseline(k: int, runs: int, steps: int) -> float:
+    from scipy.optimize import minimize
+
+    V = np.eye(k)
+    t = time.perf_counter()
+    key = jax.random.key(0)
+    W0 = jax.random.normal(key, (runs, k, k), jnp.float32) / np.sqrt(k)
+    W = np.asarray(make_naive_train(jnp.eye(k, dtype=jnp.float32), 0.1, steps)(W0), np.float64)
+    rows = []
+    for w in W:
+        res = minimize(lambda x: numpy_loss(x.reshape(k, k), V), w.ravel(), method="trust-exact",
+                       jac=lambda x: numpy_grad(x.reshape(k, k), V).ravel(),
+                       hess=lambda x: numpy_hessian(x.reshape(k, k), V), options={"gtol": 1e-10})
+        Wp = res.x.reshape(k, k)
+        lam = np.linalg.eigvalsh(numpy_hessian(Wp, V))[0]
+        rows.append((round(numpy_loss(Wp, V), 8), lam))
+    _distinct = {r[0] for r in rows}
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ks", type=int, nargs="+", default=[6, 10, 20, 50, 100])
+    ap.add_argument("--steps", type=int, default=200, help="steps per throughput measurement")
+    ap.add_argument("--numpy-steps", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--matmul-n", type=int, default=2048)
+    ap.add_argument("--table-k", type=int, default=10)
+    ap.add_argument("--table-runs", type=int, default=10_000)
+    ap.add_argument("--table-steps", type=int, default=10_000)
+    ap.add_argument("--skip-table", action="store_true")
+    ap.add_argument("--out", default="bench.json")
+    a = ap.parse_args()
+
+    dev = jax.devices()[0]
+    info = {"device": f"{dev.platform}: {getattr(dev, 'device_kind', '')}", "devices": jax.device_count(),
+            "cpu_count": os.cpu_count(), "machine": platform.machine(), "jax": jax.__version__}
+    print(f"device: {info['device']} x{info['devices']}, {info['cpu_count']} CPUs, jax {jax.__version__}")
+    result: dict = {"info": info, "throughput": [], "peak": {}, "table": {}}
+    with jax.enable_x64(True):
+        for dtype in ("float32", "float64"):
+            peak = matmul_flops(dtype, a.matmul_n, a.repeats)
+            result["peak"][dtype] = peak
+            for k in a.ks:
+                row = {"k": k, "d": k, "dtype": dtype, "batch": batch_for(k)}
+                steps = a.steps if k <= 20 else max(10, a.steps // (k // 10))
+                row["engine"] = bench_engine(k, dtype, steps, a.repeats)
+                row["numpy"] = bench_numpy(k, dtype, a.numpy_steps, a.repeats)
+                row["naive_jax"] = bench_naive(k, dtype, steps, a.repeats)
+                row["torch"] = bench_torch(k, dtype, max(5, steps // 10), a.repeats)
+                flops = step_flops(k, k, k)
+                row["flops_per_step"] = flops
+                row["engine_gflops"] = row["engine"] * flops / 1e9
+                row["fraction_of_peak"] = row["engine"] * flops / peak
+                result["throughput"].append(row)
+                print(f"  k={k:4d} {dtype}: engine {row['engine']:.3g} run-steps/s", flush=True)
+
+    print("\n| k = d | dtype | engine run-steps/s | NumPy loop | naive JAX | PyTorch | engine / NumPy | "
+          "engine / naive JAX | engine GFLOP/s | of matmul peak |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in result["throughput"]:
+        torch_s = f"{r['torch']:.3g}" if r["torch"] else "n/a (no torch)"
+        print(f"| {r['k']} | {r['dtype']} | {r['engine']:.3g} | {r['numpy']:.3g} | {r['naive_jax']:.3g} | "
+              f"{torch_s} | {r['engine'] / r['numpy']:.1f}× | {r['engine'] / r['naive_jax']:.1f}× | "
+              f"{r['engine_gflops']:.2f} | {100 * r['fraction_of_peak']:.1f}% |")
+    for dtype, p in result["peak"].items():
+        print(f"matmul peak ({a.matmul_n}², {dtype}): {p / 1e9:.1f} GFLOP/s")
+
+    if not a.skip_table:
+        k, runs, steps = a.table_k, a.table_runs, a.table_steps
+        te = table_engine(k, runs, steps)
+        tb = table_baseline(k, runs, steps)
+        result["table"] = {"k": k, "runs": runs, "steps": steps, "engine_s": te, "baseline_s": tb}
+        print(f"\ntime to a certified table, k = d = {k}, {runs} runs, {steps} steps: jaxsym {te:.1f} s, "
+              f"baseline {tb:.1f} s, ratio {tb / te:.1f}×")
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
