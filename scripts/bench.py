@@ -91,18 +91,18 @@ def numpy_hessian(W: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 
 def numpy_loss(W: np.ndarray, V: np.ndarray) -> float:
-    def K(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    def kern(A: np.ndarray, B: np.ndarray) -> np.ndarray:
         na, nb = np.linalg.norm(A, axis=1), np.linalg.norm(B, axis=1)
         c = np.clip((A @ B.T) / np.outer(na, nb), -1, 1)
         t = np.arccos(c)
         return np.outer(na, nb) * (np.sqrt(1 - c * c) + (np.pi - t) * c) / TWO_PI
-    return float(0.5 * K(W, W).sum() - K(W, V).sum() + 0.5 * K(V, V).sum())
+    return float(0.5 * kern(W, W).sum() - kern(W, V).sum() + 0.5 * kern(V, V).sum())
 
 
 def naive_loss(W: jax.Array, V: jax.Array) -> jax.Array:
     """The plain formula, made NaN-safe for autodiff: cosines clipped away from ±1, the diagonal
     replaced by its known value ‖w‖²/2."""
-    def K(A: jax.Array, B: jax.Array, same: bool) -> jax.Array:
+    def kern(A: jax.Array, B: jax.Array, same: bool) -> jax.Array:
         na, nb = jnp.linalg.norm(A, axis=1), jnp.linalg.norm(B, axis=1)
         c = jnp.clip((A @ B.T) / jnp.outer(na, nb), -1 + 1e-6, 1 - 1e-6)
         t = jnp.arccos(c)
@@ -110,7 +110,7 @@ def naive_loss(W: jax.Array, V: jax.Array) -> jax.Array:
         if same:
             out = jnp.where(jnp.eye(A.shape[0], dtype=bool), 0.5 * jnp.outer(na, nb), out)
         return out
-    return 0.5 * K(W, W, True).sum() - K(W, V, False).sum() + 0.5 * K(V, V, True).sum()
+    return 0.5 * kern(W, W, True).sum() - kern(W, V, False).sum() + 0.5 * kern(V, V, True).sum()
 
 
 def make_naive_train(V: jax.Array, lr: float, steps: int) -> Callable[[jax.Array], jax.Array]:
@@ -184,12 +184,12 @@ def bench_torch(k: int, dtype: str, steps: int, repeats: int) -> float | None:
     V = torch.eye(k, dtype=tdtype)
 
     def loss(W: torch.Tensor) -> torch.Tensor:
-        def K(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+        def kern(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
             na, nb = A.norm(dim=-1), B.norm(dim=-1)
             outer = na[..., :, None] * nb[..., None, :]
             c = ((A @ B.transpose(-1, -2)) / outer).clamp(-1 + 1e-6, 1 - 1e-6)
             return outer * (torch.sqrt(1 - c * c) + (torch.pi - torch.arccos(c)) * c) / TWO_PI
-        return (0.5 * K(W, W).sum() - K(W, V.expand_as(W)).sum())
+        return 0.5 * kern(W, W).sum() - kern(W, V.expand_as(W)).sum()
 
     opt = torch.optim.SGD([W], lr=0.05)
 

@@ -72,8 +72,8 @@ def main() -> None:
               "pure": pure, "cluster_seconds": round(total, 2), "points_per_second": round(a.n / total),
               "counts": sorted(merged.counts.tolist(), reverse=True), "machine": platform.processor() or
               platform.machine(), "chunk": a.chunk}
-    print(f"| points | k = d | true orbits | found | pure | cluster time (s) | points/s |")
-    print(f"|---:|---:|---:|---:|---|---:|---:|")
+    print("| points | k = d | true orbits | found | pure | cluster time (s) | points/s |")
+    print("|---:|---:|---:|---:|---|---:|---:|")
     print(f"| {a.n:,} | {k} | {len(bases)} | {len(merged.reps)} | {pure} | {total:.1f} | {a.n / total:,.0f} |")
     with open(a.out, "w") as f:
         json.dump(result, f, indent=2)
