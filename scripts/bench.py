@@ -84,10 +84,36 @@ def numpy_grad(W: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 
 def numpy_hessian(W: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """Closed-form Hessian with NumPy for one point (used by the baseline certification)."""
-    from jaxsym import model
-    with jax.enable_x64(True):
-        return np.asarray(model.hessian(jnp.asarray(W), jnp.asarray(V)))
+    """Closed-form Hessian with NumPy for one point (the baseline certification); the formulas of
+    ``jaxsym.model`` (module docstring), written directly in NumPy."""
+    k, d = W.shape
+    n = np.linalg.norm(W, axis=1)
+    u = W / n[:, None]
+
+    def geom(B: np.ndarray) -> tuple:
+        nb = np.linalg.norm(B, axis=1)
+        ub = B / nb[:, None]
+        c = np.clip(u @ ub.T, -1, 1)
+        p = ub[None, :, :] - c[:, :, None] * u[:, None, :]
+        s = np.linalg.norm(p, axis=2)
+        return nb, c, p, s, np.arctan2(s, c)
+
+    def self_blocks(B: np.ndarray) -> np.ndarray:
+        nb, c, p, s, _ = geom(B)
+        w = np.where(s > 1e-15, nb[None, :] / np.where(s > 1e-15, s, 1), 0)
+        pp = np.einsum("nm,nmd,nme->nde", w, p, p)
+        tang = np.eye(d) - u[:, :, None] * u[:, None, :]
+        return ((s @ nb)[:, None, None] * tang + pp) / (TWO_PI * n[:, None, None])
+
+    _, c, p, s, t = geom(W)
+    uu = u[:, None, :, None] * u[:, None, None, :]
+    pp = np.where(s[..., None, None] > 1e-15, p[..., :, None] * p[..., None, :] /
+                  np.where(s > 1e-15, s, 1)[..., None, None], 0)
+    up = u[:, None, :, None] * p[..., None, :]
+    blocks = ((np.pi - t)[..., None, None] * np.eye(d) + (s * c)[..., None, None] * uu - c[..., None, None] * pp
+              + s[..., None, None] * (up + np.swapaxes(up, -1, -2))) / TWO_PI
+    blocks[np.arange(k), np.arange(k)] += self_blocks(W) - self_blocks(V)
+    return blocks.transpose(0, 2, 1, 3).reshape(k * d, k * d)
 
 
 def numpy_loss(W: np.ndarray, V: np.ndarray) -> float:

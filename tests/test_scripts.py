@@ -1,0 +1,28 @@
+"""Smoke tests: every benchmark script runs end to end with tiny sizes (so they cannot rot)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("script,args", [
+    ("bench.py", ["--ks", "4", "--steps", "10", "--numpy-steps", "3", "--repeats", "1", "--matmul-n", "64",
+                  "--table-k", "4", "--table-runs", "8", "--table-steps", "50"]),
+    ("bench_cluster.py", ["--n", "3000", "--k", "5", "--chunk", "1000"]),
+    ("bench_memory.py", ["--base", "8", "--chunk", "8", "--d", "3", "--steps", "50"]),
+])
+def test_benchmark_script_runs(script, args, tmp_path):
+    out = tmp_path / "out.json"
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / script), *args, "--out", str(out)],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "|" in res.stdout  # printed a table
+    data = json.loads(out.read_text())
+    assert data
+    if script == "bench_cluster.py":
+        assert data["found_orbits"] == data["true_orbits"] and data["pure"]
