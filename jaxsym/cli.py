@@ -57,6 +57,15 @@ def sweep(
 
 
 @app.command()
+def report(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
+    """Write DIR/report.md with PNG figures (works on finished, running, interrupted and empty sweeps)."""
+    from jaxsym.report import write_report
+
+    path = write_report(out)
+    console.print(f"report written to {path}")
+
+
+@app.command()
 def summary(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
     """Print the summary tables of a finished sweep directory."""
     import pandas as pd

@@ -347,6 +347,19 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
     )
 
 
+def from_manifest(data: dict[str, Any]) -> SweepConfig:
+    """Rebuild a :class:`SweepConfig` from :meth:`SweepConfig.to_dict` output (e.g. ``DIR/sweep.json``)."""
+    data = dict(data)
+    data["train"] = TrainConfig(**data["train"])
+    data["certify"] = CertifyConfig(**data["certify"])
+    data["d"] = tuple(data["d"])
+    for key in ("k", "m"):
+        if isinstance(data.get(key), list):
+            data[key] = tuple(data[key])
+    data["train_grid"] = tuple((n, tuple(v)) for n, v in data.get("train_grid", ()))
+    return SweepConfig(**data)
+
+
 def load(path: str | Path) -> SweepConfig:
     """Read and validate a sweep TOML file."""
     path = Path(path)

@@ -91,3 +91,11 @@ def test_k_and_m_expressions():
 def test_budget_that_cannot_fit():
     with pytest.raises(ConfigError, match="memory_budget_mb = 1 cannot fit"):
         config.from_dict({**GOOD, "memory_budget_mb": 1, "grid": {"d": [30], "k": "d"}})
+
+
+def test_manifest_round_trip():
+    import json
+    for f in sorted((ROOT / "sweeps").glob("*.toml")):
+        cfg = config.load(f)
+        again = config.from_manifest(json.loads(json.dumps(cfg.to_dict())))
+        assert again == cfg and again.fingerprint() == cfg.fingerprint()

@@ -1,0 +1,210 @@
+"""``jaxsym report DIR``: a Markdown report with PNG figures of a sweep directory.
+
+Works on a finished, a running or an interrupted sweep (it reports the chunks finished so far, refreshing
+``runs.parquet``/``minima.parquet`` first when chunk files are newer) and on an empty directory. Writes
+``DIR/report.md`` and ``DIR/figures/*.png``:
+
+- ``status.png``: share of runs per status vs ``k`` for each ``d``, with 95% Wilson intervals;
+- ``losses.png``: loss of each distinct critical point vs ``k``, coloured by isotropy type;
+- ``loss_hist.png``: histogram of final losses (log scale) per status;
+- ``spectra.png``: Hessian spectra of the distinct points (eigenvalue vs multiplicity), per isotropy type;
+- a table of the distinct critical points per cell.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from jaxsym import config  # noqa: E402
+from jaxsym.certify import STATUSES  # noqa: E402
+from jaxsym.summary import markdown, minima_table, status_table  # noqa: E402
+
+COLOURS = {"global": "tab:green", "spurious": "tab:red", "saddle": "tab:orange", "degenerate": "tab:purple",
+           "not_converged": "tab:gray", "diverged": "black"}
+
+
+def wilson(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """95% Wilson score interval of a binomial proportion (lower, upper)."""
+    n = np.maximum(n, 1)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def isotropy_type(neuron_orbits: list[int] | np.ndarray, k: int) -> str:
+    """A ``k``-independent label of a product-type isotropy, e.g. ``[9, 1]`` at k = 10 → ``Δ(S_{k−1}×S_1)``.
+
+    The largest orbit is written relative to ``k``; the trivial group of a generic point gives ``1``.
+    """
+    sizes = sorted((int(s) for s in neuron_orbits), reverse=True)
+    if not sizes or sizes[0] == 1:
+        return "1"
+    if len(sizes) == 1:
+        return "ΔS_k"
+    rest = sum(sizes[1:])
+    head = f"S_{{k−{rest}}}"
+    return "Δ(" + "×".join([head, *(f"S_{s}" for s in sizes[1:])]) + ")"
+
+
+def _load(out: Path) -> tuple[config.SweepConfig | None, pd.DataFrame, pd.DataFrame, str]:
+    manifest = out / "sweep.json"
+    if not manifest.exists():
+        return None, pd.DataFrame(), pd.DataFrame(), "no sweep here yet (no sweep.json)"
+    cfg = config.from_manifest(json.loads(manifest.read_text())["config"])
+    chunks = list((out / "chunks").glob("*/*.runs.parquet")) if (out / "chunks").exists() else []
+    if not chunks:
+        return cfg, pd.DataFrame(), pd.DataFrame(), "no finished chunk yet"
+    runs_path = out / "runs.parquet"
+    newest = max(p.stat().st_mtime for p in chunks)
+    if not runs_path.exists() or runs_path.stat().st_mtime < newest:
+        from jaxsym.sweep import finalize
+        finalize(cfg, out)
+    runs = pd.read_parquet(runs_path)
+    minima = pd.read_parquet(out / "minima.parquet")
+    done = len(runs)
+    total = cfg.runs * len(cfg.cells())
+    state = "finished" if done >= total else f"partial: {done} of {total} runs finished"
+    return cfg, runs, minima, state
+
+
+def fig_status(runs: pd.DataFrame, path: Path) -> None:
+    """Share per status vs k: one panel when k = d throughout, else one panel per d."""
+    diagonal = bool((runs["k"] == runs["d"]).all())
+    groups = [("k = d", runs)] if diagonal else [(f"d = {d}", g) for d, g in runs.groupby("d")]
+    fig, axes = plt.subplots(1, len(groups), figsize=(6.4 if diagonal else 3.6 * len(groups), 4.0), squeeze=False)
+    for ax, (title, g) in zip(axes[0], groups):
+        counts = g.groupby("k")["status"].value_counts().unstack(fill_value=0)
+        totals = counts.sum(axis=1).to_numpy()
+        for status in STATUSES:
+            if status not in counts or counts[status].sum() == 0:
+                continue
+            n = counts[status].to_numpy()
+            lo, hi = wilson(n, totals)
+            p = n / totals
+            ax.errorbar(counts.index, 100 * p, yerr=[100 * (p - lo), 100 * (hi - p)], marker="o", capsize=3,
+                        color=COLOURS[status], label=status)
+        ax.set_xlabel("k (student neurons)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(-2, 102)
+        ax.legend(fontsize=8, loc="center right")
+    axes[0][0].set_ylabel("share of runs (%)")
+    fig.suptitle("End points per status (95% Wilson intervals)", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig_losses(minima: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    crit = minima[minima["status"] != "global"]
+    types = sorted({isotropy_type(o, k) for o, k in zip(crit["neuron_orbits"], crit["k"])})
+    cmap = plt.get_cmap("tab10")
+    for i, t in enumerate(types):
+        sel = crit[[isotropy_type(o, k) == t for o, k in zip(crit["neuron_orbits"], crit["k"])]]
+        for status, marker in (("spurious", "o"), ("saddle", "x"), ("degenerate", "s")):
+            s = sel[sel["status"] == status]
+            if len(s):
+                ax.scatter(s["k"], s["loss"], marker=marker, color=cmap(i % 10), s=20 + 10 * np.log10(s["count"]),
+                           label=f"{t} ({status})")
+    ax.set_yscale("log")
+    ax.set_xlabel("k (student neurons)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("loss F(W)")
+    ax.set_title("Distinct non-global critical points (marker size ~ log count)")
+    if types:
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no non-global critical point found", ha="center", transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig_loss_hist(runs: pd.DataFrame, path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    loss = runs["loss"].to_numpy(dtype=float)
+    floor = 1e-16
+    bins = np.logspace(-16, max(0.5, np.log10(max(np.nanmax(np.abs(loss)), 1e-15)) + 0.5), 60)
+    for status in STATUSES:
+        v = np.abs(loss[(runs["status"] == status).to_numpy()])
+        v = v[np.isfinite(v)]
+        if len(v):
+            ax.hist(np.maximum(v, floor), bins=bins, alpha=0.7, color=COLOURS[status], label=f"{status} ({len(v)})")
+    ax.set_xscale("log")
+    ax.set_xlabel("final loss F(W) (|F|, floored at 1e-16)")
+    ax.set_ylabel("runs")
+    ax.set_title("Final losses")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fig_spectra(minima: pd.DataFrame, path: Path) -> None:
+    types = []
+    for _, r in minima.iterrows():
+        types.append("global ΔS_k" if r["status"] == "global" else isotropy_type(r["neuron_orbits"], r["k"]))
+    minima = minima.assign(_type=types)
+    kinds = sorted(set(types))
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(3.2 * max(1, len(kinds)), 3.4), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        sel = minima[minima["_type"] == kind]
+        ks = sorted(sel["k"].unique())
+        cmap = plt.get_cmap("viridis", max(2, len(ks)))
+        for _, r in sel.drop_duplicates(["k", "_type"]).iterrows():
+            ax.scatter(r["eig_values"], r["eig_mults"], s=14, color=cmap(ks.index(r["k"])), label=f"k={r['k']}")
+        ax.set_xscale("symlog", linthresh=1e-2)
+        ax.set_yscale("log")
+        ax.set_title(kind, fontsize=9)
+        ax.set_xlabel("eigenvalue")
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("multiplicity")
+    fig.suptitle("Hessian spectra of distinct critical points (one per type and k)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(out: str | Path) -> Path:
+    """Write ``DIR/report.md`` (and figures) for the sweep in ``DIR``; returns the report's path."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg, runs, minima, state = _load(out)
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    title = f"# jaxsym report: {cfg.name if cfg else out.name}\n"
+    lines = [title, f"State: **{state}**.\n"]
+    if cfg is not None:
+        lines.append(f"Config fingerprint `{cfg.fingerprint()}`; seed {cfg.seed}; {cfg.runs} runs per cell; "
+                     f"optimizer {cfg.train.optimizer}, learning rate {cfg.train.learning_rate}, "
+                     f"{cfg.train.steps} steps, {cfg.train.dtype}; certificate thresholds "
+                     f"τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, τ_H = {cfg.certify.hess_tol:g}.\n")
+    if runs.empty:
+        lines.append("No finished runs to report yet.\n")
+    else:
+        fig_status(runs, figs / "status.png")
+        fig_loss_hist(runs, figs / "loss_hist.png")
+        lines += ["## End points per cell\n", markdown(status_table(runs), ".1f"), "",
+                  "![share of runs per status](figures/status.png)\n",
+                  "![histogram of final losses](figures/loss_hist.png)\n"]
+        if not minima.empty:
+            fig_losses(minima, figs / "losses.png")
+            fig_spectra(minima, figs / "spectra.png")
+            lines += ["## Distinct critical points (modulo the symmetry group)\n",
+                      markdown(minima_table(minima, per_cell=12)), "",
+                      "![loss of distinct critical points](figures/losses.png)\n",
+                      "![Hessian spectra](figures/spectra.png)\n"]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path

@@ -1,0 +1,61 @@
+"""``jaxsym report`` on finished, partial and empty sweep directories."""
+
+import pytest
+from typer.testing import CliRunner
+
+from jaxsym.cli import app
+from jaxsym.report import isotropy_type, wilson, write_report
+from jaxsym.sweep import run_sweep
+
+
+def _pngs_ok(out):
+    figs = sorted((out / "figures").glob("*.png"))
+    for f in figs:
+        assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f.stat().st_size > 5000
+    return {f.name for f in figs}
+
+
+def test_report_on_a_finished_sweep(tiny_cfg, tmp_path):
+    run_sweep(tiny_cfg, tmp_path, progress=False)
+    res = CliRunner().invoke(app, ["report", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / "report.md").read_text()
+    assert "State: **finished**" in text and "| d | k | runs |" in text and "ΔS4" in text
+    assert {"status.png", "loss_hist.png", "losses.png", "spectra.png"} <= _pngs_ok(tmp_path)
+    for name in ("status", "loss_hist", "losses", "spectra"):
+        assert f"figures/{name}.png" in text
+
+
+def test_report_on_a_partial_sweep(tiny_cfg, tmp_path):
+    class StopError(Exception):
+        pass
+
+    def stop(cell, a, b):
+        if a >= 8:
+            raise StopError
+
+    with pytest.raises(StopError):
+        run_sweep(tiny_cfg, tmp_path, progress=False, on_chunk=stop)
+    assert not (tmp_path / "runs.parquet").exists()
+    text = write_report(tmp_path).read_text()
+    assert "partial: 16 of 48 runs finished" in text
+    assert "status.png" in _pngs_ok(tmp_path)
+
+
+def test_report_on_an_empty_directory(tmp_path):
+    text = write_report(tmp_path / "nothing").read_text()
+    assert "no sweep here yet" in text and "No finished runs" in text
+
+
+def test_wilson_interval_contains_the_estimate_and_shrinks():
+    lo, hi = wilson([5, 50], [10, 100])
+    assert (lo < 0.5).all() and (hi > 0.5).all() and (hi - lo)[1] < (hi - lo)[0]
+    lo, hi = wilson([0], [20])
+    assert lo[0] == 0 and 0 < hi[0] < 0.2
+
+
+def test_isotropy_type_labels():
+    assert isotropy_type([9, 1], 10) == "Δ(S_{k−1}×S_1)"
+    assert isotropy_type([6, 2, 1], 9) == "Δ(S_{k−3}×S_2×S_1)"
+    assert isotropy_type([7], 7) == "ΔS_k"
+    assert isotropy_type([1, 1, 1], 3) == "1"
