@@ -19,14 +19,14 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
-from jaxsym import config  # noqa: E402
-from jaxsym.certify import STATUSES  # noqa: E402
-from jaxsym.summary import markdown, minima_table, status_table  # noqa: E402
+from jaxsym import config
+from jaxsym.certify import STATUSES
+from jaxsym.summary import markdown, minima_table, status_table
 
 COLOURS = {"global": "tab:green", "spurious": "tab:red", "saddle": "tab:orange", "degenerate": "tab:purple",
            "not_converged": "tab:gray", "diverged": "black"}
@@ -189,7 +189,8 @@ def write_report(out: str | Path) -> Path:
         lines.append(f"Config fingerprint `{cfg.fingerprint()}`; seed {cfg.seed}; {cfg.runs} runs per cell; "
                      f"optimizer {cfg.train.optimizer}, learning rate {cfg.train.learning_rate}, "
                      f"{cfg.train.steps} steps, {cfg.train.dtype}; certificate thresholds "
-                     f"τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, τ_H = {cfg.certify.hess_tol:g}.\n")
+                     f"τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, "
+                     f"τ_H = {cfg.certify.hess_tol:g}.\n")
     if runs.empty:
         lines.append("No finished runs to report yet.\n")
     else:

@@ -99,7 +99,7 @@ def numpy_hessian(W: np.ndarray, V: np.ndarray) -> np.ndarray:
         return nb, c, p, s, np.arctan2(s, c)
 
     def self_blocks(B: np.ndarray) -> np.ndarray:
-        nb, c, p, s, _ = geom(B)
+        nb, _, p, s, _ = geom(B)
         w = np.where(s > 1e-15, nb[None, :] / np.where(s > 1e-15, s, 1), 0)
         pp = np.einsum("nm,nmd,nme->nde", w, p, p)
         tang = np.eye(d) - u[:, :, None] * u[:, None, :]
