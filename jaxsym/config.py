@@ -40,6 +40,16 @@ DTYPES = ("float32", "float64")
 TARGETS = ("identity",)
 
 
+_LR_PER_K = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*/\s*k\s*$")
+
+
+def resolve_learning_rate(lr: float | str, k: int) -> float:
+    """A learning rate for a cell with ``k`` neurons: numbers as they are, ``"c/k"`` as ``c / k``."""
+    if isinstance(lr, str):
+        return float(_LR_PER_K.match(lr)[1]) / k
+    return float(lr)
+
+
 class ConfigError(ValueError):
     """A sweep file that cannot be run; the message names the field and the allowed values."""
 
@@ -50,7 +60,7 @@ class TrainConfig:
 
     Attributes:
       optimizer: one of :data:`OPTIMIZERS` (optax).
-      learning_rate: step size (> 0).
+      learning_rate: step size (> 0), or ``"c/k"`` for ``c/k`` in each cell (the published ``"5/k"``).
       momentum: momentum for ``momentum``/``nesterov`` (default 0.9).
       steps: step budget per run.
       grad_tol: per-run early stop when ‖∇F‖ ≤ grad_tol (in the training dtype).
@@ -59,7 +69,7 @@ class TrainConfig:
     """
 
     optimizer: str = "sgd"
-    learning_rate: float = 0.1
+    learning_rate: float | str = 0.1
     momentum: float = 0.9
     steps: int = 10000
     grad_tol: float = 1e-6
@@ -69,7 +79,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
         _choice("train.dtype", self.dtype, DTYPES)
-        _positive("train.learning_rate", self.learning_rate)
+        if isinstance(self.learning_rate, str):
+            if _LR_PER_K.match(self.learning_rate) is None or float(_LR_PER_K.match(self.learning_rate)[1]) <= 0:
+                raise ConfigError(f'train.learning_rate must be a positive number or "c/k" (e.g. "5/k"), '
+                                  f"got {self.learning_rate!r}")
+        else:
+            _positive("train.learning_rate", self.learning_rate)
         _positive("train.init_scale", self.init_scale)
         _positive("train.steps", self.steps, integer=True)
         if not 0 <= self.momentum < 1:
@@ -194,6 +209,7 @@ class SweepConfig:
                     m = None if m_expr is None else size_expr(m_expr, d=d, k=k)
                     for combo in combos:
                         train = dataclasses.replace(self.train, **dict(zip(names, combo)))
+                        train = dataclasses.replace(train, learning_rate=resolve_learning_rate(train.learning_rate, k))
                         out.append(Cell(d=d, k=k, target=self.target, train=train,
                                         overrides=tuple(zip(names, combo)), m=m))
         return out

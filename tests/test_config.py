@@ -99,3 +99,10 @@ def test_manifest_round_trip():
         cfg = config.load(f)
         again = config.from_manifest(json.loads(json.dumps(cfg.to_dict())))
         assert again == cfg and again.fingerprint() == cfg.fingerprint()
+
+
+def test_learning_rate_per_k():
+    cfg = config.from_dict({**GOOD, "grid": {"d": [5, 10], "k": "d"}, "train": {"learning_rate": "5/k"}})
+    assert [c.train.learning_rate for c in cfg.cells()] == [1.0, 0.5]
+    with pytest.raises(ConfigError, match='"c/k"'):
+        config.from_dict({**GOOD, "train": {"learning_rate": "5/d"}})
