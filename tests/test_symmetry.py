@@ -254,3 +254,24 @@ def test_clustering_twice_equals_clustering_once():
     np.testing.assert_array_equal(reps[twice.reps], once.reps)
     np.testing.assert_array_equal(twice.counts, once.counts)
     del owners
+
+
+@pytest.mark.parametrize("blocks,distinct", [([7], 7), ([6, 1], 12), ([5, 2], 19), ([4, 2, 1], None)])
+def test_predicted_multiplicities(blocks, distinct):
+    from jaxsym.spectra import predicted_multiplicities
+    pred = predicted_multiplicities(blocks)
+    assert sum(pred) == sum(blocks) ** 2
+    if distinct is not None:
+        assert len(pred) == distinct
+
+
+def test_predicted_multiplicities_match_generic_block_points():
+    """A random Δ(S_{k−1}×S_1)- or Δ(S_{k−2}×S_2)-symmetric point is not critical, but its Hessian still
+    commutes with the group, so its spectrum has exactly the predicted multiplicities."""
+    from jaxsym.spectra import predicted_multiplicities
+    rng = np.random.default_rng(11)
+    for blocks in ([5, 1], [4, 2], [3, 2, 1]):
+        W = block_point(blocks, rng) + 0.5 * np.eye(sum(blocks))
+        k = sum(blocks)
+        got = sorted(m for _, m in jaxsym.spectrum(W, np.eye(k), tol=1e-7))
+        assert got == predicted_multiplicities(blocks)
