@@ -186,3 +186,15 @@ def test_float32_training_gradient_is_accurate():
     W, V = _rand(rng, 10, 10), jnp.eye(10)
     g32 = model.make_train_grad(V.astype(jnp.float32))(W.astype(jnp.float32))
     np.testing.assert_allclose(np.asarray(g32, np.float64), np.asarray(jaxsym.grad(W, V)), atol=2e-6)
+
+
+@pytest.mark.parametrize("k,d,m", SHAPES)
+def test_hvp_equals_hessian_times_vector(k, d, m):
+    rng = np.random.default_rng(k * 7 + d + m)
+    W, V, X = _rand(rng, k, d), _rand(rng, m, d), _rand(rng, k, d)
+    expected = np.asarray(jaxsym.hessian(W, V)) @ np.asarray(X).ravel()
+    np.testing.assert_allclose(np.asarray(model.hvp(W, V, X)).ravel(), expected, atol=1e-12)
+    I = jnp.eye(k, d)
+    if k <= d:  # at W = V (θ = 0 pairs) too
+        np.testing.assert_allclose(np.asarray(model.hvp(I, I, X)).ravel(),
+                                   np.asarray(jaxsym.hessian(I, I)) @ np.asarray(X).ravel(), atol=1e-12)
