@@ -1,0 +1,112 @@
+"""Families of critical points: restricted loss/gradient, continuation, block spectra."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsym import model
+from jaxsym.families import FixedSpace, block_spectrum, continue_family, newton, to_block_form
+from jaxsym.spectra import predicted_multiplicities, spectrum
+from jaxsym.symmetry import apply, find_element, isotropy, random_element
+
+
+@pytest.fixture(autouse=True)
+def _x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def _random_x(space, rng):
+    x = rng.normal(size=space.size) * 0.3
+    x[: space.r] += 1.0
+    return np.where(space.free, x, 0.0)
+
+
+@pytest.mark.parametrize("blocks", [(6, 1), (5, 2), (4, 2, 1), (3, 3)])
+def test_restricted_loss_and_gradient_are_the_full_ones(blocks):
+    rng = np.random.default_rng(len(blocks))
+    space = FixedSpace(blocks)
+    x = _random_x(space, rng)
+    W = space.embed(jnp.asarray(x))
+    V = jnp.eye(space.k)
+    assert float(space.loss(jnp.asarray(x))) == pytest.approx(float(model.loss(W, V)), rel=1e-12)
+    # restricted gradient = Eᵀ ∇F, i.e. the projection of the full gradient onto Fix(H) in x-coordinates
+    E = np.asarray(jax.jacobian(space.embed)(jnp.asarray(x))).reshape(space.k**2, -1)
+    full = np.asarray(model.grad(W, V)).ravel()
+    g = np.asarray(jax.grad(space.loss)(jnp.asarray(x)))
+    np.testing.assert_allclose(g, E.T @ full, atol=1e-11)
+    # the full gradient lies in Fix(H): it equals its projection E (EᵀE)⁻¹ Eᵀ ∇F
+    P = E[:, space.free]
+    proj = P @ np.linalg.solve(P.T @ P, P.T @ full)
+    np.testing.assert_allclose(proj, full, atol=1e-11)
+    assert float(space.full_grad_norm(jnp.asarray(x))) == pytest.approx(np.linalg.norm(full), rel=1e-10)
+
+
+def _sweep_like_point(blocks, seed=0):
+    """A critical point with isotropy Δ(Π S_p) found independently by full-space gradient descent
+    inside Fix(H) then a full-space polish (no use of the restricted code)."""
+    from jaxsym.certify import polish
+    space = FixedSpace(blocks)
+    k = space.k
+    # the published form of the Δ(S_{k−1}×S_1) family (Safran, Yehudai & Shamir) scaled as a start
+    x = np.zeros(space.size)
+    x[: space.r] = [1.0] * (space.r - 1) + [-0.6]
+    if space.r == 2:
+        x[2 * space.r + 1] = 0.19   # c_21: row of the last block, columns of the big block
+        x[2 * space.r + 2] = 0.26
+    W = np.asarray(space.embed(jnp.asarray(x)))
+    Wp, _ = polish(jnp.asarray(W), jnp.eye(k), iters=80, tol=1e-13)
+    return np.asarray(Wp)
+
+
+def test_continuation_reaches_a_certified_critical_point_of_the_full_problem():
+    start = _sweep_like_point((6, 1))
+    assert np.linalg.norm(np.asarray(model.grad(jnp.asarray(start), jnp.eye(7)))) < 1e-10
+    space, x = to_block_form(start)
+    assert space.blocks == (6, 1)
+    pts = continue_family(space, x, 12)
+    assert [p.k for p in pts] == list(range(7, 13)) and all(p.converged for p in pts)
+    last = pts[-1]
+    W = np.asarray(FixedSpace((11, 1)).embed(jnp.asarray(last.x)))
+    V = jnp.eye(12)
+    assert np.linalg.norm(np.asarray(model.grad(jnp.asarray(W), V))) < 1e-10   # full closed form
+    assert float(model.loss(jnp.asarray(W), V)) == pytest.approx(last.loss, rel=1e-10)
+    assert isotropy(W).name == "Δ(S11×S1)"
+    # an independent full-space solve at k = 12 from a nearby symmetric start finds the same point
+    other = _sweep_like_point((11, 1))
+    g = random_element(np.random.default_rng(1), 12, 12)
+    assert find_element(apply(g, other), W, tol=1e-6) is not None
+
+
+@pytest.mark.parametrize("blocks", [(6, 1), (5, 2), (9, 1), (7, 2, 1), (12, 3)])
+def test_block_spectrum_equals_dense_spectrum(blocks):
+    rng = np.random.default_rng(sum(blocks))
+    space = FixedSpace(blocks)
+    x = _random_x(space, rng)
+    bs = block_spectrum(space, x)
+    assert int(bs.mults.sum()) == space.k**2
+    assert sorted(bs.mults.tolist()) == predicted_multiplicities(list(blocks))
+    W = np.asarray(space.embed(jnp.asarray(x)))
+    dense = np.linalg.eigvalsh(np.asarray(model.hessian(jnp.asarray(W), jnp.eye(space.k))))
+    expanded = np.sort(np.repeat(bs.values, bs.mults))
+    np.testing.assert_allclose(expanded, dense, atol=1e-9)
+
+
+def test_block_spectrum_at_a_critical_point_k40():
+    start = _sweep_like_point((6, 1))
+    space, x = to_block_form(start)
+    pts = continue_family(space, x, 40, step=1)
+    sp40 = FixedSpace((39, 1))
+    bs = block_spectrum(sp40, pts[-1].x)
+    W = np.asarray(sp40.embed(jnp.asarray(pts[-1].x)))
+    dense = spectrum(W, np.eye(40), tol=1e-7)
+    assert [m for _, m in bs.grouped(1e-7)] == [m for _, m in dense]
+    np.testing.assert_allclose([v for v, _ in bs.grouped(1e-7)], [v for v, _ in dense], atol=1e-9)
+    assert bs.values[0] > 0  # still a minimum at k = 40
+
+
+def test_newton_reports_failure():
+    space = FixedSpace((3, 1))
+    x, ok = newton(space, np.full(space.size, np.nan))
+    assert not ok
