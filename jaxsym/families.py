@@ -319,22 +319,20 @@ def block_spectrum(space: FixedSpace, x: np.ndarray) -> BlockSpectrum:
 # --------------------------------------------------------------------------------------------------
 def to_block_form(W: np.ndarray, tol: float = 1e-6) -> tuple[FixedSpace, np.ndarray]:
     """Permute a k×k point with product-type isotropy into block form; returns its space and parameters."""
-    from jaxsym.symmetry import apply, find_element, isotropy
+    from jaxsym.symmetry import find_element, isotropy
 
     iso = isotropy(W, tol=tol)
     blocks = tuple(sorted(iso.neuron_orbits, reverse=True))
     space = FixedSpace(blocks)
-    # every point of Fix(H) with these blocks is equivalent to W iff its parameters match: search x by
-    # aligning W to block form with the exact matcher on a template of the right structure
-    rows = [o for o in sorted(iso.row_orbits, key=lambda o: (-len(o), o[0]))]
-    order = np.concatenate(rows)
+    # rows ordered by neuron orbit (largest first); then, inside each block, each neuron's own coordinate
+    order = np.concatenate(sorted(iso.row_orbits, key=lambda o: (-len(o), o[0])))
     Wr = np.asarray(W, np.float64)[order]
     # columns: inside each row block the distinguished (diagonal) column of a neuron is the one whose value
     # differs from the rest of its block row; match it greedily, then fill by column orbits
     col_orbits = sorted(iso.col_orbits, key=lambda o: (-len(o), o[0]))
     cols: list[int] = []
     start = 0
-    for s, p in enumerate(blocks):
+    for p in blocks:
         cands = [o for o in col_orbits if len(o) == p and not set(o) & set(cols)]
         best = None
         for cand in cands:  # the column orbit whose submatrix has the diagonal+constant pattern
@@ -360,7 +358,6 @@ def to_block_form(W: np.ndarray, tol: float = 1e-6) -> tuple[FixedSpace, np.ndar
         if g is None:
             raise ValueError(f"could not put the point into block form {blocks} (max deviation "
                              f"{np.max(np.abs(rebuilt - Wb)):.2e})")
-    del apply
     return space, x
 
 

@@ -108,5 +108,5 @@ def test_block_spectrum_at_a_critical_point_k40():
 
 def test_newton_reports_failure():
     space = FixedSpace((3, 1))
-    x, ok = newton(space, np.full(space.size, np.nan))
+    _, ok = newton(space, np.full(space.size, np.nan))
     assert not ok
