@@ -66,6 +66,54 @@ def report(out: Annotated[Path, typer.Argument(help="results directory")]) -> No
 
 
 @app.command()
+def family(
+    sweep_dir: Annotated[Path, typer.Argument(help="results directory with minima.parquet")],
+    k: Annotated[int, typer.Option(help="the cell k = d to start from")],
+    orbit: Annotated[int | None, typer.Option(help="orbit id in minima.parquet")] = None,
+    isotropy: Annotated[str | None, typer.Option(help='or: the first point with this isotropy, e.g. "Δ(S9×S1)"')]
+    = None,
+    k_max: Annotated[int, typer.Option(help="follow the family up to this k")] = 1000,
+    spectra_at: Annotated[str, typer.Option(help="comma-separated k values for block spectra")]
+    = "10,20,50,100,200,500,1000",
+    out: Annotated[Path | None, typer.Option(help="output directory (default DIR/families/<name>)")] = None,
+) -> None:
+    """Follow a critical point's symmetry family in k, with its Hessian spectrum by isotypic blocks."""
+    import numpy as np
+    import pandas as pd
+
+    from jaxsym.families import follow, plot_family
+    from jaxsym.report import isotropy_type
+
+    minima = pd.read_parquet(sweep_dir / "minima.parquet")
+    sel = minima[(minima["k"] == k) & (minima["d"] == k)]
+    if orbit is not None:
+        sel = sel[sel["orbit"] == orbit]
+    if isotropy is not None:
+        sel = sel[sel["isotropy"] == isotropy]
+    if sel.empty:
+        console.print(f"[red]error:[/red] no such point in {sweep_dir}/minima.parquet (k = d = {k})")
+        raise typer.Exit(2)
+    row = sel.iloc[0]
+    kind = isotropy_type(row["neuron_orbits"], k)
+    name = f"{kind}-from-k{k}-orbit{row['orbit']}"
+    ascii_name = name.replace("Δ", "D").replace("×", "x").replace("−", "-")
+    slug = "".join(ch for ch in ascii_name if ch.isalnum() or ch in "-_")
+    out = out or sweep_dir / "families" / slug
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"following {row['isotropy']} (loss {row['loss']:.6g}) from k = {k} to {k_max} ...")
+    table, spectra = follow(np.asarray(row["W"]).reshape(k, k), k_max,
+                            [int(v) for v in spectra_at.split(",") if v], progress=True)
+    table.to_parquet(out / "family.parquet", index=False)
+    spectra.to_parquet(out / "spectra.parquet", index=False)
+    fit = plot_family(table, spectra, f"family {kind} (from k = {k})", out / "family.png")
+    conv = table[table["converged"]]
+    minima_k = spectra[spectra["hess_min"] > 0]["k"]
+    console.print(f"critical point for k = {conv['k'].min()} … {conv['k'].max()}; a minimum from k = "
+                  f"{minima_k.min() if len(minima_k) else '—'} (of the k with spectra); loss fit {fit}; "
+                  f"tables and plot in {out}")
+
+
+@app.command()
 def summary(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
     """Print the summary tables of a finished sweep directory."""
     import pandas as pd

@@ -298,7 +298,8 @@ def block_spectrum(space: FixedSpace, x: np.ndarray) -> BlockSpectrum:
     with jax.enable_x64(True):
         W = space.embed(jnp.asarray(x, jnp.float64))
         V = jnp.eye(space.k, dtype=jnp.float64)
-        hvp = jax.jit(lambda X: model.hvp(W, V, X))
+        accurate = space.k <= 200  # the accurate angles need a (k, k, k) temporary
+        hvp = jax.jit(lambda X: model.hvp(W, V, X, accurate=accurate))
         values, mults, labels = [], [], []
         for label, dim, vecs in _isotypic_test_vectors(space.blocks):
             Phi = np.stack([v.ravel() for v in vecs], axis=1)
@@ -407,3 +408,91 @@ def continue_family(space: FixedSpace, x: np.ndarray, k_max: int, *, step: int =
         space, _ = grow(space, x, step)
         x, ok = newton(space, guess, tol=tol)
     return pts
+
+
+# --------------------------------------------------------------------------------------------------
+# A whole family: table and plots
+# --------------------------------------------------------------------------------------------------
+def follow(W0: np.ndarray, k_max: int, spectra_at: list[int], *, progress: bool = False) -> tuple[object, object]:
+    """Follow the family of the critical point ``W0`` (k = d, V = I, isotropy Δ(Π S_p)) down to where it
+    is born and up to ``k_max``; compute block spectra at the ``spectra_at`` values of k (and check the full
+    closed-form gradient there). Returns ``(table, spectra)`` as pandas DataFrames."""
+    import pandas as pd
+
+    space, x = to_block_form(W0)
+    tail = space.blocks[1:]
+    up = continue_family(space, x, k_max)
+    down = continue_family(space, x, 1, step=-1)
+    pts = {p.k: p for p in down + up}
+    rows, spec_rows = [], []
+    for k in sorted(pts):
+        p = pts[k]
+        rows.append({"k": k, "blocks": [k - sum(tail), *tail], "loss": p.loss, "grad_norm": p.grad_norm,
+                     "converged": p.converged, "x": p.x.tolist()})
+    born = min(k for k, p in pts.items() if p.converged)
+    # spectra at every k up to the start (where the critical point may turn from saddle into minimum)
+    below = set(range(born, space.k + 1))
+    for k in sorted(set(spectra_at) | below | {max(k for k, p in pts.items() if p.converged)}):
+        p = pts.get(k)
+        if p is None or not p.converged:
+            continue
+        sp = FixedSpace((k - sum(tail), *tail))
+        bs = block_spectrum(sp, p.x)
+        grouped = bs.grouped(1e-7)
+        with jax.enable_x64(True):
+            W = sp.embed(jnp.asarray(p.x))
+            full = float(jnp.linalg.norm(model.grad(W, jnp.eye(k), accurate=k <= 200)))
+        spec_rows.append({"k": k, "hess_min": float(bs.values[0]), "hess_max": float(bs.values[-1]),
+                          "n_distinct_eigs": len(grouped), "eig_values": [v for v, _ in grouped],
+                          "eig_mults": [m for _, m in grouped], "full_grad_norm": full,
+                          "bounded_eigs": int(sum(m for v, m in grouped if v < 1.0)),
+                          "largest": [v for v, _ in grouped[-3:]]})
+        if progress:
+            print(f"  k = {k}: λ_min = {bs.values[0]:.3e}, {len(grouped)} distinct eigenvalues, "
+                  f"‖∇F‖ (full) = {full:.1e}", flush=True)
+    return pd.DataFrame(rows), pd.DataFrame(spec_rows)
+
+
+def fit_power(k: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares fit ``y ≈ c·k^a`` on log–log axes; returns ``(c, a)``."""
+    a, logc = np.polyfit(np.log(k), np.log(y), 1)
+    return float(np.exp(logc)), float(a)
+
+
+def plot_family(table: object, spectra: object, title: str, path: object) -> dict[str, float]:
+    """Loss vs k (log–log, fitted rate on the upper half of k), λ_min vs k, and the spectrum vs k."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t = table[table["converged"]]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax = axes[0]
+    ax.loglog(t["k"], t["loss"], ".", ms=3, label="loss")
+    tail = t[t["k"] >= t["k"].max() / 2]
+    fit = {}
+    if len(tail) >= 3:
+        c, a = fit_power(tail["k"].to_numpy(), tail["loss"].to_numpy())
+        fit = {"loss_c": c, "loss_rate": a}
+        ax.loglog(t["k"], c * t["k"] ** a, "--", label=f"fit {c:.3g}·k^{a:.3f} (k ≥ {int(tail['k'].min())})")
+    ax.set_xlabel("k = d")
+    ax.set_ylabel("loss F")
+    ax.legend(fontsize=7)
+    ax = axes[1]
+    ax.loglog(spectra["k"], spectra["hess_min"], "o-")
+    ax.set_xlabel("k = d")
+    ax.set_ylabel("smallest Hessian eigenvalue")
+    ax = axes[2]
+    for _, r in spectra.iterrows():
+        ax.scatter([r["k"]] * len(r["eig_values"]), r["eig_values"], s=6 + 4 * np.log2(np.asarray(r["eig_mults"])),
+                   color="tab:blue", alpha=0.6)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("k = d")
+    ax.set_ylabel("Hessian eigenvalues (size ~ log multiplicity)")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return fit

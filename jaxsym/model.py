@@ -265,7 +265,7 @@ def hessian(W: Array, V: Array) -> Array:
     return jnp.transpose(blocks, (0, 2, 1, 3)).reshape(k * d, k * d)
 
 
-def hvp(W: Array, V: Array, X: Array) -> Array:
+def hvp(W: Array, V: Array, X: Array, *, accurate: bool = True) -> Array:
     """Hessian-vector product ``∇²F(W)[X]`` (k, d) in closed form, O(k(k+m)d) work, without the Hessian.
 
     With ``p_ij = ŵ_j − c_ij û_i`` (so ``p·x = ŵ_j·x − c û_i·x``), the two Hessian terms of the module
@@ -275,12 +275,14 @@ def hvp(W: Array, V: Array, X: Array) -> Array:
         (∇_u∇_uᵀK) x = ‖v‖/(2π‖u‖) [s (x − û (û·x)) + p (p·x)/s]
 
     Zero rows follow the dead-neuron convention of :func:`hessian`. Equals ``hessian(W, V) @ X.ravel()``.
+    ``accurate=False`` takes the angles from the Gram matrices (no (k, m, d) temporary: what large k needs;
+    exact unless rows are nearly parallel).
     """
     _check(W, V)
     V = V.astype(W.dtype)
     X = X.astype(W.dtype)
-    gww = geometry(W, W, accurate=True, same=True)
-    gwv = geometry(W, V, accurate=True)
+    gww = geometry(W, W, accurate=accurate, same=True)
+    gwv = geometry(W, V, accurate=accurate)
     alive = (gww.na > 0).astype(W.dtype)
     X = X * alive[:, None]
     u = gww.ua

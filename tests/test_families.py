@@ -110,3 +110,24 @@ def test_newton_reports_failure():
     space = FixedSpace((3, 1))
     _, ok = newton(space, np.full(space.size, np.nan))
     assert not ok
+
+
+def test_family_cli_writes_tables_and_plot(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from jaxsym.cli import app
+
+    W = _sweep_like_point((6, 1))
+    pd.DataFrame([{"d": 7, "k": 7, "orbit": 1, "status": "spurious", "loss": float(model.loss(jnp.asarray(W),
+                   jnp.eye(7))), "isotropy": "Δ(S6×S1)", "neuron_orbits": [6, 1], "W": W.ravel().tolist()}]
+                 ).to_parquet(tmp_path / "minima.parquet")
+    res = CliRunner().invoke(app, ["family", str(tmp_path), "--k", "7", "--k-max", "14", "--spectra-at", "10,14"])
+    assert res.exit_code == 0, res.output
+    out = next((tmp_path / "families").iterdir())
+    table = pd.read_parquet(out / "family.parquet")
+    spectra = pd.read_parquet(out / "spectra.parquet")
+    assert table["k"].max() == 14 and table[table["k"] >= 7]["converged"].all()
+    assert {10, 14} <= set(spectra["k"]) and (spectra["full_grad_norm"] < 1e-10).all()
+    assert (out / "family.png").stat().st_size > 10_000
+    assert "a minimum from k =" in res.output
