@@ -299,7 +299,10 @@ def block_spectrum(space: FixedSpace, x: np.ndarray) -> BlockSpectrum:
         W = space.embed(jnp.asarray(x, jnp.float64))
         V = jnp.eye(space.k, dtype=jnp.float64)
         accurate = space.k <= 200  # the accurate angles need a (k, k, k) temporary
-        hvp = jax.jit(lambda X: model.hvp(W, V, X, accurate=accurate))
+        hvp_jit = jax.jit(model.hvp, static_argnames="accurate")  # W, V as arguments: no constant folding
+
+        def hvp(X: jax.Array) -> jax.Array:
+            return hvp_jit(W, V, X, accurate=accurate)
         values, mults, labels = [], [], []
         for label, dim, vecs in _isotypic_test_vectors(space.blocks):
             Phi = np.stack([v.ravel() for v in vecs], axis=1)
