@@ -10,9 +10,9 @@ Public interface (single example, any float dtype, jit/vmap-safe where it is JAX
 
 __version__ = "0.1.0"
 
-from jaxsym.model import grad, hessian, identity_target, kernel, loss, loss_and_grad
+from jaxsym.model import grad, hessian, hvp, identity_target, kernel, loss, loss_and_grad, make_target
 from jaxsym.spectra import spectrum
 from jaxsym.symmetry import Isotropy, isotropy
 
-__all__ = ["Isotropy", "__version__", "grad", "hessian", "identity_target", "isotropy", "kernel", "loss",
-           "loss_and_grad", "spectrum"]
+__all__ = ["Isotropy", "__version__", "grad", "hessian", "hvp", "identity_target", "isotropy", "kernel", "loss",
+           "loss_and_grad", "make_target", "spectrum"]

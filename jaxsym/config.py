@@ -37,7 +37,7 @@ from typing import Any
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 DTYPES = ("float32", "float64")
-TARGETS = ("identity",)
+TARGETS = ("identity", "orthonormal", "gaussian")  # see jaxsym.model.make_target
 
 
 _LR_PER_K = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*/\s*k\s*$")
@@ -140,7 +140,8 @@ class Cell:
         """A file-name-safe name, e.g. ``d6-k6``, ``d6-k7-m6`` or ``d6-k6-learning_rate=0.05``."""
         extra = "".join(f"-{n}={v}" for n, v in self.overrides)
         teacher = "" if self.m is None else f"-m{self.m}"
-        return f"d{self.d}-k{self.k}{teacher}{extra}"
+        target = "" if self.target == "identity" else f"-{self.target}"
+        return f"d{self.d}-k{self.k}{teacher}{target}{extra}"
 
 
 @dataclass(frozen=True)
@@ -152,11 +153,11 @@ class SweepConfig:
     runs: int
     d: tuple[int, ...]
     k: tuple[int | str, ...] | str
-    target: str = "identity"
+    target: str | tuple[str, ...] = "identity"
     m: tuple[int | str, ...] | str | None = None
     chunk_size: int | None = None
     memory_budget_mb: int = 1024
-    segment_steps: int = 2000
+    segment_steps: int | None = None
     checkpoint_interval_s: float = 60.0
     save_weights: bool = False
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -170,11 +171,13 @@ class SweepConfig:
         if self.chunk_size is not None:
             _positive("chunk_size", self.chunk_size, integer=True)
         _positive("memory_budget_mb", self.memory_budget_mb, integer=True)
-        _positive("segment_steps", self.segment_steps, integer=True)
+        if self.segment_steps is not None:
+            _positive("segment_steps", self.segment_steps, integer=True)
         _positive("checkpoint_interval_s", self.checkpoint_interval_s)
         if not isinstance(self.save_weights, bool):
             raise ConfigError(f"save_weights must be true or false, got {self.save_weights!r}")
-        _choice("grid.target", self.target, TARGETS)
+        for target in self.targets:
+            _choice("grid.target", target, TARGETS)
         if not self.d:
             raise ConfigError("grid.d must list at least one input dimension")
         for d in self.d:
@@ -184,9 +187,9 @@ class SweepConfig:
         for cell in self.cells():
             _positive("grid.k", cell.k, integer=True)
             _positive("grid.m", cell.teacher_width, integer=True)
-            if self.target == "identity" and cell.teacher_width > cell.d:
+            if cell.target in ("identity", "orthonormal") and cell.teacher_width > cell.d:
                 raise ConfigError(
-                    f"grid: target 'identity' needs a teacher width m <= d (V = I or [I 0]); the cell d={cell.d}, "
+                    f"grid: target {cell.target!r} needs a teacher width m <= d; the cell d={cell.d}, "
                     f"k={cell.k}, m={cell.teacher_width} is impossible. Use smaller k, or set m (e.g. m = \"d\" "
                     f"for students wider than the target)."
                 )
@@ -207,12 +210,19 @@ class SweepConfig:
                 m_exprs = (None,) if self.m is None else (("d",) if self.m == "d" else self.m)
                 for m_expr in m_exprs:
                     m = None if m_expr is None else size_expr(m_expr, d=d, k=k)
-                    for combo in combos:
-                        train = dataclasses.replace(self.train, **dict(zip(names, combo)))
-                        train = dataclasses.replace(train, learning_rate=resolve_learning_rate(train.learning_rate, k))
-                        out.append(Cell(d=d, k=k, target=self.target, train=train,
-                                        overrides=tuple(zip(names, combo)), m=m))
+                    for target in self.targets:
+                        for combo in combos:
+                            train = dataclasses.replace(self.train, **dict(zip(names, combo)))
+                            train = dataclasses.replace(
+                                train, learning_rate=resolve_learning_rate(train.learning_rate, k))
+                            out.append(Cell(d=d, k=k, target=target, train=train,
+                                            overrides=tuple(zip(names, combo)), m=m))
         return out
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The target types of the grid (``grid.target`` may be one name or a list)."""
+        return (self.target,) if isinstance(self.target, str) else tuple(self.target)
 
     def smoke(self, runs: int = 8, steps: int = 300) -> SweepConfig:
         """A seconds-long variant of this sweep: the smallest ``d``, few runs and steps (for tests, demos)."""
@@ -314,6 +324,14 @@ def _as_size_list(name: str, value: Any) -> tuple[int | str, ...]:
     return _as_int_list(name, value)
 
 
+def _as_targets(value: Any) -> str | tuple[str, ...]:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(f"grid.target must be a name or a non-empty list of names from {TARGETS}; got {value!r}")
+
+
 def from_dict(raw: dict[str, Any]) -> SweepConfig:
     """Build and validate a :class:`SweepConfig` from parsed TOML."""
     unknown = set(raw) - _TOP_KEYS
@@ -355,8 +373,8 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
         raise ConfigError(f"name must be a non-empty string, got {raw['name']!r}")
     return SweepConfig(
         name=raw["name"], seed=raw["seed"], runs=raw["runs"], d=_as_int_list("d", grid["d"]), k=k, m=m,
-        target=grid.get("target", "identity"), chunk_size=raw.get("chunk_size"),
-        memory_budget_mb=raw.get("memory_budget_mb", 1024), segment_steps=raw.get("segment_steps", 2000),
+        target=_as_targets(grid.get("target", "identity")), chunk_size=raw.get("chunk_size"),
+        memory_budget_mb=raw.get("memory_budget_mb", 1024), segment_steps=raw.get("segment_steps"),
         checkpoint_interval_s=raw.get("checkpoint_interval_s", 60.0), save_weights=raw.get("save_weights", False),
         train=train_cfg, certify=certify_cfg,
         train_grid=tuple(train_grid),
@@ -373,6 +391,8 @@ def from_manifest(data: dict[str, Any]) -> SweepConfig:
         if isinstance(data.get(key), list):
             data[key] = tuple(data[key])
     data["train_grid"] = tuple((n, tuple(v)) for n, v in data.get("train_grid", ()))
+    if isinstance(data.get("target"), list):
+        data["target"] = tuple(data["target"])
     return SweepConfig(**data)
 
 

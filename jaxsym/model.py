@@ -320,3 +320,30 @@ def identity_target(k: int, d: int, dtype: np.dtype | type = np.float64) -> np.n
     if k > d:
         raise ValueError(f"identity target needs k <= d, got k={k}, d={d}")
     return np.eye(k, d, dtype=dtype)
+
+
+TARGETS = ("identity", "orthonormal", "gaussian")
+
+
+def make_target(kind: str, m: int, d: int, seed: int = 0) -> np.ndarray:
+    """A teacher ``V`` (m, d), float64 NumPy.
+
+    - ``identity``: ``V = I`` (m = d) or ``[I_m 0]`` (m < d);
+    - ``orthonormal``: m orthonormal rows, a Haar-random rotation of ``[I_m 0]`` (m ≤ d);
+    - ``gaussian``: entries ``N(0, 1/d)`` (any m).
+
+    Random targets depend only on ``(seed, m, d)``, so every run of a cell shares its teacher.
+    """
+    if kind == "identity":
+        return identity_target(m, d)
+    rng = np.random.default_rng([seed, m, d, 7919])
+    if kind == "orthonormal":
+        if m > d:
+            raise ValueError(f"orthonormal target needs m <= d, got m={m}, d={d}")
+        q, r = np.linalg.qr(rng.normal(size=(d, d)))
+        q = q * np.sign(np.diag(r))  # Haar measure
+        return q[:m]
+    if kind == "gaussian":
+        return rng.normal(size=(m, d)) / np.sqrt(d)
+    raise ValueError(f"unknown target {kind!r}; one of {TARGETS}")
+

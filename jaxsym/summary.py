@@ -12,13 +12,15 @@ def status_table(runs: pd.DataFrame) -> pd.DataFrame:
     if runs.empty:
         return pd.DataFrame(columns=["d", "k", "runs", "global %", "spurious %", "other %"])
     g = runs.groupby(["cell", "d", "k"], sort=False)["status"]
+    several = runs.groupby(["d", "k"])["cell"].nunique().max() > 1  # other grid axes: show the cell
     out = pd.DataFrame({
         "runs": g.size(),
         "global %": g.apply(lambda s: 100 * (s == "global").mean()),
         "spurious %": g.apply(lambda s: 100 * (s == "spurious").mean()),
         "other %": g.apply(lambda s: 100 * (~s.isin(["global", "spurious"])).mean()),
     })
-    return out.reset_index().drop(columns="cell")
+    out = out.reset_index()
+    return out if several else out.drop(columns="cell")
 
 
 def minima_table(minima: pd.DataFrame, per_cell: int | None = None) -> pd.DataFrame:
@@ -51,7 +53,7 @@ def print_summary(runs: pd.DataFrame, minima: pd.DataFrame, console: Console | N
     for c in st.columns:
         t.add_column(c, justify="right", no_wrap=True)
     for row in st.itertuples(index=False):
-        t.add_row(str(row[0]), str(row[1]), str(row[2]), *(f"{v:.1f}" for v in row[3:]))
+        t.add_row(*(f"{v:.1f}" if isinstance(v, float) else str(v) for v in row))
     console.print(t)
     mt = minima_table(minima, per_cell)
     hidden = len(minima) - len(mt)

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from jaxsym import __version__, checkpoint, results
 from jaxsym.certify import DIVERGED, NOT_CONVERGED, STATUSES, make_certify_batch
 from jaxsym.config import Cell, SweepConfig, bytes_per_run
-from jaxsym.model import identity_target
+from jaxsym.model import make_target
 from jaxsym.orbits import cluster
 from jaxsym.parallel import n_local_devices, round_up, shard_runs
 from jaxsym.spectra import group_eigenvalues, hessian_eigenvalues
@@ -100,7 +100,7 @@ class CellPrograms:
 
 
 def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
-    V = identity_target(cell.teacher_width, cell.d)
+    V = make_target(cell.target, cell.teacher_width, cell.d, cfg.seed)
     with jax.enable_x64(True):
         cert = make_certify_batch(cfg.certify, V)
     engine = make_batch_engine(cell.train, jnp.asarray(V.astype(cell.train.dtype)), cell.k, cfg.seed)
@@ -120,8 +120,10 @@ def _bucket(n: int, cap: int) -> int:
 
 
 def train_chunk(cfg: SweepConfig, prog: CellPrograms, runs: np.ndarray, inflight: Path | None) -> Any:
-    """Train a (padded) chunk in segments of ``segment_steps``, checkpointing in-flight state to ``inflight``
-    every ``checkpoint_interval_s`` seconds, resuming from a usable checkpoint there. Returns host arrays."""
+    """Train a (padded) chunk: by default the whole step budget in one jitted, vmapped program; with
+    ``segment_steps`` set, in segments, checkpointing the in-flight state to ``inflight`` every
+    ``checkpoint_interval_s`` seconds between them and resuming from a usable checkpoint there.
+    Returns host arrays."""
     eng = prog.engine
     state = eng.init(shard_runs(runs.astype(np.uint32)))
     until = 0
@@ -130,8 +132,9 @@ def train_chunk(cfg: SweepConfig, prog: CellPrograms, runs: np.ndarray, inflight
         state = jax.tree.map(shard_runs, host_state)
         log.info("%s resumed in-flight chunk at step %d from %s", prog.cell.label, until, inflight)
     last_save = time.monotonic()
+    segment = cfg.segment_steps or prog.cell.train.steps
     while int(eng.n_running(state)) > 0:
-        until += cfg.segment_steps
+        until += segment
         state = eng.advance(state, jnp.int32(until))
         if inflight is not None and time.monotonic() - last_save > cfg.checkpoint_interval_s \
                 and int(eng.n_running(state)) > 0:
@@ -178,7 +181,7 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int, infli
         "steps": np.asarray(res.steps, np.int64), "status": names, "orbit": orbit,
         "train_loss": np.asarray(res.loss, np.float64), "train_grad_norm": np.asarray(res.grad_norm, np.float64),
         "polish_iters": iters, "polish_shift": shift, "hess_min": hmin, "hess_max": hmax,
-        "cell": cell.label, "m": cell.teacher_width,
+        "cell": cell.label, "m": cell.teacher_width, "target": cell.target,
     })
     for name, value in cell.overrides:
         rows[name] = value
@@ -387,7 +390,7 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
         return [], {}
     reps = pd.concat(reps, ignore_index=True)
     k, d = cell.k, cell.d
-    V = identity_target(cell.teacher_width, d)
+    V = make_target(cell.target, cell.teacher_width, d, cfg.seed)
     Ws = np.stack(reps["W"].to_numpy()).reshape(-1, k, d)
     cl = cluster(Ws, V, tol=cfg.certify.cluster_tol, order=reps["run"].to_numpy(), weights=reps["count"].to_numpy())
     rank = {s: i for i, s in enumerate(STATUSES)}
@@ -404,7 +407,7 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
             "count": int(cl.counts[old]), "grad_norm": float(r["grad_norm"]), "hess_min": float(r["hess_min"]),
             "hess_max": float(r["hess_max"]), **describe_point(W, V, cfg.certify.cluster_tol),
             "W": W.reshape(-1).tolist(), "rep_run": int(r["run"]), "cell": cell.label, "m": cell.teacher_width,
-            **dict(cell.overrides),
+            "target": cell.target, **dict(cell.overrides),
         })
     mapping = {(int(c), int(o)): new_id[int(lab)]
                for c, o, lab in zip(reps["chunk"], reps["local_orbit"], cl.labels)}

@@ -106,3 +106,16 @@ def test_learning_rate_per_k():
     assert [c.train.learning_rate for c in cfg.cells()] == [1.0, 0.5]
     with pytest.raises(ConfigError, match='"c/k"'):
         config.from_dict({**GOOD, "train": {"learning_rate": "5/d"}})
+
+
+def test_target_grid_axis():
+    cfg = config.from_dict({**GOOD, "grid": {"d": [5], "k": [4, 5], "target": ["identity", "orthonormal"]}})
+    assert [(c.k, c.target) for c in cfg.cells()] == [(4, "identity"), (4, "orthonormal"), (5, "identity"),
+                                                      (5, "orthonormal")]
+    assert cfg.cells()[1].label == "d5-k4-orthonormal"
+    with pytest.raises(ConfigError, match=r"grid\.target must be one of"):
+        config.from_dict({**GOOD, "grid": {"d": [5], "k": "d", "target": ["identity", "random"]}})
+    with pytest.raises(ConfigError, match="'orthonormal' needs a teacher width m <= d"):
+        config.from_dict({**GOOD, "grid": {"d": [5], "k": ["d+1"], "target": "orthonormal"}})
+    cfg = config.from_dict({**GOOD, "grid": {"d": [5], "k": ["d+1"], "target": "gaussian"}})
+    assert cfg.cells()[0].teacher_width == 6

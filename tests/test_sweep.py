@@ -124,3 +124,18 @@ def test_every_shipped_sweep_has_a_working_smoke_variant(name, tmp_path):
     run_sweep(cfg, tmp_path, progress=False)
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     assert len(runs) == cfg.runs * len(cfg.cells())
+
+
+def test_sweep_with_random_targets(tmp_path):
+    cfg = config.from_dict({"name": "t", "seed": 0, "runs": 8, "chunk_size": 8,
+                            "grid": {"d": [4], "k": "d", "target": ["orthonormal", "gaussian"]},
+                            "train": {"steps": 2000}})
+    run_sweep(cfg, tmp_path, progress=False)
+    runs, minima = _tables(tmp_path)
+    assert set(runs["target"]) == {"orthonormal", "gaussian"} and len(runs) == 16
+    glob = runs[runs["status"] == "global"]
+    assert (glob["loss"] < 1e-8).all()
+    # an orthonormal target of a rotated identity: the global minimum is W = V up to row order, trivial
+    # column symmetry, so its isotropy is 1 (no (π, ρ) fixes both W and V generically)
+    g = minima[(minima["status"] == "global") & (minima["target"] == "orthonormal")]
+    assert len(g) <= 1 and (g["isotropy"] == "1").all()
