@@ -131,3 +131,28 @@ def test_family_cli_writes_tables_and_plot(tmp_path):
     assert {10, 14} <= set(spectra["k"]) and (spectra["full_grad_norm"] < 1e-10).all()
     assert (out / "family.png").stat().st_size > 10_000
     assert "a minimum from k =" in res.output
+
+
+def test_continued_point_is_the_one_the_sweep_pipeline_finds():
+    """Train k = d = 8 runs with the engine and certify them (the sweep's pipeline); the Δ(S7×S1)
+    spurious minimum found must equal the family point continued from k = 7, modulo the group, with the
+    same loss and isotropy."""
+    from jaxsym.certify import STATUSES, make_certify_batch
+    from jaxsym.config import CertifyConfig, TrainConfig
+    from jaxsym.train import make_train_from
+
+    V = jnp.eye(8)
+    with jax.enable_x64(False):
+        train = jax.jit(jax.vmap(make_train_from(TrainConfig(steps=6000, grad_tol=1e-5), V.astype(jnp.float32))))
+        rng = np.random.default_rng(3)
+        res = train(jnp.asarray(rng.normal(size=(48, 8, 8)) / np.sqrt(8), jnp.float32))
+    cert = make_certify_batch(CertifyConfig(), V)(res.W.astype(jnp.float64), res.grad_norm.astype(jnp.float64),
+                                                 res.diverged)
+    found = [np.asarray(cert.W[i]) for i in range(48) if STATUSES[int(cert.status[i])] == "spurious"
+             and isotropy(np.asarray(cert.W[i])).name == "Δ(S7×S1)"]
+    assert found, "no Δ(S7×S1) minimum among 48 runs"
+    space, x = to_block_form(_sweep_like_point((6, 1)))
+    pts = continue_family(space, x, 8)
+    W8 = np.asarray(FixedSpace((7, 1)).embed(jnp.asarray(pts[-1].x)))
+    assert find_element(found[0], W8, tol=1e-7) is not None
+    assert float(model.loss(jnp.asarray(found[0]), V)) == pytest.approx(pts[-1].loss, rel=1e-9)
