@@ -124,7 +124,7 @@ def main() -> None:
     ax2 = ax1.twinx()
     ax2.plot(table["k"], table["lowest_spurious_loss"], "s--", color="tab:blue", label="lowest spurious loss")
     ax2.set_ylabel("lowest spurious loss")
-    fig.legend(loc="upper left", bbox_to_anchor=(0.12, 0.88), fontsize=8)
+    fig.legend(loc="center right", bbox_to_anchor=(0.86, 0.5), fontsize=8)
     ax1.set_title(f"Gradient descent, step 5/k, {a.runs} runs per k")
     fig.tight_layout()
     fig.savefig(out / "safran_shamir.png", dpi=110)
