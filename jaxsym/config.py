@@ -193,11 +193,10 @@ class SweepConfig:
                     f"k={cell.k}, m={cell.teacher_width} is impossible. Use smaller k, or set m (e.g. m = \"d\" "
                     f"for students wider than the target)."
                 )
-            if self.chunk_size is None and bytes_per_run(cell.k, cell.d, cell.teacher_width) * 16 > \
-                    self.memory_budget_mb * 2**20:
-                need = bytes_per_run(cell.k, cell.d, cell.teacher_width) * 16 / 2**20
-                raise ConfigError(f"memory_budget_mb = {self.memory_budget_mb} cannot fit the smallest chunk "
-                                  f"(16 runs need {need:.0f} MB) of cell d={cell.d}, k={cell.k}; raise it")
+            need = certify_bytes_per_run(cell.k, cell.d, cell.teacher_width)
+            if need > self.memory_budget_mb * 2**20:
+                raise ConfigError(f"memory_budget_mb = {self.memory_budget_mb} cannot fit the float64 certificate "
+                                  f"of one run of cell d={cell.d}, k={cell.k} ({need / 2**20:.0f} MB); raise it")
 
     def cells(self) -> list[Cell]:
         """All grid cells, in a fixed order (d, then k, then the train grid)."""
@@ -256,12 +255,20 @@ def size_expr(value: int | str, **names: int) -> int:
     return coef * names[m.group(2)] + off
 
 
+def train_bytes_per_run(k: int, d: int, m: int, dtype: str = "float32") -> int:
+    """Rough peak device memory of one run's training state (weights, optimizer, gradient, angles)."""
+    item = 4 if dtype == "float32" else 8
+    return item * (12 * k * d + 8 * k * (k + m))
+
+
+def certify_bytes_per_run(k: int, d: int, m: int) -> int:
+    """Rough peak memory of one run's float64 certificate (Hessian, its square, the solve, eigh)."""
+    return 8 * (6 * (k * d) ** 2 + 4 * k * (k + m) * d)
+
+
 def bytes_per_run(k: int, d: int, m: int, dtype: str = "float32") -> int:
     """Rough peak device memory per run of a chunk: training state and the float64 certificate."""
-    item = 4 if dtype == "float32" else 8
-    train = item * (12 * k * d + 8 * k * (k + m))
-    certify = 8 * (6 * (k * d) ** 2 + 4 * k * (k + m) * d)
-    return train + certify
+    return train_bytes_per_run(k, d, m, dtype) + certify_bytes_per_run(k, d, m)
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 
 from jaxsym import __version__, checkpoint, results
 from jaxsym.certify import DIVERGED, NOT_CONVERGED, STATUSES, make_certify_batch
-from jaxsym.config import Cell, SweepConfig, bytes_per_run
+from jaxsym.config import Cell, SweepConfig, bytes_per_run, certify_bytes_per_run
 from jaxsym.model import make_target
 from jaxsym.orbits import cluster
 from jaxsym.parallel import n_local_devices, round_up, shard_runs
@@ -58,6 +58,12 @@ def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
         return cfg.chunk_size
     per_run = bytes_per_run(cell.k, cell.d, cell.teacher_width, cell.train.dtype)
     n = max(16, min(65536, cfg.memory_budget_mb * 2**20 // per_run))
+    return 1 << (int(n).bit_length() - 1)
+
+
+def certify_batch_for(cfg: SweepConfig, cell: Cell) -> int:
+    """Runs certified at once: the largest power of two whose float64 certificates fit the budget (≥ 1)."""
+    n = max(1, cfg.memory_budget_mb * 2**20 // certify_bytes_per_run(cell.k, cell.d, cell.teacher_width))
     return 1 << (int(n).bit_length() - 1)
 
 
@@ -97,6 +103,7 @@ class CellPrograms:
     engine: BatchEngine
     certify: Callable[[jax.Array, jax.Array, jax.Array], Any]
     size: int
+    certify_size: int
 
 
 def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
@@ -104,7 +111,9 @@ def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
     with jax.enable_x64(True):
         cert = make_certify_batch(cfg.certify, V)
     engine = make_batch_engine(cell.train, jnp.asarray(V.astype(cell.train.dtype)), cell.k, cfg.seed)
-    return CellPrograms(cell, V, engine, cert, round_up(chunk_size_for(cfg, cell), n_local_devices()))
+    size = round_up(chunk_size_for(cfg, cell), n_local_devices())
+    certify_size = round_up(min(size, certify_batch_for(cfg, cell)), n_local_devices())
+    return CellPrograms(cell, V, engine, cert, size, certify_size)
 
 
 def _padded(runs: np.ndarray, size: int) -> np.ndarray:
@@ -114,9 +123,9 @@ def _padded(runs: np.ndarray, size: int) -> np.ndarray:
 
 
 def _bucket(n: int, cap: int) -> int:
-    """Padded batch size for ``n`` items: the next power of two (≥ 8, ≤ cap), a multiple of the device
-    count, so that at most log2(cap) certificate programs are ever compiled per cell."""
-    return round_up(min(max(8, 1 << (n - 1).bit_length()), max(cap, 8)), n_local_devices())
+    """Padded batch size for ``n ≤ cap`` items: the next power of two (≥ min(8, cap), ≤ cap), a multiple of
+    the device count, so that at most log2(cap) certificate programs are ever compiled per cell."""
+    return round_up(min(max(min(8, cap), 1 << (n - 1).bit_length()), cap), n_local_devices())
 
 
 def train_chunk(cfg: SweepConfig, prog: CellPrograms, runs: np.ndarray, inflight: Path | None) -> Any:
@@ -163,15 +172,16 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int, infli
     iters = np.zeros(n, np.int32)
     shift = np.zeros(n)
     eligible = np.flatnonzero(~res.diverged & (res.grad_norm <= cfg.certify.polish_from))
-    if len(eligible):
-        idx = _padded(eligible, _bucket(len(eligible), prog.size))
+    for start_ in range(0, len(eligible), prog.certify_size):  # sub-batches within the memory budget
+        part = eligible[start_:start_ + prog.certify_size]
+        idx = _padded(part, _bucket(len(part), prog.certify_size))
         with jax.enable_x64(True):
             c = jax.device_get(prog.certify(shard_runs(W[idx]), shard_runs(gnorm[idx]),
                                             shard_runs(res.diverged[idx])))
-        sl = slice(0, len(eligible))
-        W[eligible], loss[eligible], gnorm[eligible] = c.W[sl], c.loss[sl], c.grad_norm[sl]
-        hmin[eligible], hmax[eligible] = c.hess_min[sl], c.hess_max[sl]
-        iters[eligible], shift[eligible], status[eligible] = c.polish_iters[sl], c.shift[sl], c.status[sl]
+        sl = slice(0, len(part))
+        W[part], loss[part], gnorm[part] = c.W[sl], c.loss[sl], c.grad_norm[sl]
+        hmin[part], hmax[part] = c.hess_min[sl], c.hess_max[sl]
+        iters[part], shift[part], status[part] = c.polish_iters[sl], c.shift[sl], c.status[sl]
 
     names = np.array(STATUSES)[status]
     crit = np.flatnonzero(np.isin(names, CRITICAL))

@@ -170,13 +170,29 @@ def test_truncated_inflight_checkpoint_falls_back(tmp_path, caplog):
     pd.testing.assert_frame_equal(rows, clean_rows)
 
 
-def test_memory_budget_sets_chunk_size():
-    from jaxsym.config import bytes_per_run
-    from jaxsym.sweep import chunk_size_for
+def test_memory_budget_sets_chunk_and_certificate_sizes():
+    from jaxsym.config import ConfigError, bytes_per_run, certify_bytes_per_run
+    from jaxsym.sweep import certify_batch_for, chunk_size_for
     cfg = config.from_dict({"name": "m", "seed": 0, "runs": 10**7, "memory_budget_mb": 512,
                             "grid": {"d": [10, 50], "k": "d"}})
-    small, large = (chunk_size_for(cfg, c) for c in cfg.cells())
-    assert small > large >= 16
-    for c, n in zip(cfg.cells(), (small, large)):
-        assert n * bytes_per_run(c.k, c.d, c.k, "float32") <= 512 * 2**20 or n == 16
-    assert np.log2(small) == int(np.log2(small))
+    small, large = cfg.cells()
+    assert chunk_size_for(cfg, small) > chunk_size_for(cfg, large) >= 16
+    n = chunk_size_for(cfg, small)
+    assert n * bytes_per_run(10, 10, 10) <= 512 * 2**20 and np.log2(n) == int(np.log2(n))
+    # the k = 50 certificate (~300 MB a run) is done one run at a time within 512 MB
+    assert certify_batch_for(cfg, large) == 1
+    assert certify_batch_for(cfg, large) * certify_bytes_per_run(50, 50, 50) <= 512 * 2**20
+    with pytest.raises(ConfigError, match="cannot fit the float64 certificate"):
+        config.from_dict({"name": "m", "seed": 0, "runs": 10, "memory_budget_mb": 64,
+                          "grid": {"d": [40], "k": "d"}})
+
+
+def test_certificate_sub_batches_give_the_same_results(tmp_path, monkeypatch):
+    """Certifying a chunk's runs in sub-batches (as a small memory budget does) gives the same tables."""
+    from jaxsym import sweep
+    cfg = config.load(_write_cfg(tmp_path))
+    sweep.run_sweep(cfg, tmp_path / "a", progress=False)
+    monkeypatch.setattr(sweep, "certify_batch_for", lambda cfg, cell: 2)
+    assert sweep.build_programs(cfg, cfg.cells()[0]).certify_size == 2
+    sweep.run_sweep(cfg, tmp_path / "b", progress=False)
+    _assert_same_tables(tmp_path / "a", tmp_path / "b")
