@@ -139,3 +139,15 @@ def test_sweep_with_random_targets(tmp_path):
     # column symmetry, so its isotropy is 1 (no (π, ρ) fixes both W and V generically)
     g = minima[(minima["status"] == "global") & (minima["target"] == "orthonormal")]
     assert len(g) <= 1 and (g["isotropy"] == "1").all()
+
+
+def test_final_weights_only_for_representatives_unless_asked(tiny_cfg, tmp_path):
+    run_sweep(tiny_cfg, tmp_path / "a", progress=False)
+    assert "W" not in pd.read_parquet(tmp_path / "a" / "runs.parquet").columns
+    run_sweep(dataclasses.replace(tiny_cfg, save_weights=True), tmp_path / "b", progress=False)
+    runs = pd.read_parquet(tmp_path / "b" / "runs.parquet")
+    assert runs["W"].map(len).tolist() == (runs["k"] * runs["d"]).tolist()
+    minima = pd.read_parquet(tmp_path / "b" / "minima.parquet")
+    for row in minima.itertuples():  # the representative's W is the run's final (polished) W
+        w = runs[(runs["cell"] == row.cell) & (runs["run"] == row.rep_run)]["W"].iloc[0]
+        np.testing.assert_allclose(np.asarray(w), np.asarray(row.W), atol=0)
