@@ -26,6 +26,7 @@ activations have no NaN at ``W = V`` (the kink of relu is why :mod:`jaxsym.model
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -124,3 +125,54 @@ def loss(W: Array, V: Array, activation: str | Callable[[Array], Array] = "relu"
     kwv = _kappa(activation, W, V, n)
     kvv = _kappa(activation, V, V, n)
     return 0.5 * jnp.sum(kww) - jnp.sum(kwv) + 0.5 * jnp.sum(kvv)
+
+
+class Objective(NamedTuple):
+    """The loss of one setting as three single-example functions of ``(W, V)``: ``loss``, ``grad`` (k, d) and
+    ``hessian`` (k·d, k·d). The certificate and spectra take one; the ReLU/isotropic one is closed form."""
+
+    loss: Callable[[Array, Array], Array]
+    grad: Callable[[Array, Array], Array]
+    hessian: Callable[[Array, Array], Array]
+
+
+RELU = Objective(model.loss, model.grad, model.hessian)
+
+
+def exchangeable_cov(d: int, rho: float) -> np.ndarray:
+    """``Σ = (1 − ρ) I + ρ 11ᵀ``: correlated inputs whose law is invariant under every coordinate permutation
+    (so the symmetry group of the problem is unchanged); positive definite for −1/(d−1) < ρ < 1."""
+    return (1 - rho) * np.eye(d) + rho * np.ones((d, d))
+
+
+def objective(activation: str = "relu", input_corr: float = 0.0, d: int | None = None) -> Objective:
+    """The :class:`Objective` of an activation and exchangeable input correlation ``input_corr``.
+
+    ReLU with isotropic inputs uses the closed forms of :mod:`jaxsym.model`; every other setting
+    differentiates :func:`loss` with JAX (smooth activations, or ReLU through ``W L``).
+    """
+    if activation == "relu" and input_corr == 0.0:
+        return RELU
+
+    def f(W: Array, V: Array) -> Array:
+        sigma = None if input_corr == 0.0 else jnp.asarray(exchangeable_cov(W.shape[1], input_corr), W.dtype)
+        if activation == "relu":  # closed forms through the whitening map
+            L = jnp.linalg.cholesky(sigma)
+            return model.loss(W @ L, V.astype(W.dtype) @ L)
+        return loss(W, V, activation, sigma=sigma)
+
+    def g(W: Array, V: Array) -> Array:
+        if activation == "relu":
+            L = jnp.linalg.cholesky(jnp.asarray(exchangeable_cov(W.shape[1], input_corr), W.dtype))
+            return model.grad(W @ L, V.astype(W.dtype) @ L) @ L.T
+        return jax.grad(f)(W, V)
+
+    def h(W: Array, V: Array) -> Array:
+        k, dd = W.shape
+        if activation == "relu":
+            L = jnp.linalg.cholesky(jnp.asarray(exchangeable_cov(dd, input_corr), W.dtype))
+            H = model.hessian(W @ L, V.astype(W.dtype) @ L).reshape(k, dd, k, dd)
+            return jnp.einsum("iajb,ca,eb->icje", H, L, L).reshape(k * dd, k * dd)
+        return jax.hessian(f)(W, V).reshape(k * dd, k * dd)
+
+    return Objective(f, g, h)

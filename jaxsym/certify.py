@@ -27,7 +27,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxsym import model
+from jaxsym import model  # noqa: F401 (the closed forms behind RELU)
+from jaxsym.activations import RELU, Objective
 from jaxsym.config import CertifyConfig
 
 Array = jax.Array
@@ -58,7 +59,7 @@ class Certificate(NamedTuple):
     status: Array
 
 
-def polish(W: Array, V: Array, *, iters: int, tol: float) -> tuple[Array, Array]:
+def polish(W: Array, V: Array, *, iters: int, tol: float, obj: Objective = RELU) -> tuple[Array, Array]:
     """Levenberg–Marquardt solve of ``∇F(W) = 0`` from ``W`` (k, d); returns ``(W*, iterations)``.
 
     Works in the dtype of ``W`` (call it with float64). Stops at ``‖∇F‖ ≤ tol``, after ``iters``
@@ -78,11 +79,11 @@ def polish(W: Array, V: Array, *, iters: int, tol: float) -> tuple[Array, Array]
         return (s.it < iters) & (s.gn > tol) & (s.mu < 1e8) & jnp.isfinite(s.gn)
 
     def step(s: State) -> State:
-        H = model.hessian(s.W, V)
+        H = obj.hessian(s.W, V)
         g = s.g.reshape(-1)
         delta = jnp.linalg.solve(H @ H + s.mu * eye, H @ g)
         W_new = s.W - delta.reshape(k, d)
-        g_new = model.grad(W_new, V)
+        g_new = obj.grad(W_new, V)
         gn_new = jnp.linalg.norm(g_new)
         better = jnp.isfinite(gn_new) & (gn_new < s.gn)
         return State(
@@ -93,7 +94,7 @@ def polish(W: Array, V: Array, *, iters: int, tol: float) -> tuple[Array, Array]
             jnp.where(better, jnp.maximum(s.mu / 10, 1e-15), s.mu * 10),
         )
 
-    g0 = model.grad(W, V)
+    g0 = obj.grad(W, V)
     s = jax.lax.while_loop(running, step, State(jnp.int32(0), W, g0, jnp.linalg.norm(g0),
                                                 jnp.asarray(1e-6, W.dtype)))
     return s.W, s.it
@@ -109,7 +110,7 @@ def classify(loss: Array, grad_norm: Array, hess_min: Array, diverged: Array, cf
     return jnp.where(bad, DIVERGED, status).astype(jnp.int32)
 
 
-def make_certify(cfg: CertifyConfig, V: Array) -> Callable[[Array, Array, Array], Certificate]:
+def make_certify(cfg: CertifyConfig, V: Array, obj: Objective = RELU) -> Callable[[Array, Array, Array], Certificate]:
     """Return ``certify(W_train, train_grad_norm, diverged) -> Certificate`` for one run (float64).
 
     Needs ``jax_enable_x64``. Runs whose training gradient is above ``cfg.polish_from`` (or that
@@ -122,10 +123,10 @@ def make_certify(cfg: CertifyConfig, V: Array) -> Callable[[Array, Array, Array]
         eligible = ~diverged & (train_grad_norm <= cfg.polish_from) & jnp.all(jnp.isfinite(W0))
         W0 = jnp.where(jnp.all(jnp.isfinite(W0)), W0, 0.0)
         # not eligible: zero iterations, the point is left as it is
-        W, iters = polish(W0, V, iters=jnp.where(eligible, cfg.polish_iters, 0), tol=cfg.grad_tol / 100)
-        f, g = model.loss_and_grad(W, V)
+        W, iters = polish(W0, V, iters=jnp.where(eligible, cfg.polish_iters, 0), tol=cfg.grad_tol / 100, obj=obj)
+        f, g = obj.loss(W, V), obj.grad(W, V)
         gn = jnp.linalg.norm(g)
-        eig = jnp.linalg.eigvalsh(model.hessian(W, V))
+        eig = jnp.linalg.eigvalsh(obj.hessian(W, V))
         hmin = jnp.where(eligible, eig[0], jnp.nan)
         hmax = jnp.where(eligible, eig[-1], jnp.nan)
         status = classify(f, gn, hmin, diverged, cfg)
@@ -135,6 +136,7 @@ def make_certify(cfg: CertifyConfig, V: Array) -> Callable[[Array, Array, Array]
     return certify
 
 
-def make_certify_batch(cfg: CertifyConfig, V: Array) -> Callable[[Array, Array, Array], Certificate]:
+def make_certify_batch(cfg: CertifyConfig, V: Array, obj: Objective = RELU
+                       ) -> Callable[[Array, Array, Array], Certificate]:
     """Jitted, vmapped :func:`make_certify` over a leading run axis."""
-    return jax.jit(jax.vmap(make_certify(cfg, V)))
+    return jax.jit(jax.vmap(make_certify(cfg, V, obj)))

@@ -37,6 +37,7 @@ from typing import Any
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 DTYPES = ("float32", "float64")
+ACTIVATION_NAMES = ("relu", "erf", "softplus", "tanh", "sigmoid", "gelu", "leaky_relu")  # jaxsym.activations
 TARGETS = ("identity", "orthonormal", "gaussian")  # see jaxsym.model.make_target
 
 
@@ -66,6 +67,8 @@ class TrainConfig:
       grad_tol: per-run early stop when ‖∇F‖ ≤ grad_tol (in the training dtype).
       dtype: ``float32`` or ``float64``.
       init_scale: ``W_ij ~ N(0, init_scale² / d)``.
+      activation: σ of student and teacher (:data:`jaxsym.activations.ACTIVATIONS`).
+      input_corr: ρ of exchangeable Gaussian inputs, ``Σ = (1−ρ) I + ρ 11ᵀ`` (0: isotropic).
     """
 
     optimizer: str = "sgd"
@@ -75,9 +78,15 @@ class TrainConfig:
     grad_tol: float = 1e-6
     dtype: str = "float32"
     init_scale: float = 1.0
+    activation: str = "relu"
+    input_corr: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.activation", self.activation, ACTIVATION_NAMES)
+        if isinstance(self.input_corr, bool) or not isinstance(self.input_corr, (int, float)) \
+                or not -1 < self.input_corr < 1:
+            raise ConfigError(f"train.input_corr must be a number in (-1, 1), got {self.input_corr!r}")
         _choice("train.dtype", self.dtype, DTYPES)
         if isinstance(self.learning_rate, str):
             if _LR_PER_K.match(self.learning_rate) is None or float(_LR_PER_K.match(self.learning_rate)[1]) <= 0:
@@ -193,6 +202,9 @@ class SweepConfig:
                     f"k={cell.k}, m={cell.teacher_width} is impossible. Use smaller k, or set m (e.g. m = \"d\" "
                     f"for students wider than the target)."
                 )
+            if cell.train.input_corr <= -1 / max(cell.d - 1, 1):
+                raise ConfigError(f"train.input_corr = {cell.train.input_corr} makes the input covariance of d = "
+                                  f"{cell.d} singular; it must exceed -1/(d-1)")
             need = certify_bytes_per_run(cell.k, cell.d, cell.teacher_width)
             if need > self.memory_budget_mb * 2**20:
                 raise ConfigError(f"memory_budget_mb = {self.memory_budget_mb} cannot fit the float64 certificate "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -31,11 +32,11 @@ def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6) -> list[tuple[float, 
     return [(float(eigs[a:b].mean()), int(b - a)) for a, b in itertools.pairwise(starts)]
 
 
-def hessian_eigenvalues(W: np.ndarray, V: np.ndarray) -> np.ndarray:
-    """All Hessian eigenvalues at ``W`` (k, d), ascending, float64."""
+def hessian_eigenvalues(W: np.ndarray, V: np.ndarray, hessian: Callable[..., jax.Array] = model.hessian
+                        ) -> np.ndarray:
+    """All Hessian eigenvalues at ``W`` (k, d), ascending, float64 (``hessian``: of another objective)."""
     with jax.enable_x64(True):
-        H = np.asarray(model.hessian(jax.numpy.asarray(W, dtype=np.float64),
-                                     jax.numpy.asarray(V, dtype=np.float64)))
+        H = np.asarray(hessian(jax.numpy.asarray(W, dtype=np.float64), jax.numpy.asarray(V, dtype=np.float64)))
     return np.linalg.eigvalsh(H)
 
 

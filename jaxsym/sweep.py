@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jaxsym import __version__, checkpoint, results
+from jaxsym.activations import RELU, Objective, objective
 from jaxsym.certify import DIVERGED, NOT_CONVERGED, STATUSES, make_certify_batch
 from jaxsym.config import Cell, SweepConfig, bytes_per_run, certify_bytes_per_run
 from jaxsym.model import make_target
@@ -109,7 +110,7 @@ class CellPrograms:
 def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
     V = make_target(cell.target, cell.teacher_width, cell.d, cfg.seed)
     with jax.enable_x64(True):
-        cert = make_certify_batch(cfg.certify, V)
+        cert = make_certify_batch(cfg.certify, V, objective(cell.train.activation, cell.train.input_corr))
     engine = make_batch_engine(cell.train, jnp.asarray(V.astype(cell.train.dtype)), cell.k, cfg.seed)
     size = round_up(chunk_size_for(cfg, cell), n_local_devices())
     certify_size = round_up(min(size, certify_batch_for(cfg, cell)), n_local_devices())
@@ -378,10 +379,11 @@ def _chunk_files(out: Path, cell: Cell) -> list[tuple[Path, Path]]:
     return files
 
 
-def describe_point(W: np.ndarray, V: np.ndarray, tol: float, eig_tol: float = 1e-6) -> dict[str, Any]:
+def describe_point(W: np.ndarray, V: np.ndarray, tol: float, eig_tol: float = 1e-6, obj: Objective = RELU
+                   ) -> dict[str, Any]:
     """Isotropy and spectrum columns of a distinct critical point."""
     iso = isotropy(W, V, tol=tol)
-    spec = group_eigenvalues(hessian_eigenvalues(W, V), eig_tol)
+    spec = group_eigenvalues(hessian_eigenvalues(W, V, obj.hessian), eig_tol)
     return {"isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
             "coordinate_orbits": iso.coordinate_orbits, "n_distinct_eigs": len(spec),
             "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec]}
@@ -408,6 +410,7 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
     order = sorted(range(len(cl.reps)), key=lambda j: (rank[firsts["status"].iloc[j]], firsts["loss"].iloc[j],
                                                        firsts["run"].iloc[j]))
     new_id = {old: new for new, old in enumerate(order)}
+    obj = objective(cell.train.activation, cell.train.input_corr)
     minima = []
     for old in order:
         r = firsts.iloc[old]
@@ -415,7 +418,8 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
         minima.append({
             "d": d, "k": k, "orbit": new_id[old], "status": r["status"], "loss": float(r["loss"]),
             "count": int(cl.counts[old]), "grad_norm": float(r["grad_norm"]), "hess_min": float(r["hess_min"]),
-            "hess_max": float(r["hess_max"]), **describe_point(W, V, cfg.certify.cluster_tol),
+            "hess_max": float(r["hess_max"]),
+            **describe_point(W, V, cfg.certify.cluster_tol, obj=obj),
             "W": W.reshape(-1).tolist(), "rep_run": int(r["run"]), "cell": cell.label, "m": cell.teacher_width,
             "target": cell.target, **dict(cell.overrides),
         })

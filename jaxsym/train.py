@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxsym import model
+from jaxsym import activations, model
 from jaxsym.config import TrainConfig
 
 Array = jax.Array
@@ -109,7 +109,19 @@ def make_engine(cfg: TrainConfig, V: Array) -> Engine:
     opt = make_optimizer(cfg)
     tol = jnp.asarray(cfg.grad_tol, dtype)
 
-    grad_fn = model.make_train_grad(V)
+    if cfg.activation == "relu" and cfg.input_corr == 0.0:
+        grad_fn = model.make_train_grad(V)
+
+        def loss_fn(W: Array) -> Array:
+            return model.loss(W, V, accurate=False)
+    else:  # other settings: differentiate the population loss (jaxsym.activations)
+        obj = activations.objective(cfg.activation, cfg.input_corr)
+
+        def grad_fn(W: Array) -> Array:
+            return obj.grad(W, V)
+
+        def loss_fn(W: Array) -> Array:
+            return obj.loss(W, V)
 
     def init(W0: Array) -> TrainState:
         W0 = W0.astype(dtype)
@@ -131,7 +143,7 @@ def make_engine(cfg: TrainConfig, V: Array) -> Engine:
         return jax.lax.while_loop(lambda s: running(s) & (s.step < until), step, s)
 
     def finish(s: TrainState) -> RunResult:
-        f = model.loss(s.W, V, accurate=False)
+        f = loss_fn(s.W)
         return RunResult(s.W, f, jnp.linalg.norm(s.g), s.step, ~s.finite | ~jnp.isfinite(f))
 
     return Engine(init, advance, finish, running)

@@ -99,3 +99,37 @@ def test_permutation_invariance_with_covariance():
         b = float(activations.loss(W[:, perm], V[:, perm], act, sigma=sigma))
         c = float(activations.loss(W[::-1], V, act, sigma=sigma))
         assert a == pytest.approx(b, rel=1e-10) and a == pytest.approx(c, rel=1e-10)
+
+
+@pytest.mark.parametrize("act,rho", [("relu", 0.3), ("erf", 0.0), ("softplus", 0.2)])
+def test_objective_derivatives(act, rho):
+    """Gradient and Hessian of every objective against finite differences of its loss and gradient."""
+    obj = activations.objective(act, rho)
+    rng = np.random.default_rng(5)
+    W, V = jnp.asarray(rng.normal(size=(3, 3)) / 2), jnp.eye(3)
+    eps = 1e-6
+    f = lambda w: obj.loss(w.reshape(3, 3), V)  # noqa: E731
+    fd = np.array([(f(W.ravel() + eps * e) - f(W.ravel() - eps * e)) / (2 * eps) for e in np.eye(9)])
+    np.testing.assert_allclose(np.asarray(obj.grad(W, V)).ravel(), fd, atol=1e-7)
+    g = lambda w: np.asarray(obj.grad(jnp.asarray(w.reshape(3, 3)), V)).ravel()  # noqa: E731
+    Hfd = np.stack([(g(np.asarray(W).ravel() + eps * e) - g(np.asarray(W).ravel() - eps * e)) / (2 * eps)
+                    for e in np.eye(9)], axis=1)
+    np.testing.assert_allclose(np.asarray(obj.hessian(W, V)), Hfd, atol=1e-6)
+
+
+def test_sweep_with_erf_and_correlated_inputs(tmp_path):
+    import pandas as pd
+
+    from jaxsym import config
+    from jaxsym.sweep import run_sweep
+    with jax.enable_x64(False):
+        cfg = config.from_dict({"name": "erf", "seed": 0, "runs": 8, "chunk_size": 8,
+                                "grid": {"d": [4], "k": "d", "activation": ["erf", "relu"]},
+                                "train": {"steps": 3000, "learning_rate": 0.2, "input_corr": 0.2}})
+        run_sweep(cfg, tmp_path, progress=False)
+    runs = pd.read_parquet(tmp_path / "runs.parquet")
+    assert set(runs["activation"]) == {"erf", "relu"} and len(runs) == 16
+    crit = runs[runs["status"].isin(["global", "spurious", "saddle", "degenerate"])]
+    assert len(crit) and (crit["grad_norm"] <= 1e-10).all()
+    minima = pd.read_parquet(tmp_path / "minima.parquet")
+    assert (minima[minima["status"] == "global"]["isotropy"] == "ΔS4").all()  # exchangeable Σ keeps the group
