@@ -27,7 +27,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxsym import model  # noqa: F401 (the closed forms behind RELU)
 from jaxsym.activations import RELU, Objective
 from jaxsym.config import CertifyConfig
 

@@ -82,8 +82,7 @@ class FixedSpace:
     @property
     def counts(self) -> np.ndarray:
         """How many entries of W each parameter fills (EᵀE = diag(counts))."""
-        p = np.array(self.blocks, dtype=np.float64)
-        return np.concatenate([p, p * (p - 1), (np.outer(p, p) * (1 - np.eye(self.r))).ravel()])
+        return np.asarray(_counts(np.array(self.blocks, dtype=np.float64)))
 
     def split(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         return _split(jnp.asarray(x), jnp.asarray(self.blocks, dtype=jnp.asarray(x).dtype))
@@ -163,6 +162,7 @@ def _loss(x: jax.Array, p: jax.Array) -> jax.Array:
 
 
 def _counts(p: jax.Array) -> jax.Array:
+    """Entries of W filled by each parameter: p_s diagonal, p_s(p_s−1) in-block, p_s p_t across blocks."""
     r = p.shape[0]
     return jnp.concatenate([p, p * (p - 1), (jnp.outer(p, p) * (1 - jnp.eye(r))).ravel()])
 

@@ -4,8 +4,9 @@
 moves to ``(π(i), ρ(a))``. The loss is invariant under the subgroup ``G_V`` of elements that map the
 target ``V`` to a row permutation of itself: all of ``G`` for ``V = I`` (k = d); ``ΔS_k × S_{d−k}``-type
 column constraints for ``V = [I_k 0]``. We encode ``G_V`` by *column colours* (columns of ``V`` that are
-equal as multisets get one colour; ``ρ`` must preserve colours) and check ``V`` itself at the end, which
-is exact for the identity targets and a verified filter for general ``V``.
+equal as multisets get one colour; ``ρ`` must preserve colours). That is exact for the identity targets and
+for targets whose columns are pairwise distinct as multisets (then ``ρ`` is the identity, as for random
+targets); for other ``V`` it is a necessary condition only, and the group found may be too large.
 
 **Isotropy** (the stabiliser ``G_W = {g ∈ G_V : g·W = W}``), exactly, without enumerating ``k!``:
 
@@ -87,15 +88,6 @@ def target_column_colours(V: np.ndarray | None, d: int, tol: float = 1e-9) -> np
     V = np.asarray(V, dtype=np.float64)
     cols = np.sort(np.round(V / tol).astype(np.int64), axis=0).T
     return np.unique(cols, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
-
-
-def preserves_target(g: Element, V: np.ndarray, tol: float = 1e-9) -> bool:
-    """Whether ``V P_ρᵀ`` is a row permutation of ``V`` (``g ∈ G_V``)."""
-    V = np.asarray(V, dtype=np.float64)
-    moved = V[:, np.argsort(g.rho)]
-    a = np.round(V / tol).astype(np.int64)
-    b = np.round(moved / tol).astype(np.int64)
-    return bool(np.array_equal(np.unique(a, axis=0), np.unique(b, axis=0)))
 
 
 # --------------------------------------------------------------------------------------------------

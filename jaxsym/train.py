@@ -1,10 +1,10 @@
 """Training engine: one pure function per run, vmapped over runs and jitted (PureJaxRL style).
 
 ``make_train(cfg, V)`` closes over everything static and returns ``train(key) -> RunResult`` for one run;
-``make_train_batch`` vmaps and jits it over the global run indices of a chunk. Randomness comes only from
-``(seed, d, k, run index)`` through :func:`run_key`, so results do not depend on chunking, device count or
-interruptions. Runs of cells that differ only in optimizer settings start from the same initial point
-(common random numbers).
+``make_batch_engine``/``make_train_batch`` vmap and jit it over the global run indices of a chunk.
+Randomness comes only from ``(seed, d, k, run index)`` through :func:`run_key`, so results do not depend on
+chunking, device count or interruptions. Runs of cells that differ only in optimizer settings start from the
+same initial point (common random numbers).
 
 The loop is a ``lax.while_loop`` per run; under ``vmap`` it becomes one loop that runs until every run is
 done, and finished runs are frozen by a select (their ``W``, optimizer state and step count stop
@@ -166,20 +166,6 @@ def make_train(cfg: TrainConfig, V: Array, k: int) -> Callable[[Array], RunResul
     return train
 
 
-def make_train_batch(cfg: TrainConfig, V: Array, k: int, seed: int) -> Callable[[Array], RunResult]:
-    """Jitted ``runs (n,) int -> RunResult`` with a leading axis n: one program per chunk of runs."""
-    train = make_train(cfg, V, k)
-    d = V.shape[1]
-
-    @jax.jit
-    def batch(runs: Array) -> RunResult:
-        base = cell_key(seed, d, k)
-        keys = jax.vmap(lambda r: run_key(base, r))(runs)
-        return jax.vmap(train)(keys)
-
-    return batch
-
-
 class BatchEngine(NamedTuple):
     """Jitted, vmapped engine over a chunk: ``init(runs)``, ``advance(state, until)``, ``finish(state)``,
     ``n_running(state)``. Used by sweeps to train a chunk in segments with checkpoints in between."""
@@ -206,3 +192,11 @@ def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> BatchEng
         jax.jit(jax.vmap(eng.finish)),
         jax.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s))),
     )
+
+
+def make_train_batch(cfg: TrainConfig, V: Array, k: int, seed: int) -> Callable[[Array], RunResult]:
+    """``runs (n,) int -> RunResult`` with a leading axis n: the whole training of a chunk of runs as one
+    jitted, vmapped program (the batch engine's init, advance over the full budget and finish, fused)."""
+    eng = make_batch_engine(cfg, V, k, seed)
+    whole = jax.jit(lambda runs: eng.finish(eng.advance(eng.init(runs), jnp.int32(cfg.steps))))
+    return whole
