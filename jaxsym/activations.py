@@ -145,34 +145,36 @@ def exchangeable_cov(d: int, rho: float) -> np.ndarray:
     return (1 - rho) * np.eye(d) + rho * np.ones((d, d))
 
 
-def objective(activation: str = "relu", input_corr: float = 0.0, d: int | None = None) -> Objective:
+def objective(activation: str = "relu", input_corr: float = 0.0) -> Objective:
     """The :class:`Objective` of an activation and exchangeable input correlation ``input_corr``.
 
-    ReLU with isotropic inputs uses the closed forms of :mod:`jaxsym.model`; every other setting
-    differentiates :func:`loss` with JAX (smooth activations, or ReLU through ``W L``).
+    ReLU with isotropic inputs uses the closed forms of :mod:`jaxsym.model`; correlated ReLU uses them
+    through the whitening map ``W ↦ W L``; every other setting differentiates :func:`loss` with JAX.
     """
     if activation == "relu" and input_corr == 0.0:
         return RELU
 
+    def chol(W: Array) -> Array | None:
+        if input_corr == 0.0:
+            return None
+        return jnp.linalg.cholesky(jnp.asarray(exchangeable_cov(W.shape[1], input_corr), W.dtype))
+
     def f(W: Array, V: Array) -> Array:
-        sigma = None if input_corr == 0.0 else jnp.asarray(exchangeable_cov(W.shape[1], input_corr), W.dtype)
-        if activation == "relu":  # closed forms through the whitening map
-            L = jnp.linalg.cholesky(sigma)
-            return model.loss(W @ L, V.astype(W.dtype) @ L)
-        return loss(W, V, activation, sigma=sigma)
+        L = chol(W)
+        return loss(W, V, activation, sigma=None if L is None else L @ L.T)
 
     def g(W: Array, V: Array) -> Array:
-        if activation == "relu":
-            L = jnp.linalg.cholesky(jnp.asarray(exchangeable_cov(W.shape[1], input_corr), W.dtype))
+        if activation == "relu":  # chain rule through W L
+            L = chol(W)
             return model.grad(W @ L, V.astype(W.dtype) @ L) @ L.T
         return jax.grad(f)(W, V)
 
     def h(W: Array, V: Array) -> Array:
-        k, dd = W.shape
-        if activation == "relu":
-            L = jnp.linalg.cholesky(jnp.asarray(exchangeable_cov(dd, input_corr), W.dtype))
-            H = model.hessian(W @ L, V.astype(W.dtype) @ L).reshape(k, dd, k, dd)
-            return jnp.einsum("iajb,ca,eb->icje", H, L, L).reshape(k * dd, k * dd)
-        return jax.hessian(f)(W, V).reshape(k * dd, k * dd)
+        k, d = W.shape
+        if activation == "relu":  # ∂²F/∂W_ia∂W_jb = Σ_ce H'_ic,je L_ac L_be
+            L = chol(W)
+            H = model.hessian(W @ L, V.astype(W.dtype) @ L).reshape(k, d, k, d)
+            return jnp.einsum("icje,ac,be->iajb", H, L, L).reshape(k * d, k * d)
+        return jax.hessian(f)(W, V).reshape(k * d, k * d)
 
     return Objective(f, g, h)

@@ -133,3 +133,8 @@ def test_sweep_with_erf_and_correlated_inputs(tmp_path):
     assert len(crit) and (crit["grad_norm"] <= 1e-10).all()
     minima = pd.read_parquet(tmp_path / "minima.parquet")
     assert (minima[minima["status"] == "global"]["isotropy"] == "ΔS4").all()  # exchangeable Σ keeps the group
+
+
+def test_config_knows_every_activation():
+    from jaxsym import config
+    assert set(config.ACTIVATION_NAMES) == set(activations.ACTIVATIONS)
