@@ -107,10 +107,16 @@ class CellPrograms:
     certify_size: int
 
 
-def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
+def cell_problem(cfg: SweepConfig, cell: Cell) -> tuple[np.ndarray, Objective]:
+    """The cell's target ``V`` (m, d) and its :class:`~jaxsym.activations.Objective`."""
     V = make_target(cell.target, cell.teacher_width, cell.d, cfg.seed)
+    return V, objective(cell.train.activation, cell.train.input_corr)
+
+
+def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
+    V, obj = cell_problem(cfg, cell)
     with jax.enable_x64(True):
-        cert = make_certify_batch(cfg.certify, V, objective(cell.train.activation, cell.train.input_corr))
+        cert = make_certify_batch(cfg.certify, V, obj)
     engine = make_batch_engine(cell.train, jnp.asarray(V.astype(cell.train.dtype)), cell.k, cfg.seed)
     size = round_up(chunk_size_for(cfg, cell), n_local_devices())
     certify_size = round_up(min(size, certify_batch_for(cfg, cell)), n_local_devices())
@@ -221,11 +227,16 @@ def _chunk_paths(out: Path, cell: Cell, start: int, stop: int) -> tuple[Path, Pa
     return base.with_suffix(".runs.parquet"), base.with_suffix(".reps.parquet")
 
 
+def _chunk_range(path: Path) -> tuple[int, int]:
+    start, stop = (int(x) for x in path.name.split(".")[0].split("-"))
+    return start, stop
+
+
 def done_chunks(out: Path, cell: Cell) -> list[tuple[int, int]]:
     """Ranges of finished chunks; unreadable chunk files are removed (their runs will be redone)."""
     done = []
     for path in sorted(_chunk_dir(out, cell).glob("*.runs.parquet")):
-        start, stop = (int(x) for x in path.name.split(".")[0].split("-"))
+        start, stop = _chunk_range(path)
         reps_path = path.with_name(path.name.replace(".runs.", ".reps."))
         ok = results.read_parquet_checked(path) is not None and results.read_parquet_checked(reps_path) is not None
         if ok:
@@ -316,11 +327,20 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
 
 
 def _wait_for_all_chunks(cfg: SweepConfig, out: Path, timeout_s: float) -> None:
-    """Poll until every cell's runs are covered by chunk files (other processes' share)."""
+    """Poll until every cell's runs are covered by chunk files (other processes' share).
+
+    Polling looks at file names only; once they cover every run, one pass reads and validates the files
+    (removing corrupt ones, which then count as missing again)."""
     deadline = time.monotonic() + timeout_s
+
+    def missing(ranges: Callable[[Cell], list[tuple[int, int]]]) -> int:
+        return sum(len(plan_chunks(cfg.runs, ranges(c), cfg.runs)) for c in cfg.cells())
+
+    def named(cell: Cell) -> list[tuple[int, int]]:
+        return [_chunk_range(p) for p in _chunk_dir(out, cell).glob("*.runs.parquet")]
+
     while True:
-        missing = sum(len(plan_chunks(cfg.runs, done_chunks(out, c), cfg.runs)) for c in cfg.cells())
-        if not missing:
+        if not missing(named) and not missing(lambda c: done_chunks(out, c)):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"chunks of other processes still missing in {out} after {timeout_s:.0f}s; "
@@ -402,7 +422,7 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
         return [], {}
     reps = pd.concat(reps, ignore_index=True)
     k, d = cell.k, cell.d
-    V = make_target(cell.target, cell.teacher_width, d, cfg.seed)
+    V, obj = cell_problem(cfg, cell)
     Ws = np.stack(reps["W"].to_numpy()).reshape(-1, k, d)
     cl = cluster(Ws, V, tol=cfg.certify.cluster_tol, order=reps["run"].to_numpy(), weights=reps["count"].to_numpy())
     rank = {s: i for i, s in enumerate(STATUSES)}
@@ -410,7 +430,6 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
     order = sorted(range(len(cl.reps)), key=lambda j: (rank[firsts["status"].iloc[j]], firsts["loss"].iloc[j],
                                                        firsts["run"].iloc[j]))
     new_id = {old: new for new, old in enumerate(order)}
-    obj = objective(cell.train.activation, cell.train.input_corr)
     minima = []
     for old in order:
         r = firsts.iloc[old]
