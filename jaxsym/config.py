@@ -38,6 +38,7 @@ from typing import Any
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
 DTYPES = ("float32", "float64")
 ACTIVATION_NAMES = ("relu", "erf", "softplus", "tanh", "sigmoid", "gelu", "leaky_relu")  # jaxsym.activations
+DISTRIBUTIONS = ("gaussian", "sphere", "cube", "laplace", "student_t", "mixture", "user")  # jaxsym.distributions
 TARGETS = ("identity", "orthonormal", "gaussian")  # see jaxsym.model.make_target
 
 
@@ -129,6 +130,79 @@ class CertifyConfig:
 
 
 @dataclass(frozen=True)
+class SampledConfig:
+    """A sampled objective (``[sampled]``): any input law, trainable output layer, deeper networks.
+
+    Training uses ``[train]`` (optimizer, learning_rate, momentum, steps, init_scale, activation); its
+    ``grad_tol``/``dtype``/``input_corr`` do not apply. The step size is constant for the first ``decay_from``
+    of the steps, then falls linearly to ``final_lr_fraction`` of itself; the result of a run is the average of
+    its iterates over the last ``1 − average_from`` of the steps (Polyak–Ruppert), which removes most of SGD's
+    noise around a minimum.
+
+    Attributes:
+      hidden_layers: L (1: the papers' two-layer student).   train_output: train ``a`` (else ``a = 𝟙``).
+      distribution: a name in :data:`DISTRIBUTIONS`; ``shift`` is the mixture's mean per coordinate;
+        ``sampler`` names a user function ``"package.module:function"`` (distribution ``"user"``).
+      mode: ``"online"`` (fresh samples every step) or ``"fixed"`` (``n_train`` samples drawn once per cell).
+      batch_size: samples per step.
+      eval_samples, eval_blocks: held-out sample for each run's loss and gradient (standard errors from
+        ``eval_blocks`` batch means).
+      hess_samples, hess_blocks, fd_step: the Hessian of a distinct point by central differences of the
+        held-out gradient (step ``fd_step``), with a jackknife error over ``hess_blocks`` blocks.
+      grad_tol: a run is stationary when ‖∇F‖ ≤ grad_tol + 2·(its standard error). Where the closed-form
+        certificate applies (:mod:`jaxsym.sampled_sweep`), runs are polished from ‖∇F‖ ≤ max(certify.polish_from,
+        10·grad_tol).
+      loss_tol: ``global`` when F ≤ loss_tol.   hess_tol: ``spurious`` when λ_min ≥ max(hess_tol, 2·se).
+      cluster_tol: points equal modulo the group when their entries agree to this (after rescaling).
+      eig_tol: eigenvalues closer than this are one distinct eigenvalue.
+    """
+
+    hidden_layers: int = 1
+    train_output: bool = False
+    distribution: str = "gaussian"
+    shift: float = 0.5
+    sampler: str | None = None
+    mode: str = "online"
+    n_train: int = 4096
+    batch_size: int = 128
+    decay_from: float = 0.5
+    final_lr_fraction: float = 0.02
+    average_from: float = 0.75
+    eval_samples: int = 16384
+    eval_blocks: int = 16
+    hess_samples: int = 65536
+    hess_blocks: int = 8
+    fd_step: float = 0.02
+    grad_tol: float = 2e-3
+    loss_tol: float = 1e-3
+    hess_tol: float = 1e-3
+    cluster_tol: float = 0.05
+    eig_tol: float = 0.02
+
+    def __post_init__(self) -> None:
+        _positive("sampled.hidden_layers", self.hidden_layers, integer=True)
+        if not isinstance(self.train_output, bool):
+            raise ConfigError(f"sampled.train_output must be true or false, got {self.train_output!r}")
+        _choice("sampled.distribution", self.distribution, DISTRIBUTIONS)
+        _choice("sampled.mode", self.mode, ("online", "fixed"))
+        if self.distribution == "user" and not (isinstance(self.sampler, str) and ":" in self.sampler):
+            raise ConfigError("sampled.distribution = 'user' needs sampled.sampler = 'package.module:function'")
+        if isinstance(self.shift, bool) or not isinstance(self.shift, (int, float)) or not -1 < self.shift < 1:
+            raise ConfigError(f"sampled.shift must be a number in (-1, 1), got {self.shift!r}")
+        for name in ("n_train", "batch_size", "eval_samples", "eval_blocks", "hess_samples", "hess_blocks"):
+            _positive(f"sampled.{name}", getattr(self, name), integer=True)
+        for name in ("fd_step", "grad_tol", "loss_tol", "hess_tol", "cluster_tol", "eig_tol", "final_lr_fraction"):
+            _positive(f"sampled.{name}", getattr(self, name))
+        for name in ("decay_from", "average_from"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+                raise ConfigError(f"sampled.{name} must be a fraction in [0, 1), got {v!r}")
+        for n, b in (("eval", self.eval_blocks), ("hess", self.hess_blocks)):
+            if b < 2 or getattr(self, f"{n}_samples") % b:
+                raise ConfigError(f"sampled.{n}_blocks must be >= 2 and divide sampled.{n}_samples")
+
+
+@dataclass(frozen=True)
 class Cell:
     """One grid point: sizes, target and the training settings used there."""
 
@@ -172,6 +246,7 @@ class SweepConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     certify: CertifyConfig = field(default_factory=CertifyConfig)
     train_grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    sampled: SampledConfig | None = None
 
     def __post_init__(self) -> None:
         _positive("runs", self.runs, integer=True)
@@ -209,6 +284,13 @@ class SweepConfig:
             if need > self.memory_budget_mb * 2**20:
                 raise ConfigError(f"memory_budget_mb = {self.memory_budget_mb} cannot fit the float64 certificate "
                                   f"of one run of cell d={cell.d}, k={cell.k} ({need / 2**20:.0f} MB); raise it")
+
+        if self.sampled is not None:
+            if self.targets != ("identity",):
+                raise ConfigError("[sampled] sweeps use the identity teacher; grid.target must be 'identity'")
+            if any(c.train.input_corr != 0.0 for c in self.cells()):
+                raise ConfigError("[sampled] sweeps take their input law from sampled.distribution; "
+                                  "train.input_corr must be 0")
 
     def cells(self) -> list[Cell]:
         """All grid cells, in a fixed order (d, then k, then the train grid)."""
@@ -296,7 +378,7 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> None:
 
 
 _TOP_KEYS = {"name", "seed", "runs", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s",
-             "save_weights", "grid", "train", "certify"}
+             "save_weights", "grid", "train", "certify", "sampled"}
 _GRID_KEYS = {"d", "k", "m", "target"}
 
 
@@ -386,6 +468,7 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
             for v in values:
                 dataclasses.replace(train_cfg, **{name: v})
         certify_cfg = CertifyConfig(**_section(raw, "certify", CertifyConfig))
+        sampled_cfg = SampledConfig(**_section(raw, "sampled", SampledConfig)) if "sampled" in raw else None
     except TypeError as e:
         raise ConfigError(str(e)) from None
     if not isinstance(raw["name"], str) or not raw["name"]:
@@ -396,7 +479,7 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
         memory_budget_mb=raw.get("memory_budget_mb", 1024), segment_steps=raw.get("segment_steps"),
         checkpoint_interval_s=raw.get("checkpoint_interval_s", 60.0), save_weights=raw.get("save_weights", False),
         train=train_cfg, certify=certify_cfg,
-        train_grid=tuple(train_grid),
+        train_grid=tuple(train_grid), sampled=sampled_cfg,
     )
 
 
@@ -405,6 +488,8 @@ def from_manifest(data: dict[str, Any]) -> SweepConfig:
     data = dict(data)
     data["train"] = TrainConfig(**data["train"])
     data["certify"] = CertifyConfig(**data["certify"])
+    if data.get("sampled") is not None:
+        data["sampled"] = SampledConfig(**data["sampled"])
     data["d"] = tuple(data["d"])
     for key in ("k", "m"):
         if isinstance(data.get(key), list):

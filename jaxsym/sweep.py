@@ -42,6 +42,7 @@ from jaxsym.train import BatchEngine, make_batch_engine
 
 log = logging.getLogger("jaxsym")
 
+SAMPLED_CHUNK = 128
 CRITICAL = ("global", "spurious", "saddle", "degenerate")
 REP_COLUMNS = ["status", "loss", "grad_norm", "hess_min", "hess_max"]  # carried by chunk representatives
 
@@ -57,6 +58,8 @@ def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
     """Explicit ``chunk_size`` or the largest power of two within the memory budget (16 … 65536)."""
     if cfg.chunk_size is not None:
         return cfg.chunk_size
+    if cfg.sampled is not None:  # a chunk is the unit of resume; sampled runs are long
+        return SAMPLED_CHUNK
     per_run = bytes_per_run(cell.k, cell.d, cell.teacher_width, cell.train.dtype)
     n = max(16, min(65536, cfg.memory_budget_mb * 2**20 // per_run))
     return 1 << (int(n).bit_length() - 1)
@@ -113,7 +116,13 @@ def cell_problem(cfg: SweepConfig, cell: Cell) -> tuple[np.ndarray, Objective]:
     return V, objective(cell.train.activation, cell.train.input_corr)
 
 
-def build_programs(cfg: SweepConfig, cell: Cell) -> CellPrograms:
+def build_programs(cfg: SweepConfig, cell: Cell) -> Any:
+    """:class:`CellPrograms` (closed-form certificate), or the sampled ones of :mod:`jaxsym.sampled_sweep`."""
+    if cfg.sampled is not None:
+        from jaxsym import sampled_sweep
+        size = round_up(chunk_size_for(cfg, cell), n_local_devices())
+        return sampled_sweep.build_programs(cfg, cell, size,
+                                            round_up(min(size, certify_batch_for(cfg, cell)), n_local_devices()))
     V, obj = cell_problem(cfg, cell)
     with jax.enable_x64(True):
         cert = make_certify_batch(cfg.certify, V, obj)
@@ -250,7 +259,7 @@ def done_chunks(out: Path, cell: Cell) -> list[tuple[int, int]]:
 
 def sweep_manifest(cfg: SweepConfig) -> dict[str, Any]:
     return {"fingerprint": cfg.fingerprint(), "config": cfg.to_dict(), "jaxsym": __version__,
-            "thresholds": {k: v for k, v in cfg.to_dict()["certify"].items()}}
+            "thresholds": {**cfg.to_dict()["certify"], **(cfg.to_dict()["sampled"] or {})}}
 
 
 def prepare_dir(cfg: SweepConfig, out: Path) -> None:
@@ -311,7 +320,7 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
             for start, stop in chunks:
                 t0 = time.perf_counter()
                 inflight = out / "inflight" / cell.label / f"{start:010d}-{stop:010d}"
-                rows, reps = run_chunk(cfg, prog, start, stop, inflight)
+                rows, reps = _run_chunk_any(cfg, prog, start, stop, inflight)
                 runs_path, reps_path = _chunk_paths(out, cell, start, stop)
                 results.atomic_write_parquet(reps, reps_path)
                 results.atomic_write_parquet(rows, runs_path)
@@ -324,6 +333,14 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
     if process_index == 0:
         _wait_for_all_chunks(cfg, out, wait_timeout_s)
         finalize(cfg, out)
+
+
+def _run_chunk_any(cfg: SweepConfig, prog: Any, start: int, stop: int, inflight: Path
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if isinstance(prog, CellPrograms):
+        return run_chunk(cfg, prog, start, stop, inflight)
+    from jaxsym import sampled_sweep
+    return sampled_sweep.run_chunk(cfg, prog, start, stop, inflight)
 
 
 def _wait_for_all_chunks(cfg: SweepConfig, out: Path, timeout_s: float) -> None:
@@ -454,6 +471,8 @@ def finalize(cfg: SweepConfig, out: str | Path) -> tuple[pd.DataFrame, pd.DataFr
     runs. Returns ``(runs, minima)`` read back only when the runs table is small (≤ 10⁶ rows), else an
     empty runs frame.
     """
+    from jaxsym import sampled_sweep
+
     out = Path(out)
     meta = {"thresholds": sweep_manifest(cfg)["thresholds"], "fingerprint": cfg.fingerprint()}
     all_minima: list[dict[str, Any]] = []
@@ -463,7 +482,9 @@ def finalize(cfg: SweepConfig, out: str | Path) -> tuple[pd.DataFrame, pd.DataFr
     try:
         for cell in cfg.cells():
             files = _chunk_files(out, cell)
-            minima, mapping = cell_minima(cfg, cell, files)
+            empirical = cfg.sampled is not None and not sampled_sweep.closed_form(cfg, cell)
+            minima, mapping = (sampled_sweep.cell_minima if empirical else cell_minima)(cfg, cell, files)
+            orbit_status = {m["orbit"]: m["status"] for m in minima}
             all_minima += minima
             for i, (runs_path, _) in enumerate(files):
                 rows = results.read_parquet_checked(runs_path)
@@ -471,6 +492,8 @@ def finalize(cfg: SweepConfig, out: str | Path) -> tuple[pd.DataFrame, pd.DataFr
                     continue
                 local = rows["orbit"].to_numpy()
                 rows["orbit"] = np.array([mapping[(i, int(o))] if o >= 0 else -1 for o in local], dtype=np.int64)
+                if empirical:  # a stationary run takes the status of its orbit's certified representative
+                    rows["status"] = [orbit_status.get(o, s) for o, s in zip(rows["orbit"], rows["status"])]
                 table = pa.Table.from_pandas(rows, preserve_index=False)
                 if writer is None:
                     old = table.schema.metadata or {}

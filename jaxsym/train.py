@@ -60,9 +60,9 @@ def init_weights(key: Array, k: int, d: int, scale: float, dtype: jnp.dtype) -> 
     return (scale / jnp.sqrt(d)) * jax.random.normal(key, (k, d), dtype=dtype)
 
 
-def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """The optax transformation named by ``cfg.optimizer``."""
-    lr = cfg.learning_rate
+def make_optimizer(cfg: TrainConfig, schedule: optax.Schedule | None = None) -> optax.GradientTransformation:
+    """The optax transformation named by ``cfg.optimizer``, at ``cfg.learning_rate`` or a ``schedule``."""
+    lr = cfg.learning_rate if schedule is None else schedule
     table: dict[str, Callable[[], optax.GradientTransformation]] = {
         "sgd": lambda: optax.sgd(lr),
         "momentum": lambda: optax.sgd(lr, momentum=cfg.momentum),
