@@ -319,8 +319,11 @@ class SweepConfig:
 
     def smoke(self, runs: int = 8, steps: int = 300) -> SweepConfig:
         """A seconds-long variant of this sweep: the smallest ``d``, few runs and steps (for tests, demos)."""
+        sampled = self.sampled and dataclasses.replace(self.sampled, eval_samples=2048, eval_blocks=16,
+                                                       hess_samples=4096, hess_blocks=8, n_train=512)
         return dataclasses.replace(self, name=f"{self.name}-smoke", runs=runs, chunk_size=min(runs, 8),
-                                   d=(min(self.d),), train=dataclasses.replace(self.train, steps=steps))
+                                   d=(min(self.d),), train=dataclasses.replace(self.train, steps=steps),
+                                   sampled=sampled)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

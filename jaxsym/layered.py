@@ -279,10 +279,14 @@ def isotropy(layers: Layers, a: np.ndarray | None = None, *, tol: float = 1e-6,
             break
     sizes = [[len(o) for o in _orbits(len(c), [g.perms[l] for g in gens])] for l, c in enumerate(cols)]
     neuron = sizes[1]
+    # inputs with identical first-layer columns can be swapped fixing every hidden unit (a kernel factor)
+    keys = np.concatenate([prob.init[0][0][None, :], prob.Q[0][0]], axis=0).T
+    kernel = [int(c) for c in np.unique(keys, axis=0, return_counts=True)[1] if c > 1]
+    kernel_order = math.prod(math.factorial(c) for c in kernel)
     if order == 1:
         name = "1"
-    elif exact and order == math.prod(math.factorial(s) for s in neuron):
-        name = _product_name(neuron, True, [])
+    elif exact and order == math.prod(math.factorial(s) for s in neuron) * kernel_order:
+        name = _product_name(neuron, True, kernel)
     else:
         name = f"order {order}, neuron orbits {neuron}"
     return LayeredIsotropy(order, name, neuron, sizes, gens, exact)

@@ -263,10 +263,13 @@ def fd_hessian_blocks(p: Problem, params: Trainable, X: Array, y: Array, blocks:
 
 
 def certify_point(p: Problem, params: Trainable, X: Array, y: Array, *, eval_blocks: int, hess_blocks: int,
-                  fd_step: float, tangents: np.ndarray) -> PointCertificate:
+                  fd_step: float, tangents: np.ndarray, hessian: bool = True) -> PointCertificate:
     """Held-out loss, gradient and projected Hessian spectrum of one point, with error bars (float64 if
-    ``params`` and ``X`` are float64)."""
+    ``params`` and ``X`` are float64). ``hessian=False`` skips the Hessian (``eigs = [nan]``)."""
     ev = jax.device_get(evaluate(p, params, X, y, eval_blocks))
+    if not hessian:
+        return PointCertificate(float(ev.loss), float(ev.loss_se), float(ev.grad_norm), float(ev.grad_se),
+                                np.array([np.nan]), float("nan"), 0)
     Hb = fd_hessian_blocks(p, params, X, y, hess_blocks, fd_step)
     B, P, _ = Hb.shape
     C = complement_basis(tangents, P)

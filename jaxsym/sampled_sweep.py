@@ -194,11 +194,44 @@ def cluster_points(points: list[networks.Trainable], tol: float, colours: np.nda
     return [c.total / c.count for c in clusters], [c.first for c in clusters], [c.count for c in clusters], labels
 
 
+def group_by_type(points: list[networks.Trainable], losses: np.ndarray, loss_se: np.ndarray, tol: float,
+                  colours: np.ndarray, loss_tol: float) -> tuple[list[np.ndarray], list[int], list[int], np.ndarray]:
+    """Grouping for deep networks, whose critical points are not isolated (with ReLU, a second layer sees only
+    non-negative inputs, so e.g. every ``W_2 ≥ 0`` with ``aᵀW_2 = 𝟙ᵀ`` over ``W_1 = I`` is a global minimum):
+    runs with the same isotropy type *of the first layer* ``W_1`` (alone, in ``S_k × S_d``; the whole net's
+    isotropy is mostly trivial on such continua) and the same loss — within
+    3 joint standard errors + 0.1 %, or both ≤ ``loss_tol`` — form one group, represented by its first member.
+
+    Returns what :func:`cluster_points` returns (the representatives are first members, not means).
+    """
+    keys: list[tuple[str, float, float]] = []
+    firsts: list[int] = []
+    counts: list[int] = []
+    labels = np.full(len(points), -1, np.int64)
+    for i, q in enumerate(points):
+        name = layered.isotropy([q.layers[0]], None, tol=tol, input_colours=colours, limit=2000).name
+        for c, (n2, l2, s2) in enumerate(keys):
+            same_loss = (losses[i] <= loss_tol and l2 <= loss_tol) or \
+                abs(losses[i] - l2) <= 3 * np.hypot(loss_se[i], s2) + 1e-3 * max(losses[i], l2)
+            if n2 == name and same_loss:
+                labels[i] = c
+                counts[c] += 1
+                break
+        else:
+            labels[i] = len(keys)
+            keys.append((name, float(losses[i]), float(loss_se[i])))
+            firsts.append(i)
+            counts.append(1)
+    return [networks.flatten(points[i]) for i in firsts], firsts, counts, labels
+
+
 def _status(cert: Any, s: Any) -> str:
     if cert.loss <= s.loss_tol:
         return "global"
     if cert.grad_norm > s.grad_tol + 2 * cert.grad_se:
         return "not_converged"
+    if not np.isfinite(cert.eigs[0]):
+        return "degenerate"
     margin = max(s.hess_tol, 2 * cert.hess_min_se)
     lam = float(cert.eigs[0])
     return "spurious" if lam >= margin else "saddle" if lam <= -margin else "degenerate"
@@ -222,7 +255,12 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
         return [], {}
     colours = input_colours(cell)
     points = [_net(np.asarray(w), cell, cfg) for w in rows["W"]]
-    means, firsts, counts, labels = cluster_points(points, s.cluster_tol, colours)
+    by_type = s.hidden_layers > 1
+    if by_type:
+        means, firsts, counts, labels = group_by_type(points, rows["loss"].to_numpy(), rows["loss_se"].to_numpy(),
+                                                      s.cluster_tol, colours, s.loss_tol)
+    else:
+        means, firsts, counts, labels = cluster_points(points, s.cluster_tol, colours)
     p = problem(cfg, cell)
     with jax.enable_x64(True):
         X, y = p.draw(HESS_SET, s.hess_samples, cfg.seed, jnp.float64)
@@ -230,23 +268,29 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
         for c, mean in enumerate(means):
             net = networks.canonical(_net(mean, cell, cfg), cell.train.activation)
             params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), net)
+            # a deep net's global minima form continua: their (degenerate) Hessian is not computed
+            skip = by_type and float(rows["loss"].iloc[firsts[c]]) <= s.loss_tol
             cert = certify_point(p, params, X, y, eval_blocks=s.hess_blocks, hess_blocks=s.hess_blocks,
-                                 fd_step=s.fd_step, tangents=networks.scaling_tangents(net, cell.train.activation))
+                                 fd_step=s.fd_step, tangents=networks.scaling_tangents(net, cell.train.activation),
+                                 hessian=not skip)
             iso = layered.isotropy(list(net.layers), net.a, tol=s.cluster_tol, input_colours=colours)
-            described.append((c, net, cert, iso))
+            first_iso = layered.isotropy([net.layers[0]], None, tol=s.cluster_tol, input_colours=colours)
+            described.append((c, net, cert, iso, first_iso))
     rank = {name: i for i, name in enumerate(STATUSES)}
     order = sorted(described, key=lambda t: (rank[_status(t[2], s)], t[2].loss, int(rows["run"].iloc[firsts[t[0]]])))
     new_id = {c: i for i, (c, *_) in enumerate(order)}
     minima = []
-    for c, net, cert, iso in order:
-        spec = group_eigenvalues(cert.eigs, s.eig_tol)
+    for c, net, cert, iso, first_iso in order:
+        spec = group_eigenvalues(cert.eigs, s.eig_tol) if np.all(np.isfinite(cert.eigs)) else []
         first = rows.iloc[firsts[c]]
         minima.append({
             "d": cell.d, "k": cell.k, "orbit": new_id[c], "status": _status(cert, s), "loss": cert.loss,
             "count": counts[c], "grad_norm": cert.grad_norm, "hess_min": float(cert.eigs[0]),
-            "hess_max": float(cert.eigs[-1]), "isotropy": iso.name, "isotropy_order": iso.order,
+            "hess_max": float(cert.eigs[-1]),  # hess_min/max are NaN where no Hessian was taken (deep global)
+            "isotropy": iso.name, "isotropy_order": iso.order,
             "neuron_orbits": iso.neuron_orbits, "coordinate_orbits": iso.layer_orbits[0],
             "layer_orbits": [list(o) for o in iso.layer_orbits], "isotropy_exact": iso.exact,
+            "first_layer_isotropy": first_iso.name,
             "n_distinct_eigs": len(spec), "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec],
             "loss_se": cert.loss_se, "grad_se": cert.grad_se, "hess_min_se": cert.hess_min_se,
             "n_null": cert.n_null, "W": networks.flatten(net).tolist(), "rep_run": int(first["run"]),

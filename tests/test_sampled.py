@@ -136,6 +136,8 @@ def test_layered_isotropy_agrees_with_the_two_layer_one_and_is_conjugation_invar
         W[i, i] = u
     if seed % 3 == 0:
         W = rng.normal(size=(k, k))
+    if seed % 5 == 0:  # identical columns: a kernel factor fixing every neuron
+        W[:, 1] = W[:, 0]
     two = symmetry.isotropy(W)
     lay = layered.isotropy([W])
     assert (lay.order, lay.name, lay.neuron_orbits) == (two.order, two.name, two.neuron_orbits)
@@ -258,9 +260,9 @@ def test_rescaling_directions_are_projected_out():
 # --------------------------------------------------------------------------------------------------
 # Sweeps
 # --------------------------------------------------------------------------------------------------
-def _sampled_cfg(**sampled_kw):
+def _sampled_cfg(steps=1500, **sampled_kw):
     raw = {"name": "s", "seed": 0, "runs": 8, "chunk_size": 4, "grid": {"d": [4], "k": "d"},
-           "train": {"learning_rate": 0.05, "steps": 1500},
+           "train": {"learning_rate": 0.1, "steps": steps},
            "sampled": {"eval_samples": 4096, "hess_samples": 8192, **sampled_kw}}
     return config.from_dict(raw)
 
@@ -294,6 +296,15 @@ def test_empirical_sweep_tables_and_resume(kw, tmp_path):
         assert (ra.loc[ra["orbit"] == row.orbit, "status"] == row.status).all()
         assert len(row.W) == networks.n_params(4, 4, cfg.sampled.hidden_layers, cfg.sampled.train_output)
         assert row.isotropy_order >= 1 and len(row.layer_orbits) == cfg.sampled.hidden_layers + 1
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "beyond_gaussian_tables.py"
+    res = subprocess.run([sys.executable, str(script), str(tmp_path / "a")], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "spurious isotropy (runs)" in res.stdout and (tmp_path / "a" / "tables.md").exists()
     if cfg.sampled.hidden_layers == 1:  # the short deep run need not reach its global minimum
         glob = ma[ma["status"] == "global"]
         assert len(glob) == 1 and glob.iloc[0]["isotropy"] == "ΔS4"
@@ -306,7 +317,7 @@ def test_closed_form_sweep_uses_the_exact_certificate(tmp_path):
 
     from jaxsym.sweep import run_sweep
 
-    cfg = _sampled_cfg(distribution="sphere")
+    cfg = _sampled_cfg(distribution="sphere", steps=5000)
     run_sweep(cfg, tmp_path, progress=False)
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     crit = runs[runs["status"].isin(["global", "spurious"])]
@@ -333,3 +344,26 @@ def test_sampled_config_round_trips_through_the_manifest():
     back = config.from_manifest(cfg.to_dict())
     assert back == cfg and back.fingerprint() == cfg.fingerprint()
     assert _sampled_cfg(distribution="cube").fingerprint() != cfg.fingerprint()
+
+
+def test_deep_runs_are_grouped_by_first_layer_type_and_loss():
+    """Points on one continuum (same first layer, different W_2 ≥ 0 with aᵀW_2 = 𝟙ᵀ: all global minima) form
+    one group; a different loss or first-layer type starts another."""
+    from jaxsym.sampled_sweep import group_by_type
+
+    d = 4
+    rng = np.random.default_rng(0)
+    pts, losses = [], []
+    for _ in range(3):  # global minima: W_1 = I, W_2 = column-stochastic-like positive, a = 𝟙
+        W2 = rng.uniform(0.1, 1.0, size=(d, d))
+        W2 /= W2.sum(axis=0, keepdims=True)
+        pts.append(networks.Trainable((np.eye(d), W2), np.ones(d)))
+        losses.append(0.0)
+    broken = np.eye(d)
+    broken[0] = [0.6, 0.8, 0, 0]
+    pts += [networks.Trainable((broken, np.eye(d)), np.ones(d)), networks.Trainable((broken, np.eye(d)), np.ones(d))]
+    losses += [0.05, 0.08]
+    reps, firsts, counts, labels = group_by_type(pts, np.array(losses), np.full(5, 1e-4), 1e-6,
+                                                 np.zeros(d, np.int64), 1e-3)
+    assert counts == [3, 1, 1] and firsts == [0, 3, 4] and labels.tolist() == [0, 0, 0, 1, 2]
+    assert np.array_equal(reps[0], networks.flatten(pts[0]))
