@@ -21,6 +21,8 @@ times ``E‖x‖²/d`` (= 1 for ``gaussian``, ``sphere`` and ``student_t`` as no
 critical points. :func:`closed_form_scale` returns that factor (``None`` where no closed form is known).
 
 A **user sampler** is any importable function with the sampler signature, named ``"package.module:function"``.
+It is traced under ``jit``/``vmap`` (called once per SGD step with that step's key), so write it with
+``jax.random`` and ``jax.numpy``; its law should be exchangeable for the symmetry analysis to apply.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jaxsym.symmetry import _product_name, quantise
+from jaxsym.symmetry import _product_name, _union_orbits, quantise
 
 Layers = list[np.ndarray]  # [W_1, …, W_L]
 Colours = list[np.ndarray]  # one int array per vertex layer 0 … L
@@ -226,26 +226,6 @@ def _orbit_closure(x: int, layer: int, gens: list[Element]) -> set[int]:
     return seen
 
 
-def _orbits(n: int, perms: list[np.ndarray]) -> list[list[int]]:
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for p in perms:
-        for i, j in enumerate(p):
-            ri, rj = find(i), find(int(j))
-            if ri != rj:
-                parent[ri] = rj
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(i)
-    return sorted(groups.values(), key=lambda o: (-len(o), o[0]))
-
-
 def isotropy(layers: Layers, a: np.ndarray | None = None, *, tol: float = 1e-6,
              input_colours: np.ndarray | None = None, limit: int = 20_000) -> LayeredIsotropy:
     """The isotropy group of ``(W_1, …, W_L, a)`` (``a = None``: output weights all equal, e.g. fixed 𝟙)."""
@@ -277,7 +257,7 @@ def isotropy(layers: Layers, a: np.ndarray | None = None, *, tol: float = 1e-6,
         cols = _refine(prob.Q, [_individualise(cols, layer, x)])[0]
         if not exact:
             break
-    sizes = [[len(o) for o in _orbits(len(c), [g.perms[l] for g in gens])] for l, c in enumerate(cols)]
+    sizes = [[len(o) for o in _union_orbits(len(c), [g.perms[l] for g in gens])] for l, c in enumerate(cols)]
     neuron = sizes[1]
     # inputs with identical first-layer columns can be swapped fixing every hidden unit (a kernel factor)
     keys = np.concatenate([prob.init[0][0][None, :], prob.Q[0][0]], axis=0).T
