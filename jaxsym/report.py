@@ -186,11 +186,20 @@ def write_report(out: str | Path) -> Path:
     title = f"# jaxsym report: {cfg.name if cfg else out.name}\n"
     lines = [title, f"State: **{state}**.\n"]
     if cfg is not None:
+        s = cfg.sampled
+        if s is None:
+            cert = (f"{cfg.train.dtype}; certificate thresholds τ_L = {cfg.certify.loss_tol:g}, "
+                    f"τ_g = {cfg.certify.grad_tol:g}, τ_H = {cfg.certify.hess_tol:g}.")
+        else:
+            cert = (f"sampled objective: {s.distribution} inputs, {s.hidden_layers} hidden layer(s), output "
+                    f"{'trained' if s.train_output else 'fixed'}, {s.mode} SGD with batches of {s.batch_size}; "
+                    f"empirical certificate τ_L = {s.loss_tol:g}, τ_g = {s.grad_tol:g} + 2 se, "
+                    f"τ_H = max({s.hess_tol:g}, 2 se) (the closed-form certificate where the population loss has "
+                    f"one: τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, "
+                    f"τ_H = {cfg.certify.hess_tol:g}).")
         lines.append(f"Config fingerprint `{cfg.fingerprint()}`; seed {cfg.seed}; {cfg.runs} runs per cell; "
                      f"optimizer {cfg.train.optimizer}, learning rate {cfg.train.learning_rate}, "
-                     f"{cfg.train.steps} steps, {cfg.train.dtype}; certificate thresholds "
-                     f"τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, "
-                     f"τ_H = {cfg.certify.hess_tol:g}.\n")
+                     f"{cfg.train.steps} steps, {cert}\n")
     if runs.empty:
         lines.append("No finished runs to report yet.\n")
     else:

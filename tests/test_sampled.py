@@ -305,6 +305,9 @@ def test_empirical_sweep_tables_and_resume(kw, tmp_path):
                          timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "spurious isotropy (runs)" in res.stdout and (tmp_path / "a" / "tables.md").exists()
+    from jaxsym.report import write_report
+
+    assert "empirical certificate" in write_report(tmp_path / "a").read_text()
     if cfg.sampled.hidden_layers == 1:  # the short deep run need not reach its global minimum
         glob = ma[ma["status"] == "global"]
         assert len(glob) == 1 and glob.iloc[0]["isotropy"] == "ΔS4"

@@ -196,3 +196,41 @@ def test_certificate_sub_batches_give_the_same_results(tmp_path, monkeypatch):
     assert sweep.build_programs(cfg, cfg.cells()[0]).certify_size == 2
     sweep.run_sweep(cfg, tmp_path / "b", progress=False)
     _assert_same_tables(tmp_path / "a", tmp_path / "b")
+
+
+SAMPLED = """name = "scale-sampled"
+seed = 2
+runs = 16
+chunk_size = 8
+segment_steps = 200
+checkpoint_interval_s = 0.001
+[grid]
+d = [4]
+k = "d"
+[train]
+learning_rate = 0.1
+steps = 1500
+[sampled]
+distribution = "cube"
+train_output = true
+eval_samples = 2048
+hess_samples = 4096
+"""
+
+
+def test_sampled_sweep_resumes_mid_chunk_and_ignores_the_device_count(tmp_path):
+    """The sampled engine's state goes through the same in-flight checkpoints and sharding: a sweep killed
+    inside a chunk, and one on four devices, give the tables of an uninterrupted single-device sweep."""
+    cfg = tmp_path / "sampled.toml"
+    cfg.write_text(SAMPLED)
+    _run(cfg, tmp_path / "base")
+
+    def inflight_saved(o: Path) -> bool:
+        return any(p.name.isdigit() for p in (o / "inflight").glob("*/*/*")) if (o / "inflight").exists() else False
+
+    _kill_when(cfg, tmp_path / "killed", inflight_saved)
+    _run(cfg, tmp_path / "killed")
+    assert "resumed in-flight chunk" in (tmp_path / "killed" / "sweep.log").read_text()
+    _assert_same_tables(tmp_path / "base", tmp_path / "killed")
+    _run(cfg, tmp_path / "four", XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    _assert_same_tables(tmp_path / "base", tmp_path / "four")
