@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxsym import activations, model
@@ -114,6 +115,17 @@ def make_engine(cfg: TrainConfig, V: Array) -> Engine:
 
         def loss_fn(W: Array) -> Array:
             return model.loss(W, V, accurate=False)
+    elif cfg.activation == "relu":
+        # correlated inputs Σ = L Lᵀ: F_Σ(W) = F(W L; V L), so ∇F_Σ(W) = ∇F(W L; V L) Lᵀ (the fast path too)
+        d = V.shape[1]
+        L = jnp.asarray(np.linalg.cholesky(activations.exchangeable_cov(d, cfg.input_corr)), dtype)
+        fast = model.make_train_grad(V @ L)
+
+        def grad_fn(W: Array) -> Array:
+            return fast(W @ L) @ L.T
+
+        def loss_fn(W: Array) -> Array:
+            return model.loss(W @ L, V @ L, accurate=False)
     else:  # other settings: differentiate the population loss (jaxsym.activations)
         obj = activations.objective(cfg.activation, cfg.input_corr)
 

@@ -83,3 +83,17 @@ def test_float64_training_stays_float64():
         assert res.W.dtype == jnp.float64 and res.loss.dtype == jnp.float64
     res = make_train_batch(CFG, V, 4, seed=0)(jnp.arange(2))
     assert res.W.dtype == jnp.float32
+
+
+def test_correlated_relu_engine_uses_the_whitened_fast_gradient():
+    """The engine's float32 gradient for Σ = 0.7 I + 0.3·11ᵀ equals the float64 objective's, ∇F(W L; V L) Lᵀ."""
+    from jaxsym import activations
+    from jaxsym.train import make_engine
+
+    d = 6
+    V = jnp.eye(d)
+    W = jax.random.normal(jax.random.key(0), (d, d)) / np.sqrt(d)
+    eng = make_engine(TrainConfig(input_corr=0.3), V)
+    with jax.enable_x64(True):
+        exact = activations.objective("relu", 0.3).grad(jnp.asarray(W, jnp.float64), jnp.eye(d, dtype=jnp.float64))
+    np.testing.assert_allclose(np.asarray(eng.init(W).g), np.asarray(exact), atol=2e-6)
