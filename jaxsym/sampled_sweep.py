@@ -292,6 +292,7 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
             "layer_orbits": [list(o) for o in iso.layer_orbits], "isotropy_exact": iso.exact,
             "first_layer_isotropy": first_iso.name,
             "n_distinct_eigs": len(spec), "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec],
+            "eigs": cert.eigs.tolist(),
             "loss_se": cert.loss_se, "grad_se": cert.grad_se, "hess_min_se": cert.hess_min_se,
             "n_null": cert.n_null, "W": networks.flatten(net).tolist(), "rep_run": int(first["run"]),
             "cell": cell.label, "m": cell.teacher_width, "target": cell.target,
