@@ -112,7 +112,7 @@ def build_programs(cfg: SweepConfig, cell: Cell, size: int, certify_size: int) -
                                       polish_from=max(cfg.certify.polish_from, 10 * cfg.sampled.grad_tol))
         with jax.enable_x64(True):
             cert = make_certify_batch(certify, V, RELU)
-        return CellPrograms(cell, V, _closed_form_engine(eng, V), cert, size, certify_size)
+        return CellPrograms(cell, V, _closed_form_engine(eng, V), cert, size, certify_size, certify.polish_from)
     X, y = p.draw(EVAL_SET, cfg.sampled.eval_samples, cfg.seed)
     return SampledPrograms(cell, p, eng, make_evaluate_batch(p, X, y, cfg.sampled.eval_blocks), size)
 

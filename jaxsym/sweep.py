@@ -108,6 +108,7 @@ class CellPrograms:
     certify: Callable[[jax.Array, jax.Array, jax.Array], Any]
     size: int
     certify_size: int
+    polish_from: float  # runs whose training ‖∇F‖ is above this are not polished (not_converged)
 
 
 def cell_problem(cfg: SweepConfig, cell: Cell) -> tuple[np.ndarray, Objective]:
@@ -129,7 +130,7 @@ def build_programs(cfg: SweepConfig, cell: Cell) -> Any:
     engine = make_batch_engine(cell.train, jnp.asarray(V.astype(cell.train.dtype)), cell.k, cfg.seed)
     size = round_up(chunk_size_for(cfg, cell), n_local_devices())
     certify_size = round_up(min(size, certify_batch_for(cfg, cell)), n_local_devices())
-    return CellPrograms(cell, V, engine, cert, size, certify_size)
+    return CellPrograms(cell, V, engine, cert, size, certify_size, cfg.certify.polish_from)
 
 
 def _padded(runs: np.ndarray, size: int) -> np.ndarray:
@@ -187,7 +188,7 @@ def run_chunk(cfg: SweepConfig, prog: CellPrograms, start: int, stop: int, infli
     hmax = np.full(n, np.nan)
     iters = np.zeros(n, np.int32)
     shift = np.zeros(n)
-    eligible = np.flatnonzero(~res.diverged & (res.grad_norm <= cfg.certify.polish_from))
+    eligible = np.flatnonzero(~res.diverged & (res.grad_norm <= prog.polish_from))
     for start_ in range(0, len(eligible), prog.certify_size):  # sub-batches within the memory budget
         part = eligible[start_:start_ + prog.certify_size]
         idx = _padded(part, _bucket(len(part), prog.certify_size))

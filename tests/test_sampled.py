@@ -325,6 +325,9 @@ def test_closed_form_sweep_uses_the_exact_certificate(tmp_path):
     runs = pd.read_parquet(tmp_path / "runs.parquet")
     crit = runs[runs["status"].isin(["global", "spurious"])]
     assert len(crit) >= 6 and (crit["grad_norm"] <= cfg.certify.grad_tol).all()
+    # SGD leaves ‖∇F‖ ~ 1e-3: runs are polished up to max(certify.polish_from, 10·sampled.grad_tol) = 0.02
+    near = runs["train_grad_norm"] <= 10 * cfg.sampled.grad_tol
+    assert (runs.loc[near, "polish_iters"] > 0).all()
     minima = pd.read_parquet(tmp_path / "minima.parquet")
     assert minima.iloc[0]["isotropy"] == "ΔS4" and minima.iloc[0]["n_distinct_eigs"] == 6
 
