@@ -257,6 +257,8 @@ def _closure(gens: list[Perm], n: int) -> set[tuple[int, ...]]:
 
 def _product_name(sizes: list[int], diagonal: bool, kernel: list[int]) -> str:
     sizes = sorted(sizes, reverse=True)
+    if all(s == 1 for s in sizes):  # only identical columns can be swapped: the kernel alone
+        return "×".join(f"S{s}" for s in sorted(kernel, reverse=True) if s > 1) or "1"
     if len(sizes) == 1:
         core = f"S{sizes[0]}"
     else:
