@@ -69,3 +69,14 @@ def read_metadata(path: Path) -> dict[str, Any]:
     """The ``jaxsym.*`` metadata stored with a table."""
     meta = pq.read_schema(path).metadata or {}
     return {k.decode()[len("jaxsym."):]: json.loads(v) for k, v in meta.items() if k.startswith(b"jaxsym.")}
+
+
+def read_chunks(paths: list[Path]) -> pd.DataFrame | None:
+    """The readable, non-empty tables among ``paths`` concatenated, each row tagged with its file's position in
+    ``paths`` (column ``chunk``); None when there are none."""
+    frames = []
+    for i, path in enumerate(paths):
+        df = read_parquet_checked(path)
+        if df is not None and len(df):
+            frames.append(df.assign(chunk=i))
+    return pd.concat(frames, ignore_index=True) if frames else None

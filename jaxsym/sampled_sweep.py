@@ -242,14 +242,9 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
     """Distinct stationary points of an empirical cell and the map ``(chunk, position) → orbit``."""
     s = cfg.sampled
     assert s is not None
-    frames = []
-    for i, (runs_path, _) in enumerate(files):
-        r = results.read_parquet_checked(runs_path)
-        if r is not None and len(r):
-            frames.append(r.assign(chunk=i))
-    if not frames:
+    rows = results.read_chunks([runs_path for runs_path, _ in files])
+    if rows is None:
         return [], {}
-    rows = pd.concat(frames, ignore_index=True)
     rows = rows[rows["status"] == STATIONARY].sort_values("run", kind="stable").reset_index(drop=True)
     if not len(rows):
         return [], {}

@@ -431,14 +431,9 @@ def cell_minima(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]
                 ) -> tuple[list[dict[str, Any]], dict[tuple[int, int], int]]:
     """Distinct critical points of a cell from its chunks' representatives, and the map
     ``(chunk position, local orbit) → orbit id``. Orbit ids are ordered by (status, loss, first run)."""
-    reps = []
-    for i, (_, reps_path) in enumerate(files):
-        r = results.read_parquet_checked(reps_path)
-        if r is not None and len(r):
-            reps.append(r.assign(chunk=i))
-    if not reps:
+    reps = results.read_chunks([reps_path for _, reps_path in files])
+    if reps is None:
         return [], {}
-    reps = pd.concat(reps, ignore_index=True)
     k, d = cell.k, cell.d
     V, obj = cell_problem(cfg, cell)
     Ws = np.stack(reps["W"].to_numpy()).reshape(-1, k, d)
