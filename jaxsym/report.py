@@ -122,9 +122,9 @@ def fig_losses(minima: pd.DataFrame, path: Path) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("loss F(W)")
     ax.set_title("Distinct non-global critical points (marker size ~ log count)")
-    if types:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best")
-    else:
+    else:  # none, or only not_converged ones (not plotted)
         ax.text(0.5, 0.5, "no non-global critical point found", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
