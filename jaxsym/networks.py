@@ -47,10 +47,6 @@ class Trainable(NamedTuple):
     a: Array | None
 
 
-def split(net: Net, train_output: bool) -> Trainable:
-    return Trainable(net.layers, net.a if train_output else None)
-
-
 def merge(params: Trainable, k: int) -> Net:
     """A :class:`Net` from trained parameters (output weights 𝟙 when they are not trained)."""
     a = params.a if params.a is not None else jnp.ones(k, params.layers[0].dtype)

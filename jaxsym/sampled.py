@@ -147,8 +147,8 @@ def make_engine(p: Problem, train: TrainConfig, scfg: SampledConfig, seed: int) 
                                train_output=p.train_output)
         return SampledState(jnp.int32(0), params, opt.init(params), params, jnp.bool_(True))
 
-    def step(run: Array, s: SampledState) -> SampledState:
-        X, y = batch(keys(run)[1], s.step)
+    def step(k_data: Array, s: SampledState) -> SampledState:
+        X, y = batch(k_data, s.step)
         g = jax.grad(p.loss)(s.params, X, y)
         updates, opt_state = opt.update(g, s.opt_state, s.params)
         params = optax.apply_updates(s.params, updates)
@@ -159,8 +159,9 @@ def make_engine(p: Problem, train: TrainConfig, scfg: SampledConfig, seed: int) 
         return SampledState(s.step + 1, params, opt_state, avg, finite)
 
     def advance(run: Array, s: SampledState, until: Array) -> SampledState:
+        k_data = keys(run)[1]  # derived once per segment, not once per step
         return jax.lax.while_loop(lambda s: (s.step < jnp.minimum(until, steps)) & s.finite,
-                                  lambda s: step(run, s), s)
+                                  lambda s: step(k_data, s), s)
 
     def running(s: SampledState) -> Array:
         return (s.step < steps) & s.finite
