@@ -1,7 +1,7 @@
 """Float64 polish of training end points and their certificate.
 
 **Polish.** Float32 gradient descent stalls near ‖∇F‖ ≈ 1e-5. We then solve ``∇F(W) = 0`` in float64 by
-Levenberg–Marquardt on the residual ``g = ∇F`` with Jacobian ``H = ∇²F`` (symmetric):
+Levenberg–Marquardt on the residual ``g = ∇F`` with Jacobian ``H = ∇²F`` (:mod:`jaxsym.solvers`):
 
     W ← W − (H² + μ I)⁻¹ H g,      accepted when ‖g‖ decreases (μ ← μ/10), else μ ← 10 μ.
 
@@ -22,13 +22,14 @@ Each iteration costs one Hessian and one (kd × kd) solve.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import jax
 import jax.numpy as jnp
 
 from jaxsym.activations import RELU, Objective
 from jaxsym.config import CertifyConfig
+from jaxsym.solvers import levenberg_marquardt
 
 Array = jax.Array
 
@@ -58,55 +59,39 @@ class Certificate(NamedTuple):
     status: Array
 
 
-def polish(W: Array, V: Array, *, iters: int, tol: float, obj: Objective = RELU) -> tuple[Array, Array]:
-    """Levenberg–Marquardt solve of ``∇F(W) = 0`` from ``W`` (k, d); returns ``(W*, iterations)``.
+def polish(W: Array, V: Array, *, iters: int | Array, tol: float, obj: Objective = RELU) -> tuple[Array, Array]:
+    """Levenberg–Marquardt solve of ``∇F(W) = 0`` from ``W`` (k, d) (:func:`jaxsym.solvers.levenberg_marquardt`);
+    returns ``(W*, iterations)``.
 
     Works in the dtype of ``W`` (call it with float64). Stops at ``‖∇F‖ ≤ tol``, after ``iters``
     iterations, or when the damping μ exceeds 1e8 (no further progress possible).
     """
-    k, d = W.shape
-    eye = jnp.eye(k * d, dtype=W.dtype)
-
-    class State(NamedTuple):
-        it: Array
-        W: Array
-        g: Array
-        gn: Array
-        mu: Array
-
-    def running(s: State) -> Array:
-        return (s.it < iters) & (s.gn > tol) & (s.mu < 1e8) & jnp.isfinite(s.gn)
-
-    def step(s: State) -> State:
-        H = obj.hessian(s.W, V)
-        g = s.g.reshape(-1)
-        delta = jnp.linalg.solve(H @ H + s.mu * eye, H @ g)
-        W_new = s.W - delta.reshape(k, d)
-        g_new = obj.grad(W_new, V)
-        gn_new = jnp.linalg.norm(g_new)
-        better = jnp.isfinite(gn_new) & (gn_new < s.gn)
-        return State(
-            s.it + 1,
-            jnp.where(better, W_new, s.W),
-            jnp.where(better, g_new, s.g),
-            jnp.where(better, gn_new, s.gn),
-            jnp.where(better, jnp.maximum(s.mu / 10, 1e-15), s.mu * 10),
-        )
-
-    g0 = obj.grad(W, V)
-    s = jax.lax.while_loop(running, step, State(jnp.int32(0), W, g0, jnp.linalg.norm(g0),
-                                                jnp.asarray(1e-6, W.dtype)))
-    return s.W, s.it
+    s = levenberg_marquardt(lambda x: obj.grad(x, V), lambda x: obj.hessian(x, V), W, iters=iters, tol=tol)
+    return s.x, s.it
 
 
-def classify(loss: Array, grad_norm: Array, hess_min: Array, diverged: Array, cfg: CertifyConfig) -> Array:
-    """Status index (int32) from the certificate quantities; works elementwise on batches."""
-    status = jnp.where(hess_min >= cfg.hess_tol, SPURIOUS,
-                       jnp.where(hess_min <= -cfg.hess_tol, SADDLE, DEGENERATE))
-    status = jnp.where(grad_norm > cfg.grad_tol, NOT_CONVERGED, status)
-    status = jnp.where(loss <= cfg.loss_tol, GLOBAL, status)
-    bad = diverged | ~jnp.isfinite(loss) | ~jnp.isfinite(grad_norm)
-    return jnp.where(bad, DIVERGED, status).astype(jnp.int32)
+class Thresholds(Protocol):
+    """What :func:`classify` reads: :class:`~jaxsym.config.CertifyConfig`, or per-point margins (arrays)."""
+
+    loss_tol: Any
+    grad_tol: Any
+    hess_tol: Any
+
+
+def classify(loss: Array, grad_norm: Array, hess_min: Array, diverged: Array, tol: Thresholds,
+             xp: Any = jnp) -> Array:
+    """Status index (int32) from the certificate quantities; works elementwise on batches.
+
+    The one status rule of the project (module docstring), in precedence order: ``diverged`` (non-finite),
+    ``global`` (F ≤ τ_L), ``not_converged`` (‖∇F‖ > τ_g), then by λ_min: ``spurious`` (≥ τ_H), ``saddle``
+    (≤ −τ_H), else ``degenerate`` (also when λ_min is NaN). The empirical certificate passes its margins
+    widened by standard errors as ``tol``; ``xp`` is ``jax.numpy`` or ``numpy``.
+    """
+    status = xp.where(hess_min >= tol.hess_tol, SPURIOUS, xp.where(hess_min <= -tol.hess_tol, SADDLE, DEGENERATE))
+    status = xp.where(grad_norm > tol.grad_tol, NOT_CONVERGED, status)
+    status = xp.where(loss <= tol.loss_tol, GLOBAL, status)
+    bad = diverged | ~xp.isfinite(loss) | ~xp.isfinite(grad_norm)
+    return xp.where(bad, DIVERGED, status).astype(xp.int32)
 
 
 def make_certify(cfg: CertifyConfig, V: Array, obj: Objective = RELU) -> Callable[[Array, Array, Array], Certificate]:

@@ -38,15 +38,18 @@ symmetric zero-row-sum square) and the products of two standards (``u_s u_tᵀ``
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxsym import model
-from jaxsym.spectra import irrep_dim
+from jaxsym.solvers import levenberg_marquardt
+from jaxsym.spectra import group_eigenvalues, irrep_dim
+from jaxsym.symmetry import find_element, isotropy
 
-TWO_PI = 2 * np.pi
+kern = model.kernel_from_inner
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,12 +135,6 @@ def _split(x: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]
     return a, b, c
 
 
-def _kern(n1: jax.Array, n2: jax.Array, g: jax.Array) -> jax.Array:
-    cos = jnp.clip(g / (n1 * n2), -1.0, 1.0)
-    th = jnp.arccos(cos)
-    return (n1 * n2 * jnp.sqrt(jnp.maximum(1 - cos * cos, 0.0)) + (jnp.pi - th) * g) / TWO_PI
-
-
 def _loss(x: jax.Array, p: jax.Array) -> jax.Array:
     a, b, c = _split(x, p)
     r = p.shape[0]
@@ -150,14 +147,14 @@ def _loss(x: jax.Array, p: jax.Array) -> jax.Array:
     g_cross = M + c.T * S[:, None] + c * S[None, :]
     eye = jnp.eye(r, dtype=bool)
     # masked entries get g = 0 (θ = π/2), so that no arccos'(±1) leaks into the gradient through where
-    pair_same = jnp.where(p >= 2, p * (p - 1) * _kern(n, n, jnp.where(p >= 2, g_same, 0.0)), 0.0)
+    pair_same = jnp.where(p >= 2, p * (p - 1) * kern(n, n, jnp.where(p >= 2, g_same, 0.0)), 0.0)
     pp = jnp.outer(p, p)
-    cross = jnp.where(eye, 0.0, pp * _kern(n[:, None], n[None, :], jnp.where(eye, 0.0, g_cross)))
+    cross = jnp.where(eye, 0.0, pp * kern(n[:, None], n[None, :], jnp.where(eye, 0.0, g_cross)))
     ww = 0.5 * (jnp.sum(p * n2 / 2) + jnp.sum(pair_same) + jnp.sum(cross))
     one = jnp.ones_like(n)
-    wv = (jnp.sum(p * _kern(n, one, a)) + jnp.sum(jnp.where(p >= 2, p * (p - 1) * _kern(n, one, b), 0.0))
-          + jnp.sum(jnp.where(eye, 0.0, pp * _kern(n[:, None], 1.0, c))))
-    vv = 0.5 * (k / 2 + k * (k - 1) / TWO_PI)
+    wv = (jnp.sum(p * kern(n, one, a)) + jnp.sum(jnp.where(p >= 2, p * (p - 1) * kern(n, one, b), 0.0))
+          + jnp.sum(jnp.where(eye, 0.0, pp * kern(n[:, None], 1.0, c))))
+    vv = 0.5 * (k / 2 + k * (k - 1) / (2 * np.pi))
     return ww - wv + vv
 
 
@@ -175,47 +172,25 @@ def _full_grad_norm(x: jax.Array, p: jax.Array) -> jax.Array:
 
 
 _jit_loss = jax.jit(_loss)
-_jit_grad = jax.jit(jax.grad(_loss))
-_jit_hess = jax.jit(jax.hessian(_loss))
 _jit_gnorm = jax.jit(_full_grad_norm)
 
 
+@partial(jax.jit, static_argnames="iters")
+def _newton(x0: jax.Array, p: jax.Array, free: jax.Array, tol: float, iters: int) -> tuple[jax.Array, jax.Array]:
+    s = levenberg_marquardt(lambda x: jax.grad(_loss)(x, p), lambda x: jax.hessian(_loss)(x, p), x0, iters=iters,
+                            tol=tol, norm=lambda x, g: _full_grad_norm(x, p), free=free, mu0=1e-8, mu_min=1e-16,
+                            mu_max=1.5e10)
+    return s.x, s.gn
+
+
 def newton(space: FixedSpace, x0: np.ndarray, *, tol: float = 1e-12, iters: int = 60) -> tuple[np.ndarray, bool]:
-    """Levenberg–Marquardt solve of ``∇_x F = 0`` in the small space; returns ``(x, converged)``."""
+    """Levenberg–Marquardt solve of ``∇_x F = 0`` in the small space (:mod:`jaxsym.solvers`), accepting steps
+    by the full-space ‖∇F(Ex)‖; returns ``(x, converged)`` with converged meaning ‖∇F(Ex)‖ ≤ tol."""
     free = space.free
     with jax.enable_x64(True):
-        p = jnp.asarray(space.blocks, jnp.float64)
-
-        def grad(x: jax.Array) -> jax.Array:
-            return _jit_grad(x, p)
-
-        def hess(x: jax.Array) -> jax.Array:
-            return _jit_hess(x, p)
-
-        def gnorm(x: jax.Array) -> jax.Array:
-            return _jit_gnorm(x, p)
-
-        x = np.where(free, np.asarray(x0, np.float64), 0.0)
-        mu = 1e-8
-        cur = float(gnorm(jnp.asarray(x)))
-        for _ in range(iters):
-            if not np.isfinite(cur):
-                return x, False
-            if cur <= tol:
-                return x, True
-            g = np.asarray(grad(jnp.asarray(x)))[free]
-            H = np.asarray(hess(jnp.asarray(x)))[np.ix_(free, free)]
-            step = np.linalg.solve(H @ H + mu * np.eye(len(g)), H @ g)
-            trial = x.copy()
-            trial[free] -= step
-            new = float(gnorm(jnp.asarray(trial)))
-            if np.isfinite(new) and new < cur:
-                x, cur, mu = trial, new, max(mu / 10, 1e-16)
-            else:
-                mu *= 10
-                if mu > 1e10:
-                    break
-        return x, cur <= tol
+        x = jnp.asarray(np.where(free, np.asarray(x0, np.float64), 0.0))
+        x, gn = _newton(x, jnp.asarray(space.blocks, jnp.float64), jnp.asarray(free), tol, iters)
+        return np.asarray(x), bool(gn <= tol)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -282,13 +257,7 @@ class BlockSpectrum:
 
     def grouped(self, tol: float = 1e-6) -> list[tuple[float, int]]:
         """Distinct eigenvalues (merging equal values from different components) with multiplicities."""
-        out: list[tuple[float, int]] = []
-        for v, m in zip(self.values, self.mults):
-            if out and abs(v - out[-1][0]) <= tol * max(1.0, abs(v)):
-                out[-1] = (out[-1][0], out[-1][1] + int(m))
-            else:
-                out.append((float(v), int(m)))
-        return out
+        return group_eigenvalues(self.values, tol, self.mults)
 
 
 def block_spectrum(space: FixedSpace, x: np.ndarray) -> BlockSpectrum:
@@ -323,8 +292,6 @@ def block_spectrum(space: FixedSpace, x: np.ndarray) -> BlockSpectrum:
 # --------------------------------------------------------------------------------------------------
 def to_block_form(W: np.ndarray, tol: float = 1e-6) -> tuple[FixedSpace, np.ndarray]:
     """Permute a k×k point with product-type isotropy into block form; returns its space and parameters."""
-    from jaxsym.symmetry import find_element, isotropy
-
     iso = isotropy(W, tol=tol)
     blocks = tuple(sorted(iso.neuron_orbits, reverse=True))
     space = FixedSpace(blocks)

@@ -113,9 +113,24 @@ def geometry(A: Array, B: Array, *, accurate: bool = True, same: bool = False) -
     return Geometry(na, nb, ua, ub, cos, sin, theta, gram)
 
 
+def _arccos_kernel(norms: Array, sin: Array, theta: Array, inner: Array) -> Array:
+    """The one formula of the arc-cosine kernel: ``(‖u‖‖v‖ sin θ + (π − θ) u·v) / 2π``, elementwise."""
+    return (norms * sin + (jnp.pi - theta) * inner) / _TWO_PI
+
+
 def kernel_matrix(g: Geometry) -> Array:
     """``K(a_i, b_j)`` (n, m) from a :class:`Geometry`: ``(‖a‖‖b‖ sin θ + (π − θ) a·b) / 2π``."""
-    return (g.na[:, None] * g.nb[None, :] * g.sin + (jnp.pi - g.theta) * g.gram) / _TWO_PI
+    return _arccos_kernel(g.na[:, None] * g.nb[None, :], g.sin, g.theta, g.gram)
+
+
+def kernel_from_inner(n1: Array, n2: Array, inner: Array) -> Array:
+    """``K`` from two norms and an inner product (broadcasting), with ``θ = arccos(u·v / ‖u‖‖v‖)``.
+
+    What a restricted loss needs when it knows only norms and inner products (:mod:`jaxsym.families`);
+    ``inner = 0`` gives θ = π/2 exactly, so masked entries leak no ``arccos'(±1)`` into gradients.
+    """
+    cos = jnp.clip(inner / (n1 * n2), -1.0, 1.0)
+    return _arccos_kernel(n1 * n2, jnp.sqrt(jnp.maximum(1 - cos * cos, 0.0)), jnp.arccos(cos), inner)
 
 
 def kernel(u: Array, v: Array) -> Array:
@@ -315,17 +330,17 @@ def hvp(W: Array, V: Array, X: Array, *, accurate: bool = True) -> Array:
     return out * alive[:, None]
 
 
-def identity_target(k: int, d: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
-    """The target ``V = I`` (k = d) or ``V = [I_k 0]`` (k < d), shape (k, d), a NumPy array."""
-    if k > d:
-        raise ValueError(f"identity target needs k <= d, got k={k}, d={d}")
-    return np.eye(k, d, dtype=dtype)
+def identity_target(d: int, m: int, dtype: np.dtype | type = np.float64) -> np.ndarray:
+    """The target ``V = I`` (m = d) or ``V = [I_m 0]`` (m < d), shape (m, d), a NumPy array."""
+    if m > d:
+        raise ValueError(f"identity target needs m <= d, got d={d}, m={m}")
+    return np.eye(m, d, dtype=dtype)
 
 
 TARGETS = ("identity", "orthonormal", "gaussian")
 
 
-def make_target(kind: str, m: int, d: int, seed: int = 0) -> np.ndarray:
+def make_target(kind: str, d: int, m: int, seed: int = 0) -> np.ndarray:
     """A teacher ``V`` (m, d), float64 NumPy.
 
     - ``identity``: ``V = I`` (m = d) or ``[I_m 0]`` (m < d);
@@ -335,7 +350,7 @@ def make_target(kind: str, m: int, d: int, seed: int = 0) -> np.ndarray:
     Random targets depend only on ``(seed, m, d)``, so every run of a cell shares its teacher.
     """
     if kind == "identity":
-        return identity_target(m, d)
+        return identity_target(d, m)
     rng = np.random.default_rng([seed, m, d, 7919])
     if kind == "orthonormal":
         if m > d:

@@ -19,17 +19,28 @@ import numpy as np
 from jaxsym import model
 
 
-def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6) -> list[tuple[float, int]]:
+def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6, mults: np.ndarray | None = None
+                      ) -> list[tuple[float, int]]:
     """Sorted eigenvalues grouped where consecutive gaps are ≤ ``tol·max(1, |λ|)``.
 
-    Returns ``[(mean eigenvalue, multiplicity), ...]`` in ascending order.
+    ``mults`` gives each value a multiplicity (e.g. an isotypic block's eigenvalue stands for ``dim ρ``
+    eigenvalues); a group's value is then the multiplicity-weighted mean. Returns
+    ``[(mean eigenvalue, multiplicity), ...]`` in ascending order.
     """
-    eigs = np.sort(np.asarray(eigs, dtype=np.float64))
+    eigs = np.asarray(eigs, dtype=np.float64)
     if eigs.size == 0:
         return []
+    if mults is None:
+        eigs = np.sort(eigs)
+        w = None
+    else:
+        by = np.argsort(eigs, kind="stable")
+        eigs, w = eigs[by], np.asarray(mults, np.int64)[by]
     gaps = np.diff(eigs) > tol * np.maximum(1.0, np.abs(eigs[1:]))
     starts = np.concatenate([[0], np.flatnonzero(gaps) + 1, [eigs.size]])
-    return [(float(eigs[a:b].mean()), int(b - a)) for a, b in itertools.pairwise(starts)]
+    if w is None:
+        return [(float(eigs[a:b].mean()), int(b - a)) for a, b in itertools.pairwise(starts)]
+    return [(float(np.average(eigs[a:b], weights=w[a:b])), int(w[a:b].sum())) for a, b in itertools.pairwise(starts)]
 
 
 def hessian_eigenvalues(W: np.ndarray, V: np.ndarray, hessian: Callable[..., jax.Array] = model.hessian

@@ -201,13 +201,13 @@ def test_hvp_equals_hessian_times_vector(k, d, m):
 
 
 def test_targets():
-    I = model.make_target("identity", 3, 5)
+    I = model.make_target("identity", 5, 3)
     np.testing.assert_array_equal(I, np.eye(3, 5))
-    Q = model.make_target("orthonormal", 4, 6, seed=1)
+    Q = model.make_target("orthonormal", 6, 4, seed=1)
     np.testing.assert_allclose(Q @ Q.T, np.eye(4), atol=1e-12)
-    np.testing.assert_array_equal(Q, model.make_target("orthonormal", 4, 6, seed=1))
-    assert not np.allclose(Q, model.make_target("orthonormal", 4, 6, seed=2))
-    G = model.make_target("gaussian", 7, 5, seed=0)
+    np.testing.assert_array_equal(Q, model.make_target("orthonormal", 6, 4, seed=1))
+    assert not np.allclose(Q, model.make_target("orthonormal", 6, 4, seed=2))
+    G = model.make_target("gaussian", 5, 7, seed=0)
     assert G.shape == (7, 5)
     with pytest.raises(ValueError, match="m <= d"):
-        model.make_target("orthonormal", 6, 5)
+        model.make_target("orthonormal", 5, 6)
