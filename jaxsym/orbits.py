@@ -1,28 +1,35 @@
-"""Clustering end points into orbits of the symmetry group, in O(N log N).
+"""Clustering points into orbits of a symmetry group: the one clusterer of the project, in O(N log N).
 
-Two points are the same critical point modulo the group when ``W₂ = g·W₁`` for some ``g ∈ G_V`` within a
-tolerance. Pairwise comparison of millions of points is out of the question, so:
+Two points are the same modulo the group when a *matcher* finds ``g`` with ``g·P₁ = P₂`` within a tolerance.
+Pairwise comparison of millions of points is out of the question, so :func:`cluster_by` does:
 
-1. **Invariant fingerprint** per point (vectorised over the batch): sorted entries, sorted row norms and
-   singular values (all unchanged by ``W ↦ P_π W P_ρᵀ``, permutation matrices being orthogonal).
-2. **Hashing**: fingerprints rounded to a grid of ``10·tol`` are grouped with ``np.unique``.
-3. **Confirmation**: within each group a few members are checked against the representative with the
-   exact matcher :func:`jaxsym.symmetry.find_element`; a failure splits the group exactly.
-4. **Boundary merge**: groups whose representatives' fingerprints lie within two grid steps (rounding can
-   put one orbit on both sides of a grid line) are merged when the exact matcher agrees.
+1. **Hashing** (when an invariant *fingerprint* is given): fingerprints rounded to a grid of ``step`` are
+   grouped with ``np.unique``; without one, all points form one group.
+2. **Confirmation**: within each group a few members (``n_confirm``; all of them when ``None``) are checked
+   against the representative with the matcher; a failure splits the group exactly and greedily (each point
+   joins the first leader it matches, in ``order``).
+3. **Boundary merge** (with a fingerprint): groups whose leaders' fingerprints lie within two grid steps
+   (rounding can put one orbit on both sides of a grid line) are merged when the matcher agrees.
 
-The representative of an orbit is its member with the smallest ``order`` key (the global run index), so
-the result does not depend on chunking: clustering chunk representatives again gives the same orbits and
+The representative of an orbit is its member with the smallest ``order`` key (the global run index), so the
+result does not depend on chunking: clustering chunk representatives again gives the same orbits and
 representatives as clustering all points at once.
+
+Uses: :func:`cluster` (two-layer points ``W``; fingerprint = sorted entries, row norms and singular values,
+matcher = :func:`jaxsym.symmetry.find_element`), and the sampled pipeline (layered networks, or groups by
+isotropy type and loss, no fingerprint).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from jaxsym.symmetry import find_element
+from jaxsym.symmetry import UnionFind, find_element
+
+Matcher = Callable[[int, int], bool]  # match(leader, member): are points leader and member one orbit?
 
 
 def fingerprints(Ws: np.ndarray) -> np.ndarray:
@@ -50,77 +57,62 @@ class Clustering:
     counts: np.ndarray
 
 
-class _UnionFind:
-    def __init__(self, n: int) -> None:
-        self.parent = np.arange(n)
-
-    def find(self, x: int) -> int:
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = int(self.parent[x])
-        return x
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
-
-
-def cluster(Ws: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6,
-            order: np.ndarray | None = None, weights: np.ndarray | None = None,
-            n_confirm: int = 3) -> Clustering:
-    """Cluster points ``Ws`` (N, k, d) into orbits of ``G_V``.
+def cluster_by(n: int, match: Matcher, *, fingerprint: np.ndarray | None = None, step: float = 0.0,
+               order: np.ndarray | None = None, weights: np.ndarray | None = None,
+               n_confirm: int | None = 3) -> Clustering:
+    """Cluster ``n`` points into orbits (module docstring).
 
     Args:
-      Ws: points (polished critical points).
-      V: target (its column structure restricts the column permutations); None for ``V = I``.
-      tol: entries within ``tol`` are equal (matching tolerance).
-      order: (N,) keys; the representative of an orbit is its member with the smallest key
-        (default: position).
-      weights: (N,) counts carried by each point (default 1), e.g. when re-clustering representatives.
-      n_confirm: members per hash group checked exactly against the representative.
+      n: number of points; the matcher addresses them by index.
+      match: ``match(leader, member)`` is True when the two points are one orbit.
+      fingerprint: (n, F) group-invariant features, hashed on a grid of ``step``; None puts every point in
+        one group (then ``n_confirm=None`` gives the plain greedy clustering).
+      order: (n,) keys; the representative of an orbit is its member with the smallest key (default:
+        position).
+      weights: (n,) counts carried by each point (default 1), e.g. when re-clustering representatives.
+      n_confirm: members per hash group checked against the representative; None checks every member.
     """
-    Ws = np.asarray(Ws, dtype=np.float64)
-    n = Ws.shape[0]
     order = np.arange(n) if order is None else np.asarray(order)
     weights = np.ones(n, dtype=np.int64) if weights is None else np.asarray(weights)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Clustering(empty, empty, empty)
-    F = fingerprints(Ws)
-    step = 10 * tol
-    keys = np.round(F / step).astype(np.int64)
-    _, group = np.unique(keys, axis=0, return_inverse=True)
-    group = group.reshape(-1)
+    if fingerprint is None:
+        group = np.zeros(n, dtype=np.int64)
+    else:
+        keys = np.round(fingerprint / step).astype(np.int64)
+        group = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
 
-    # 3. exact confirmation inside each hash group (labels: index of the point's orbit leader)
+    # confirmation inside each hash group (labels: index of the point's orbit leader)
     leader = np.empty(n, dtype=np.int64)
     by_group = np.argsort(group, kind="stable")
     bounds = np.flatnonzero(np.diff(group[by_group])) + 1
     for members in np.split(by_group, bounds):
         members = members[np.argsort(order[members], kind="stable")]
         rep = members[0]
-        picks = members[np.unique(np.linspace(1, len(members) - 1, n_confirm).astype(int))] \
-            if len(members) > 1 else members[:0]
-        if all(find_element(Ws[rep], Ws[m], V, tol=tol) is not None for m in picks):
-            leader[members] = rep
-            continue
-        leaders: list[int] = []  # rare: the hash group mixes orbits; split it exactly
+        if n_confirm is not None:
+            picks = members[np.unique(np.linspace(1, len(members) - 1, n_confirm).astype(int))] \
+                if len(members) > 1 else members[:0]
+            if all(match(int(rep), int(m)) for m in picks):
+                leader[members] = rep
+                continue
+        leaders: list[int] = []  # the hash group mixes orbits (or is not hashed): split it greedily
         for m in members:
-            hit = next((q for q in leaders if find_element(Ws[q], Ws[m], V, tol=tol) is not None), None)
+            hit = next((q for q in leaders if match(q, int(m))), None)
             if hit is None:
                 leaders.append(int(m))
                 hit = int(m)
             leader[m] = hit
 
-    # 4. merge leaders split by a grid line
+    # merge leaders split by a grid line
     leads = np.unique(leader)
-    uf = _UnionFind(n)
-    if len(leads) > 1:
+    uf = UnionFind(n)
+    if fingerprint is not None and len(leads) > 1:
+        F = fingerprint
         diff = np.max(np.abs(F[leads][:, None, :] - F[leads][None, :, :]), axis=2)
         for a, b in zip(*np.nonzero(np.triu(diff <= 2 * step, 1))):
             p, q = int(leads[a]), int(leads[b])
-            if find_element(Ws[p], Ws[q], V, tol=tol) is not None:
+            if match(p, q):
                 uf.union(p, q)
     root = np.array([uf.find(int(x)) for x in leader])
 
@@ -136,3 +128,26 @@ def cluster(Ws: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6,
     labels = relabel[root_idx.reshape(-1)]
     counts = np.bincount(labels, weights=weights, minlength=len(reps)).astype(np.int64)
     return Clustering(labels, reps, counts)
+
+
+def cluster(Ws: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6,
+            order: np.ndarray | None = None, weights: np.ndarray | None = None,
+            n_confirm: int = 3) -> Clustering:
+    """Cluster two-layer points ``Ws`` (N, k, d) into orbits of ``G_V`` (:func:`cluster_by` with the
+    invariant :func:`fingerprints` on a grid of ``10·tol`` and the exact matcher
+    :func:`jaxsym.symmetry.find_element`).
+
+    Args:
+      Ws: points (polished critical points).
+      V: target (its column structure restricts the column permutations); None for ``V = I``.
+      tol: entries within ``tol`` are equal (matching tolerance).
+      order, weights, n_confirm: as in :func:`cluster_by`.
+    """
+    Ws = np.asarray(Ws, dtype=np.float64)
+
+    def match(i: int, j: int) -> bool:
+        return find_element(Ws[i], Ws[j], V, tol=tol) is not None
+
+    F = fingerprints(Ws) if len(Ws) else None
+    return cluster_by(len(Ws), match, fingerprint=F, step=10 * tol, order=order, weights=weights,
+                      n_confirm=n_confirm)

@@ -1,27 +1,46 @@
-"""The symmetry group of the loss, isotropy groups of points and exact equivalence of points.
+"""The one symmetry core: permutation groups of layered networks, isotropy groups and equivalence of points.
 
-**Group.** ``G = S_k × S_d`` acts on ``W ∈ R^{k×d}`` by ``g·W = P_π W P_ρᵀ``: entry ``(i, a)`` of ``W``
-moves to ``(π(i), ρ(a))``. The loss is invariant under the subgroup ``G_V`` of elements that map the
-target ``V`` to a row permutation of itself: all of ``G`` for ``V = I`` (k = d); ``ΔS_k × S_{d−k}``-type
-column constraints for ``V = [I_k 0]``. We encode ``G_V`` by *column colours* (columns of ``V`` that are
-equal as multisets get one colour; ``ρ`` must preserve colours). That is exact for the identity targets and
-for targets whose columns are pairwise distinct as multisets (then ``ρ`` is the identity, as for random
-targets); for other ``V`` it is a necessary condition only, and the group found may be too large.
+**Group.** A network's weights ``W_1 (n_1 × n_0), …, W_L (n_L × n_{L−1})`` and optional output weights
+``a (n_L)`` form a layered weighted graph on vertex layers ``0`` (inputs, the coordinates) … ``L`` (the last
+hidden layer). ``G = S_{n_0} × S_{n_1} × … × S_{n_L}`` acts by ``g = (p_0, …, p_L)``:
 
-**Isotropy** (the stabiliser ``G_W = {g ∈ G_V : g·W = W}``), exactly, without enumerating ``k!``:
+    (g·W)_l = P_l W_l P_{l−1}ᵀ,   g·a = P_L a,
 
-1. Entries of ``W`` are quantised into value classes (values closer than ``tol`` share a class).
-2. Colour refinement (1-dim Weisfeiler–Leman) of the weighted bipartite neuron/coordinate graph gives
-   canonical row cells and column cells; every element of ``G_W`` preserves them.
-3. ``G_W`` maps onto a group of row permutations ``R ⊆ Π S_{cell}`` with kernel ``K`` = permutations of
-   identical columns (``|G_W| = |R|·|K|``). A row permutation π lies in ``R`` iff the columns of
-   ``P_π W`` are a colour-preserving permutation of the columns of ``W`` — a sort, so membership is cheap.
-4. If the transpositions ``(c₀ c_j)`` of every row cell lie in ``R``, then ``R = Π S_{cell}`` exactly
-   (they generate it, and ``R`` preserves cells): the product-type case of the papers, O(k) membership
-   tests. Otherwise ``R`` is enumerated by a pruned backtrack (small groups only).
+(entry ``(i, j)`` of ``W_l`` moves to ``(p_l[i], p_{l−1}[j])``), with input permutations ``p_0`` restricted to
+preserve ``input_colours`` (the coordinates the input law and the target treat alike).
 
-**Equivalence** of two points: joint colour refinement with individualisation and backtracking finds
-``g`` with ``g·W₁ = W₂`` or proves there is none (within ``tol``).
+**The two-layer student is the first instance**: ``L = 1``, ``W ∈ R^{k×d}``, ``g = (ρ, π) ∈ S_d × S_k`` acts
+by ``g·W = P_π W P_ρᵀ``. The loss is invariant under the subgroup ``G_V`` of elements that map the target
+``V`` to a row permutation of itself: all of ``G`` for ``V = I`` (k = d). ``G_V`` is encoded by *column
+colours* (:func:`target_column_colours`: columns of ``V`` equal as multisets share a colour; ``ρ`` preserves
+colours): exact for the identity targets and for targets with pairwise distinct columns, a necessary condition
+only for other ``V``. :func:`isotropy`, :func:`find_element` and :func:`apply` take one matrix ``W``.
+
+Everything is exact up to ``tol`` by **individualisation–refinement** (graph-isomorphism programs in miniature):
+
+1. entries of each ``W_l`` (and of ``a``) are quantised into value classes (closer than ``tol`` → one class);
+2. colour refinement (1-dim Weisfeiler–Leman): a vertex's new colour is its old colour plus the sorted
+   multisets of (edge class, neighbour colour) below and above, repeated until stable; colours are canonical
+   (ranks of isomorphism-invariant signatures), so they are comparable across networks, and every element of
+   the group preserves them;
+3. a search individualises one vertex of the first non-trivial cell at a time (each image in turn in the other
+   network), refines, and at a discrete colouring checks the unique candidate permutation entrywise.
+
+**Isotropy** ``G_W = {g : g·W = W}``:
+
+- *fast path* (one hidden layer, no output weights: the papers' student). ``G_W`` maps onto a group of row
+  permutations ``R ⊆ Π S_cell`` (cells of the stable row colouring) with kernel ``K`` = permutations of
+  identical columns, ``|G_W| = |R|·|K|``. A row permutation π lies in ``R`` iff the columns of ``P_π W`` are a
+  colour-preserving permutation of those of ``W`` (a sort). If the transpositions ``(c₀ c_j)`` of every cell
+  lie in ``R``, then ``R = Π S_cell`` exactly (they generate it): the product-type groups of the papers in
+  O(k) membership tests, e.g. ``Δ(S_{k−1}×S_1)`` at k = 100 in milliseconds.
+- *otherwise* the orbit–stabiliser chain: the orbit of the first vertex ``x`` of a non-trivial cell under the
+  stabiliser of the earlier base points is found by searching an element ``x ↦ y`` for every ``y`` of the
+  cell not already reached; ``|G_W| = Π |orbit|`` along the chain. A search that exceeds its node ``limit``
+  (only very irregular near-symmetric points do) leaves ``exact = False``: the group found is a subgroup.
+
+The elements found generate ``G_W``; their union-find orbits are the exact orbits on each layer. Names follow
+the papers (:mod:`jaxsym.naming`).
 """
 
 from __future__ import annotations
@@ -31,7 +50,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from jaxsym.naming import product_name
+
 Perm = np.ndarray  # int array, a permutation of range(n)
+Layers = list[np.ndarray]  # [W_1, …, W_L]
+Colours = list[np.ndarray]  # one int array per vertex layer 0 … L
 
 
 # --------------------------------------------------------------------------------------------------
@@ -39,34 +62,57 @@ Perm = np.ndarray  # int array, a permutation of range(n)
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Element:
-    """``g = (π, ρ) ∈ S_k × S_d``; ``g·W`` moves entry ``(i, a)`` to ``(π[i], ρ[a])``."""
+    """``g = (p_0, …, p_L)``: one permutation per vertex layer, inputs first.
 
-    pi: Perm
-    rho: Perm
+    For the two-layer student, ``rho = p_0`` permutes coordinates (columns) and ``pi = p_1`` neurons (rows);
+    ``g(W)`` applies it to one ``(k, d)`` matrix.
+    """
+
+    perms: tuple[Perm, ...]
+
+    @classmethod
+    def of(cls, pi: Perm, rho: Perm) -> Element:
+        """The two-layer element ``(π, ρ) ∈ S_k × S_d``."""
+        return cls((np.asarray(rho), np.asarray(pi)))
+
+    @property
+    def rho(self) -> Perm:
+        return self.perms[0]
+
+    @property
+    def pi(self) -> Perm:
+        return self.perms[1]
 
     def __call__(self, W: np.ndarray) -> np.ndarray:
         return apply(self, W)
 
     def __repr__(self) -> str:
-        return f"Element(pi={self.pi.tolist()}, rho={self.rho.tolist()})"
+        return f"Element({[p.tolist() for p in self.perms]})"
 
 
-def identity(k: int, d: int) -> Element:
-    return Element(np.arange(k), np.arange(d))
+def apply_net(g: Element, layers: Layers, a: np.ndarray | None = None) -> tuple[Layers, np.ndarray | None]:
+    """``g·(W, a)``: ``out_l[p_l[i], p_{l−1}[j]] = W_l[i, j]``, ``out_a[p_L[i]] = a[i]``."""
+    inv = [np.argsort(p) for p in g.perms]
+    out = [np.asarray(W)[np.ix_(inv[l + 1], inv[l])] for l, W in enumerate(layers)]
+    return out, None if a is None else np.asarray(a)[inv[-1]]
 
 
 def apply(g: Element, W: np.ndarray) -> np.ndarray:
-    """``P_π W P_ρᵀ``: ``out[π[i], ρ[a]] = W[i, a]``."""
-    return np.asarray(W)[np.ix_(np.argsort(g.pi), np.argsort(g.rho))]
+    """``P_π W P_ρᵀ`` of one matrix: ``out[π[i], ρ[a]] = W[i, a]``."""
+    return apply_net(g, [W])[0][0]
+
+
+def identity(k: int, d: int) -> Element:
+    return Element.of(np.arange(k), np.arange(d))
 
 
 def compose(g: Element, h: Element) -> Element:
     """``g ∘ h`` (apply h first): ``apply(compose(g, h), W) == apply(g, apply(h, W))``."""
-    return Element(g.pi[h.pi], g.rho[h.rho])
+    return Element(tuple(p[q] for p, q in zip(g.perms, h.perms)))
 
 
 def inverse(g: Element) -> Element:
-    return Element(np.argsort(g.pi), np.argsort(g.rho))
+    return Element(tuple(np.argsort(p) for p in g.perms))
 
 
 def random_element(rng: np.random.Generator, k: int, d: int, col_colours: np.ndarray | None = None) -> Element:
@@ -78,7 +124,7 @@ def random_element(rng: np.random.Generator, k: int, d: int, col_colours: np.nda
         for c in np.unique(col_colours):
             idx = np.flatnonzero(col_colours == c)
             rho[idx] = rng.permutation(idx)
-    return Element(rng.permutation(k), rho)
+    return Element.of(rng.permutation(k), rho)
 
 
 def target_column_colours(V: np.ndarray | None, d: int, tol: float = 1e-9) -> np.ndarray:
@@ -88,6 +134,36 @@ def target_column_colours(V: np.ndarray | None, d: int, tol: float = 1e-9) -> np
     V = np.asarray(V, dtype=np.float64)
     cols = np.sort(np.round(V / tol).astype(np.int64), axis=0).T
     return np.unique(cols, axis=0, return_inverse=True)[1].reshape(-1).astype(np.int64)
+
+
+class UnionFind:
+    """Disjoint sets over ``0 … n−1``; the root of a set is its smallest member."""
+
+    def __init__(self, n: int) -> None:
+        self.parent = np.arange(n)
+
+    def find(self, x: int) -> int:
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = int(self.parent[x])
+        return x
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+def orbits_of(n: int, perms: list[Perm]) -> list[list[int]]:
+    """Orbits on ``0 … n−1`` of the group generated by ``perms``, largest first (ties: smallest member)."""
+    uf = UnionFind(n)
+    for p in perms:
+        for i, j in enumerate(p):
+            uf.union(i, int(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(uf.find(i), []).append(i)
+    return sorted(groups.values(), key=lambda g: (-len(g), g[0]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -103,42 +179,181 @@ def quantise(values: np.ndarray, tol: float) -> np.ndarray:
     return classes.reshape(np.shape(values))
 
 
-def _relabel(old: list[np.ndarray], sig: list[np.ndarray]) -> list[np.ndarray]:
-    """New canonical colours: lexicographic rank of (old colour, signature) over all matrices."""
-    rows = np.concatenate([np.concatenate([o[:, None], s], axis=1) for o, s in zip(old, sig)])
-    inv = np.unique(rows, axis=0, return_inverse=True)[1].reshape(-1)
-    out, start = [], 0
-    for o in old:
-        out.append(inv[start:start + len(o)])
-        start += len(o)
+@dataclass
+class _Problem:
+    """One or more networks quantised jointly, ready for refinement."""
+
+    Q: list[Layers]        # per net: quantised W_l (int)
+    init: list[Colours]    # per net: initial colours (the layer index is part of the colour)
+
+
+def _prepare(nets: list[tuple[Layers, np.ndarray | None]], tol: float,
+             input_colours: np.ndarray | None) -> _Problem:
+    L = len(nets[0][0])
+    Q: list[Layers] = [[] for _ in nets]
+    for l in range(L):
+        stacked = quantise(np.stack([np.asarray(n[0][l], np.float64) for n in nets]), tol)
+        for i in range(len(nets)):
+            Q[i].append(stacked[i])
+    n0 = nets[0][0][0].shape[1]
+    c0 = np.zeros(n0, np.int64) if input_colours is None else np.asarray(input_colours, np.int64)
+    a_all = [n[1] for n in nets]
+    qa = quantise(np.stack(a_all), tol) if a_all[0] is not None else None
+    init = []
+    for i, (layers, _) in enumerate(nets):
+        cols = [c0.copy()] + [np.zeros(W.shape[0], np.int64) for W in layers]
+        if qa is not None:
+            cols[-1] = qa[i].astype(np.int64)
+        # vertices of different layers never share a colour
+        init.append([c * (L + 1) + l for l, c in enumerate(cols)])
+    return _Problem(Q, init)
+
+
+def _n_colours(cols: list[Colours]) -> int:
+    return len(np.unique(np.concatenate([c for net in cols for c in net])))
+
+
+def refine(Q: list[Layers], cols: list[Colours]) -> list[Colours]:
+    """Joint colour refinement of several layered networks ``Q[net][l]`` (int edge classes).
+
+    A vertex's signature is (its colour, the sorted (edge class, colour) pairs of its neighbours below, those
+    above); new colours are the ranks of the signatures over all networks, so equal colours in different
+    networks are comparable. Returns the stable colourings (same structure as ``cols``).
+    """
+    L = len(Q[0])
+    count = _n_colours(cols)
+    while True:
+        base = int(max(int(c.max()) for net in cols for c in net if c.size)) + 1
+        keys, inverse_, offsets = [], [], [0]
+        for l in range(L + 1):
+            parts = []
+            for q, c in zip(Q, cols):
+                sig = [c[l][:, None]]
+                if l > 0:  # pairs (edge class, colour) of the neighbours below, sorted: encoded q·base + c
+                    sig.append(np.sort(q[l - 1] * base + c[l - 1][None, :], axis=1))
+                if l < L:
+                    sig.append(np.sort(q[l].T * base + c[l + 1][None, :], axis=1))
+                parts.append(np.concatenate(sig, axis=1))
+            uniq, inv = np.unique(np.concatenate(parts), axis=0, return_inverse=True)
+            keys.append(uniq[:, 0])
+            inverse_.append(inv.reshape(-1))
+            offsets.append(offsets[-1] + len(uniq))
+        # global rank: by old colour (which separates layers), then by the layer's lexicographic rank
+        old = np.concatenate(keys)
+        local = np.concatenate([np.arange(len(k)) for k in keys])
+        rank = np.empty(len(old), np.int64)
+        rank[np.lexsort((local, old))] = np.arange(len(old))
+        new: list[Colours] = [[] for _ in Q]
+        for l in range(L + 1):
+            flat = rank[offsets[l] + inverse_[l]]
+            start = 0
+            for i, c in enumerate(cols):
+                n = len(c[l])
+                new[i].append(flat[start:start + n])
+                start += n
+        cols = new
+        n_new = _n_colours(cols)
+        if n_new == count:
+            return cols
+        count = n_new
+
+
+def _individualise(cols: Colours, layer: int, v: int) -> Colours:
+    out = [c.copy() for c in cols]
+    out[layer][v] = max(int(c.max()) for c in cols if c.size) + 1
     return out
 
 
-def refine(Qs: list[np.ndarray], rows: list[np.ndarray], cols: list[np.ndarray]
-           ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Joint colour refinement of bipartite graphs with edge classes ``Qs[j]`` (k, d) (int).
-
-    Colours are canonical (they depend only on isomorphism-invariant signatures), so equal colours in
-    different matrices are comparable. Returns stable row and column colourings.
-    """
-    def count(cs: list[np.ndarray]) -> int:
-        return len(np.unique(np.concatenate(cs)))
-
-    n_r, n_c = count(rows), count(cols)
-    while True:
-        m = int(max(int(np.max(c)) for c in cols)) + 1
-        rows = _relabel(rows, [np.sort(Q * m + c[None, :], axis=1) for Q, c in zip(Qs, cols)])
-        m = int(max(int(np.max(r)) for r in rows)) + 1
-        cols = _relabel(cols, [np.sort(Q.T * m + r[None, :], axis=1) for Q, r in zip(Qs, rows)])
-        nr, nc = count(rows), count(cols)
-        if (nr, nc) == (n_r, n_c):
-            return rows, cols
-        n_r, n_c = nr, nc
+def _first_cell(cols: Colours) -> tuple[int, np.ndarray] | None:
+    """The first (by layer, then colour) colour class with more than one vertex."""
+    for l, c in enumerate(cols):
+        values, counts = np.unique(c, return_counts=True)
+        big = values[counts > 1]
+        if big.size:
+            return l, np.flatnonzero(c == big[0])
+    return None
 
 
-def _cells(colours: np.ndarray) -> list[np.ndarray]:
-    """Members of each colour class, ordered by colour."""
-    return [np.flatnonzero(colours == c) for c in np.unique(colours)]
+# --------------------------------------------------------------------------------------------------
+# Equivalence
+# --------------------------------------------------------------------------------------------------
+class _BudgetExceededError(Exception):
+    pass
+
+
+def _distance(A: Layers, a: np.ndarray | None, B: Layers, b: np.ndarray | None) -> float:
+    dist = max(float(np.max(np.abs(X - Y))) for X, Y in zip(A, B))
+    return dist if a is None else max(dist, float(np.max(np.abs(a - b))))
+
+
+class _Search:
+    """Individualisation–refinement search for an element mapping net A onto net B."""
+
+    def __init__(self, Q: list[Layers], A: tuple[Layers, np.ndarray | None], B: tuple[Layers, np.ndarray | None],
+                 tol: float, limit: int) -> None:
+        self.Q, self.A, self.B, self.tol, self.budget = Q, A, B, tol, limit
+
+    def run(self, ca: Colours, cb: Colours) -> Element | None:
+        self.budget -= 1
+        if self.budget < 0:
+            raise _BudgetExceededError
+        ca, cb = refine(self.Q, [ca, cb])
+        for x, y in zip(ca, cb):
+            if not np.array_equal(np.sort(x), np.sort(y)):
+                return None
+        cell = _first_cell(ca)
+        if cell is None:
+            perms = []
+            for x, y in zip(ca, cb):
+                where = {int(c): i for i, c in enumerate(y)}
+                perms.append(np.array([where[int(c)] for c in x]))
+            g = Element(tuple(perms))
+            moved, a = apply_net(g, *self.A)
+            return g if _distance(moved, a, *self.B) <= self.tol else None
+        layer, members = cell
+        v = int(members[0])
+        for w in np.flatnonzero(cb[layer] == ca[layer][v]):
+            g = self.run(_individualise(ca, layer, v), _individualise(cb, layer, int(w)))
+            if g is not None:
+                return g
+        return None
+
+
+def invariants_close(A: Layers, a: np.ndarray | None, B: Layers, b: np.ndarray | None, tol: float) -> bool:
+    """A necessary condition for equivalence: each layer's sorted entries agree within ``tol``."""
+    pairs = list(zip(A, B)) + ([] if a is None else [(a, b)])
+    return all(float(np.max(np.abs(np.sort(X, axis=None) - np.sort(Y, axis=None)))) <= tol for X, Y in pairs)
+
+
+def find_net_element(A: Layers, a: np.ndarray | None, B: Layers, b: np.ndarray | None, *, tol: float = 1e-6,
+                     input_colours: np.ndarray | None = None, limit: int = 20_000) -> Element | None:
+    """``g`` with ``g·(A, a) = (B, b)`` within ``tol`` entrywise, or None (also when the search exceeds ``limit``
+    nodes, which only very irregular near-symmetric points reach)."""
+    A = [np.asarray(W, np.float64) for W in A]
+    B = [np.asarray(W, np.float64) for W in B]
+    if [W.shape for W in A] != [W.shape for W in B]:
+        return None
+    a = None if a is None else np.asarray(a, np.float64)
+    b = None if b is None else np.asarray(b, np.float64)
+    if not invariants_close(A, a, B, b, tol):
+        return None
+    prob = _prepare([(A, a), (B, b)], tol, input_colours)
+    try:
+        return _Search(prob.Q, (A, a), (B, b), tol, limit).run(*prob.init)
+    except _BudgetExceededError:
+        return None
+
+
+def find_element(W1: np.ndarray, W2: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6
+                 ) -> Element | None:
+    """An element ``g ∈ G_V`` with ``g·W1 ≈ W2`` (max-abs difference ≤ tol), or None if none exists."""
+    W1 = np.asarray(W1, dtype=np.float64)
+    return find_net_element([W1], None, [W2], None, tol=tol, input_colours=target_column_colours(V, W1.shape[1]))
+
+
+def equivalent(W1: np.ndarray, W2: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6) -> bool:
+    """Whether ``W2 = g·W1`` for some ``g ∈ G_V`` within ``tol``."""
+    return find_element(W1, W2, V, tol=tol) is not None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -146,25 +361,38 @@ def _cells(colours: np.ndarray) -> list[np.ndarray]:
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class Isotropy:
-    """The stabiliser of a point in ``G_V``.
+    """The stabiliser of a point.
 
     Attributes:
-      order: the group's order.
+      order: the group's order (exact unless ``exact`` is False).
       name: papers' notation where it fits (``ΔS6``, ``Δ(S5×S1)``, ``Δ(S4×S1×S1)×S2``), else
-        ``"order N, neuron orbits [...]"``; ``"1"`` for the trivial group.
-      neuron_orbits: orbit sizes on neurons (rows), descending.
-      coordinate_orbits: orbit sizes on coordinates (columns), descending.
-      generators: group elements generating it.
-      row_orbits, col_orbits: the orbits themselves (lists of index arrays).
+        ``"order N, neuron orbits [...]"``; ``"1"`` for the trivial group (:mod:`jaxsym.naming`).
+      neuron_orbits: orbit sizes on the first hidden layer (the neurons), descending.
+      coordinate_orbits: orbit sizes on the inputs (the coordinates), descending.
+      layer_orbits: orbit sizes on every vertex layer, inputs first.
+      generators: elements generating the group.
+      orbits: the orbits themselves per vertex layer (lists of indices), inputs first.
+      exact: False when a search hit its node limit (the group found is then a subgroup).
     """
 
     order: int
     name: str
     neuron_orbits: list[int]
     coordinate_orbits: list[int]
+    layer_orbits: list[list[int]]
     generators: list[Element] = field(repr=False)
-    row_orbits: list[list[int]] = field(repr=False)
-    col_orbits: list[list[int]] = field(repr=False)
+    orbits: list[list[list[int]]] = field(repr=False)
+    exact: bool = True
+
+    @property
+    def row_orbits(self) -> list[list[int]]:
+        """Orbits on neurons (two-layer: rows of W)."""
+        return self.orbits[1]
+
+    @property
+    def col_orbits(self) -> list[list[int]]:
+        """Orbits on coordinates (columns of W)."""
+        return self.orbits[0]
 
 
 def _column_match(Q: np.ndarray, Qm: np.ndarray, colours: np.ndarray) -> np.ndarray | None:
@@ -183,202 +411,132 @@ def _column_match(Q: np.ndarray, Qm: np.ndarray, colours: np.ndarray) -> np.ndar
 def _row_member(Q: np.ndarray, pi: Perm, colours: np.ndarray) -> Element | None:
     """The element (π, ρ) of the stabiliser over row permutation π (g·W = W), or None."""
     moved = Q[np.argsort(pi)]  # rows moved by π: (P_π Q)[π[i]] = Q[i]
-    # g·W = W  ⇔  (P_π W)[:, b] = W[:, ρ[b]] for every column b, which is what the match returns
     rho = _column_match(Q, moved, colours)
-    return None if rho is None else Element(pi, rho)
+    return None if rho is None else Element.of(pi, rho)
 
 
-def _union_orbits(n: int, perms: list[Perm]) -> list[list[int]]:
-    parent = list(range(n))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for p in perms:
-        for i, j in enumerate(p):
-            a, b = find(i), find(int(j))
-            if a != b:
-                parent[a] = b
-    groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(i)
-    return sorted(groups.values(), key=lambda g: (-len(g), g[0]))
-
-
-def _enumerate_rows(Q: np.ndarray, cells: list[np.ndarray], colours: np.ndarray, limit: int) -> list[Element]:
-    """All stabiliser elements (one per row permutation), by backtracking with partial column checks."""
+def _product_generators(W: np.ndarray, Q: np.ndarray, cells: list[np.ndarray], colours: np.ndarray, tol: float
+                        ) -> list[Element] | None:
+    """Fast path: the stabiliser elements over the transpositions (c₀ c_j) of every row cell, or None when one
+    of them is not in the group (the row group is then not the full product of the cells). Quantised classes
+    can chain values further apart than ``tol``, so each element is also checked entrywise, as the search
+    checks its candidates."""
     k = Q.shape[0]
-    cell_of = np.empty(k, dtype=np.int64)
-    for c, members in enumerate(cells):
-        cell_of[members] = c
-    found: list[Element] = []
-
-    def partial_ok(dom: list[int], img: list[int]) -> bool:
-        a = np.concatenate([colours[None, :], Q[dom]], axis=0).T
-        b = np.concatenate([colours[None, :], Q[img]], axis=0).T
-        return np.array_equal(a[np.lexsort(a.T[::-1])], b[np.lexsort(b.T[::-1])])
-
-    def extend(img: list[int], used: set[int]) -> None:
-        if len(found) > limit:
-            raise RuntimeError(f"isotropy group larger than {limit} without product structure")
-        i = len(img)
-        if i == k:
-            g = _row_member(Q, np.array(img), colours)
-            if g is not None:
-                found.append(g)
-            return
-        for j in cells[cell_of[i]]:
-            if j not in used and partial_ok(list(range(i + 1)), [*img, int(j)]):
-                extend([*img, int(j)], used | {int(j)})
-
-    extend([], set())
-    return found
-
-
-def _closure(gens: list[Perm], n: int) -> set[tuple[int, ...]]:
-    """The set of permutations generated by ``gens`` (small groups only)."""
-    seen = {tuple(range(n))}
-    frontier = [np.arange(n)]
-    while frontier:
-        new = []
-        for p in frontier:
-            for g in gens:
-                q = g[p]
-                t = tuple(q.tolist())
-                if t not in seen:
-                    seen.add(t)
-                    new.append(q)
-        frontier = new
-    return seen
-
-
-def _product_name(sizes: list[int], diagonal: bool, kernel: list[int]) -> str:
-    sizes = sorted(sizes, reverse=True)
-    if all(s == 1 for s in sizes):  # only identical columns can be swapped: the kernel alone
-        return "×".join(f"S{s}" for s in sorted(kernel, reverse=True) if s > 1) or "1"
-    if len(sizes) == 1:
-        core = f"S{sizes[0]}"
-    else:
-        core = "(" + "×".join(f"S{s}" for s in sizes) + ")"
-    name = ("Δ" if diagonal else "") + core
-    extra = [s for s in sorted(kernel, reverse=True) if s > 1]
-    return name + "".join(f"×S{s}" for s in extra)
-
-
-def isotropy(W: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6, limit: int = 100_000) -> Isotropy:
-    """The isotropy group of ``W`` (k, d) in ``G_V`` (default ``V = I``-type: every column permutation).
-
-    Args:
-      W: the point, any float dtype (compared in float64).
-      V: the target; only its column structure matters (see module docstring). ``None`` means no
-        constraint on ρ, which is ``G_V`` for ``V = I`` (k = d).
-      tol: entries closer than this are equal.
-      limit: the most elements the non-product fallback enumerates.
-    """
-    W = np.asarray(W, dtype=np.float64)
-    k, d = W.shape
-    colours = target_column_colours(V, d)
-    Q = quantise(W, tol)
-    (rows,), _ = refine([Q], [np.zeros(k, dtype=np.int64)], [colours])
-    cells = _cells(rows)
-    # kernel: permutations of identical columns (same colour, same entries)
-    keys = np.concatenate([colours[None, :], Q], axis=0).T
-    col_classes = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
-    kernel_cells = [c for c in _cells(col_classes) if len(c) > 1]
-    kernel_order = math.prod(math.factorial(len(c)) for c in kernel_cells)
-    kernel_gens = []
-    for c in kernel_cells:
-        for j in c[1:]:
-            rho = np.arange(d)
-            rho[[c[0], j]] = [j, c[0]]
-            kernel_gens.append(Element(np.arange(k), rho))
-
-    row_gens: list[Element] = []
-    product = True
+    gens = []
     for cell in cells:
         for j in cell[1:]:
             pi = np.arange(k)
             pi[[cell[0], j]] = [j, cell[0]]
             g = _row_member(Q, pi, colours)
-            if g is None:
-                product = False
+            if g is None or np.max(np.abs(apply(g, W) - W)) > tol:
+                return None
+            gens.append(g)
+    return gens
+
+
+def _orbit_closure(x: int, layer: int, gens: list[Element]) -> set[int]:
+    seen, todo = {x}, [x]
+    while todo:
+        y = todo.pop()
+        for g in gens:
+            z = int(g.perms[layer][y])
+            if z not in seen:
+                seen.add(z)
+                todo.append(z)
+    return seen
+
+
+def _chain(prob: _Problem, net: tuple[Layers, np.ndarray | None], tol: float, limit: int
+           ) -> tuple[list[Element], int, bool]:
+    """Generators and order of the stabiliser by the orbit–stabiliser chain (module docstring)."""
+    search = _Search(prob.Q * 2, net, net, tol, limit)
+    cols = refine(prob.Q, prob.init)[0]
+    gens: list[Element] = []
+    order, exact = 1, True
+    while (cell := _first_cell(cols)) is not None:
+        layer, members = cell
+        x = int(members[0])
+        level: list[Element] = []
+        orbit = {x}
+        for y in members[1:]:
+            if int(y) in orbit:
+                continue
+            try:
+                g = search.run(_individualise(cols, layer, x), _individualise(cols, layer, int(y)))
+            except _BudgetExceededError:
+                exact = False
                 break
-            row_gens.append(g)
-        if not product:
-            break
-
-    if product:
-        row_order = math.prod(math.factorial(len(c)) for c in cells)
-        diagonal = all(not np.array_equal(g.rho, np.arange(d)) for g in row_gens)
-        sizes = [len(c) for c in cells]
-        nontrivial = row_order > 1 or kernel_order > 1
-        name = _product_name(sizes, diagonal, [len(c) for c in kernel_cells]) if nontrivial else "1"
-    else:
-        elements = _enumerate_rows(Q, cells, colours, limit)
-        row_gens, generated = [], {tuple(range(k))}
-        for g in elements:  # greedy generating set: add what the current generators miss
-            if tuple(g.pi.tolist()) not in generated:
-                row_gens.append(g)
-                generated = _closure([h.pi for h in row_gens], k)
-        row_order = len(elements)
-        name = ""
-    gens = row_gens + kernel_gens
-    row_orbits = _union_orbits(k, [g.pi for g in gens])
-    col_orbits = _union_orbits(d, [g.rho for g in gens])
-    order = row_order * kernel_order
-    if not name:
-        name = "1" if order == 1 else f"order {order}, neuron orbits {[len(o) for o in row_orbits]}"
-    return Isotropy(order, name, [len(o) for o in row_orbits], [len(o) for o in col_orbits], gens,
-                    row_orbits, col_orbits)
-
-
-# --------------------------------------------------------------------------------------------------
-# Equivalence of two points
-# --------------------------------------------------------------------------------------------------
-def find_element(W1: np.ndarray, W2: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6
-                 ) -> Element | None:
-    """An element ``g ∈ G_V`` with ``g·W1 ≈ W2`` (max-abs difference ≤ tol), or None if none exists."""
-    W1 = np.asarray(W1, dtype=np.float64)
-    W2 = np.asarray(W2, dtype=np.float64)
-    if W1.shape != W2.shape:
-        return None
-    k, d = W1.shape
-    colours = target_column_colours(V, d)
-    Q = quantise(np.stack([W1, W2]), tol)
-    Q1, Q2 = Q[0], Q[1]
-
-    def search(r1: np.ndarray, c1: np.ndarray, r2: np.ndarray, c2: np.ndarray) -> Element | None:
-        (r1, r2), (c1, c2) = refine([Q1, Q2], [r1, r2], [c1, c2])
-        if not (np.array_equal(np.sort(r1), np.sort(r2)) and np.array_equal(np.sort(c1), np.sort(c2))):
-            return None
-        if len(np.unique(r1)) == k and len(np.unique(c1)) == d:
-            pi = np.empty(k, dtype=np.int64)
-            pi[np.argsort(r1)] = np.argsort(r2)
-            rho = np.empty(d, dtype=np.int64)
-            rho[np.argsort(c1)] = np.argsort(c2)
-            g = Element(pi, rho)
-            return g if np.max(np.abs(apply(g, W1) - W2)) <= tol else None
-        rows_open = len(np.unique(r1)) < k
-        a1, a2 = (r1, r2) if rows_open else (c1, c2)
-        sizes = {c: int(np.sum(a1 == c)) for c in np.unique(a1)}
-        target = min((c for c, n in sizes.items() if n > 1), key=lambda c: (sizes[c], c))
-        x = int(np.flatnonzero(a1 == target)[0])
-        new = int(max(np.max(a1), np.max(a2))) + 1
-        for y in np.flatnonzero(a2 == target):
-            b1, b2 = a1.copy(), a2.copy()
-            b1[x], b2[y] = new, new
-            g = search(b1, c1, b2, c2) if rows_open else search(r1, b1, r2, b2)
             if g is not None:
-                return g
-        return None
+                level.append(g)
+                orbit = _orbit_closure(x, layer, level)
+        gens += level
+        order *= len(orbit)
+        cols = refine(prob.Q, [_individualise(cols, layer, x)])[0]
+        if not exact:
+            break
+    return gens, order, exact
 
-    zr = np.zeros(k, dtype=np.int64)
-    return search(zr, colours, zr.copy(), colours.copy())
+
+def net_isotropy(layers: Layers, a: np.ndarray | None = None, *, tol: float = 1e-6,
+                 input_colours: np.ndarray | None = None, limit: int = 20_000) -> Isotropy:
+    """The isotropy group of ``(W_1, …, W_L, a)`` (``a = None``: output weights all equal, e.g. fixed 𝟙)."""
+    A = [np.asarray(W, np.float64) for W in layers]
+    a = None if a is None else np.asarray(a, np.float64)
+    prob = _prepare([(A, a)], tol, input_colours)
+    Q0, c0 = prob.Q[0][0], prob.init[0][0]
+    sizes_of = [len(c) for c in prob.init[0]]
+    # kernel: permutations of inputs with identical first-layer columns (they fix every hidden unit)
+    keys = np.concatenate([c0[None, :], Q0], axis=0).T
+    col_classes = np.unique(keys, axis=0, return_inverse=True)[1].reshape(-1)
+    kernel_cells = [np.flatnonzero(col_classes == c) for c in np.unique(col_classes)]
+    kernel_cells = [c for c in kernel_cells if len(c) > 1]
+    kernel = [len(c) for c in kernel_cells]
+    kernel_order = math.prod(math.factorial(c) for c in kernel)
+
+    gens: list[Element] | None = None
+    if len(A) == 1 and a is None:  # the two-layer student: product-type fast path
+        rows = refine(prob.Q, prob.init)[0][1]
+        cells = [np.flatnonzero(rows == c) for c in np.unique(rows)]
+        gens = _product_generators(A[0], Q0, cells, c0, tol)
+    if gens is not None:
+        k, d = sizes_of[1], sizes_of[0]
+        kernel_gens = []
+        for c in kernel_cells:
+            for j in c[1:]:
+                rho = np.arange(d)
+                rho[[c[0], j]] = [j, c[0]]
+                kernel_gens.append(Element.of(np.arange(k), rho))
+        row_order = math.prod(math.factorial(len(c)) for c in cells)
+        order = row_order * kernel_order
+        diagonal = all(not np.array_equal(g.rho, np.arange(d)) for g in gens)
+        name = product_name([len(c) for c in cells], diagonal, kernel) if order > 1 else "1"
+        gens = gens + kernel_gens
+        exact = True
+    else:
+        gens, order, exact = _chain(prob, (A, a), tol, limit)
+        name = ""
+    orbits = [orbits_of(n, [g.perms[l] for g in gens]) for l, n in enumerate(sizes_of)]
+    sizes = [[len(o) for o in layer] for layer in orbits]
+    if not name:
+        neuron = sizes[1]
+        if order == 1:
+            name = "1"
+        elif exact and order == math.prod(math.factorial(s) for s in neuron) * kernel_order:
+            name = product_name(neuron, True, kernel)
+        else:
+            name = f"order {order}, neuron orbits {neuron}"
+    return Isotropy(order, name, sizes[1], sizes[0], sizes, gens, orbits, exact)
 
 
-def equivalent(W1: np.ndarray, W2: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6) -> bool:
-    """Whether ``W2 = g·W1`` for some ``g ∈ G_V`` within ``tol``."""
-    return find_element(W1, W2, V, tol=tol) is not None
+def isotropy(W: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6, limit: int = 20_000) -> Isotropy:
+    """The isotropy group of ``W`` (k, d) in ``G_V`` (default ``V = I``-type: every column permutation).
+
+    Args:
+      W: the point, any float dtype (compared in float64).
+      V: the target; only its column structure matters (module docstring). ``None`` means no constraint on
+        ρ, which is ``G_V`` for ``V = I`` (k = d).
+      tol: entries closer than this are equal.
+      limit: the most search nodes of the non-product case (``exact`` is False beyond it).
+    """
+    W = np.asarray(W, dtype=np.float64)
+    return net_isotropy([W], None, tol=tol, input_colours=target_column_colours(V, W.shape[1]), limit=limit)

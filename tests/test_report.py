@@ -4,7 +4,8 @@ import pytest
 from typer.testing import CliRunner
 
 from jaxsym.cli import app
-from jaxsym.report import isotropy_type, wilson, write_report
+from jaxsym.naming import isotropy_type
+from jaxsym.report import wilson, write_report
 from jaxsym.sweep import run_sweep
 
 

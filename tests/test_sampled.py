@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxsym import activations, checkpoint, config, distributions, layered, model, networks, sampled, symmetry
+from jaxsym import activations, checkpoint, config, distributions, model, networks, sampled, symmetry
 from jaxsym.distributions import DISTRIBUTION_NAMES
 
 LAWS = [n for n in DISTRIBUTION_NAMES if n != "user"]
@@ -89,8 +89,8 @@ def test_networks_are_invariant_under_hidden_permutations_and_equivariant_in_inp
         params = _random_net(seed, d, k, L, train_output)
         net = networks.merge(params, k)
         X = rng.normal(size=(64, d))
-        g = layered.Element(tuple([rng.permutation(d)] + [rng.permutation(k) for _ in range(L)]))
-        moved, a = layered.apply(g, list(net.layers), np.asarray(net.a))
+        g = symmetry.Element(tuple([rng.permutation(d)] + [rng.permutation(k) for _ in range(L)]))
+        moved, a = symmetry.apply_net(g, list(net.layers), np.asarray(net.a))
         # hidden units: f unchanged; inputs: f(g·W)(P₀x) = f(W)(x)
         Xp = X[:, np.argsort(g.perms[0])]
         np.testing.assert_allclose(networks.forward(networks.Net(tuple(moved), a), Xp), networks.forward(net, X),
@@ -116,16 +116,18 @@ def test_networks_are_invariant_under_hidden_permutations_and_equivariant_in_inp
 def test_identity_teacher_has_isotropy_delta_s_d(L):
     d = 5
     t = networks.teacher(d, d, L)
-    iso = layered.isotropy([np.asarray(W) for W in t.layers], np.asarray(t.a))
+    iso = symmetry.net_isotropy([np.asarray(W) for W in t.layers], np.asarray(t.a))
     assert iso.order == np.prod(np.arange(1, d + 1)) and iso.name == "ΔS5"
     assert iso.layer_orbits == [[d]] * (L + 1)
 
 
 @settings(max_examples=20, deadline=None)
 @given(seed=st.integers(0, 10_000), p=st.integers(0, 3))
-def test_layered_isotropy_agrees_with_the_two_layer_one_and_is_conjugation_invariant(seed, p):
-    """On (k, d) matrices both algorithms (different code) give the same group; g·W has the same isotropy
-    order and find_element recovers an element mapping W to g·W."""
+def test_product_fast_path_agrees_with_the_orbit_stabiliser_chain_and_is_conjugation_invariant(seed, p):
+    """On (k, d) matrices the two algorithms of the symmetry core give the same group: the product-type fast
+    path (``isotropy(W)``) and the orbit–stabiliser chain (forced by constant output weights ``a = 𝟙``, which
+    do not change the group); g·W has the same isotropy order and find_element recovers an element
+    mapping W to g·W."""
     k = 6
     rng = np.random.default_rng(seed)
     x, y, z, u = rng.normal(size=4)
@@ -139,14 +141,15 @@ def test_layered_isotropy_agrees_with_the_two_layer_one_and_is_conjugation_invar
     if seed % 5 == 0:  # identical columns: a kernel factor fixing every neuron
         W[:, 1] = W[:, 0]
     two = symmetry.isotropy(W)
-    lay = layered.isotropy([W])
-    assert (lay.order, lay.name, lay.neuron_orbits) == (two.order, two.name, two.neuron_orbits)
-    g = symmetry.Element(rng.permutation(k), rng.permutation(k))
-    h = layered.find_element([W], None, [g(W)], None)
+    chain = symmetry.net_isotropy([W], np.ones(k))
+    assert (chain.order, chain.neuron_orbits, chain.coordinate_orbits) == (two.order, two.neuron_orbits,
+                                                                           two.coordinate_orbits)
+    g = symmetry.Element.of(rng.permutation(k), rng.permutation(k))
+    h = symmetry.find_net_element([W], None, [g(W)], None)
     assert h is not None
-    assert np.allclose(layered.apply(h, [W])[0][0], g(W))
-    assert layered.isotropy([g(W)]).order == lay.order
-    assert layered.find_element([W], None, [g(W) + 1e-3 * rng.normal(size=W.shape)], None) is None
+    assert np.allclose(symmetry.apply_net(h, [W])[0][0], g(W))
+    assert symmetry.net_isotropy([g(W)]).order == two.order
+    assert symmetry.find_net_element([W], None, [g(W) + 1e-3 * rng.normal(size=W.shape)], None) is None
 
 
 def test_layered_isotropy_of_a_deep_net_with_a_broken_unit():
@@ -155,7 +158,7 @@ def test_layered_isotropy_of_a_deep_net_with_a_broken_unit():
     W1, W2, a = np.eye(d) + 0.1, np.eye(d) * 0.7 + 0.05, np.ones(d)
     W1 = W1.copy()
     W1[0, 0] = 2.0
-    iso = layered.isotropy([W1, W2], a)
+    iso = symmetry.net_isotropy([W1, W2], a)
     assert iso.order == 24 and iso.name == "Δ(S4×S1)"
     assert iso.layer_orbits == [[4, 1]] * 3
 
@@ -355,7 +358,7 @@ def test_sampled_config_round_trips_through_the_manifest():
 def test_deep_runs_are_grouped_by_first_layer_type_and_loss():
     """Points on one continuum (same first layer, different W_2 ≥ 0 with aᵀW_2 = 𝟙ᵀ: all global minima) form
     one group; a different loss or first-layer type starts another."""
-    from jaxsym.sampled_sweep import group_by_type
+    from jaxsym.empirical import group_by_type
 
     d = 4
     rng = np.random.default_rng(0)
