@@ -45,6 +45,9 @@ def sweep(
         initialize_distributed(coordinator, num_processes, process_id)
     try:
         sw.run_sweep(cfg, out, progress=progress)
+    except cfgmod.ConfigError as e:
+        console.print(f"[red]config error:[/red] {e}")
+        raise typer.Exit(2) from None
     except sw.SweepDirError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
@@ -82,7 +85,7 @@ def family(
     import pandas as pd
 
     from jaxsym.families import follow, plot_family
-    from jaxsym.report import isotropy_type
+    from jaxsym.naming import ascii_name, isotropy_type
 
     minima = pd.read_parquet(sweep_dir / "minima.parquet")
     sel = minima[(minima["k"] == k) & (minima["d"] == k)]
@@ -96,8 +99,7 @@ def family(
     row = sel.iloc[0]
     kind = isotropy_type(row["neuron_orbits"], k)
     name = f"{kind}-from-k{k}-orbit{row['orbit']}"
-    ascii_name = name.replace("Δ", "D").replace("×", "x").replace("−", "-")
-    slug = "".join(ch for ch in ascii_name if ch.isalnum() or ch in "-_")
+    slug = "".join(ch for ch in ascii_name(name) if ch.isalnum() or ch in "-_")
     out = out or sweep_dir / "families" / slug
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"following {row['isotropy']} (loss {row['loss']:.6g}) from k = {k} to {k_max} ...")

@@ -26,6 +26,7 @@ lists. Every error names the offending field and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -35,11 +36,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop", "adagrad")
+from jaxsym import optimizers
+from jaxsym.activations import ACTIVATIONS
+from jaxsym.distributions import DISTRIBUTION_NAMES
+from jaxsym.model import TARGETS
+
+# the registries of names are those of the modules that implement them
+OPTIMIZERS = optimizers.NAMES
 DTYPES = ("float32", "float64")
-ACTIVATION_NAMES = ("relu", "erf", "softplus", "tanh", "sigmoid", "gelu", "leaky_relu")  # jaxsym.activations
-DISTRIBUTIONS = ("gaussian", "sphere", "cube", "laplace", "student_t", "mixture", "user")  # jaxsym.distributions
-TARGETS = ("identity", "orthonormal", "gaussian")  # see jaxsym.model.make_target
+ACTIVATION_NAMES = tuple(ACTIVATIONS)
+DISTRIBUTIONS = DISTRIBUTION_NAMES
 
 
 _LR_PER_K = re.compile(r"^\s*(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*/\s*k\s*$")
@@ -150,7 +156,7 @@ class SampledConfig:
       hess_samples, hess_blocks, fd_step: the Hessian of a distinct point by central differences of the
         held-out gradient (step ``fd_step``), with a jackknife error over ``hess_blocks`` blocks.
       grad_tol: a run is stationary when ‖∇F‖ ≤ grad_tol + 2·(its standard error). Where the closed-form
-        certificate applies (:mod:`jaxsym.sampled_sweep`), runs are polished from ‖∇F‖ ≤ max(certify.polish_from,
+        certificate applies (:mod:`jaxsym.closed_form`), runs are polished from ‖∇F‖ ≤ max(certify.polish_from,
         10·grad_tol).
       loss_tol: ``global`` when F ≤ loss_tol.   hess_tol: ``spurious`` when λ_min ≥ max(hess_tol, 2·se).
       cluster_tol: points equal modulo the group when their entries agree to this (after rescaling).
@@ -280,10 +286,6 @@ class SweepConfig:
             if cell.train.input_corr <= -1 / max(cell.d - 1, 1):
                 raise ConfigError(f"train.input_corr = {cell.train.input_corr} makes the input covariance of d = "
                                   f"{cell.d} singular; it must exceed -1/(d-1)")
-            need = certify_bytes_per_run(cell.k, cell.d, cell.teacher_width)
-            if need > self.memory_budget_mb * 2**20:
-                raise ConfigError(f"memory_budget_mb = {self.memory_budget_mb} cannot fit the float64 certificate "
-                                  f"of one run of cell d={cell.d}, k={cell.k} ({need / 2**20:.0f} MB); raise it")
 
         if self.sampled is not None:
             if self.targets != ("identity",):
@@ -292,8 +294,11 @@ class SweepConfig:
                 raise ConfigError("[sampled] sweeps take their input law from sampled.distribution; "
                                   "train.input_corr must be 0")
 
-    def cells(self) -> list[Cell]:
-        """All grid cells, in a fixed order (d, then k, then the train grid)."""
+    def cells(self) -> tuple[Cell, ...]:
+        """All grid cells, in a fixed order (d, then k, then the train grid); computed once per config."""
+        return _cells(self)
+
+    def _build_cells(self) -> tuple[Cell, ...]:
         names = [n for n, _ in self.train_grid]
         combos = list(itertools.product(*(vals for _, vals in self.train_grid))) or [()]
         out = []
@@ -310,7 +315,7 @@ class SweepConfig:
                                 train, learning_rate=resolve_learning_rate(train.learning_rate, k))
                             out.append(Cell(d=d, k=k, target=target, train=train,
                                             overrides=tuple(zip(names, combo)), m=m))
-        return out
+        return tuple(out)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -352,20 +357,9 @@ def size_expr(value: int | str, **names: int) -> int:
     return coef * names[m.group(2)] + off
 
 
-def train_bytes_per_run(k: int, d: int, m: int, dtype: str = "float32") -> int:
-    """Rough peak device memory of one run's training state (weights, optimizer, gradient, angles)."""
-    item = 4 if dtype == "float32" else 8
-    return item * (12 * k * d + 8 * k * (k + m))
-
-
-def certify_bytes_per_run(k: int, d: int, m: int) -> int:
-    """Rough peak memory of one run's float64 certificate (Hessian, its square, the solve, eigh)."""
-    return 8 * (6 * (k * d) ** 2 + 4 * k * (k + m) * d)
-
-
-def bytes_per_run(k: int, d: int, m: int, dtype: str = "float32") -> int:
-    """Rough peak device memory per run of a chunk: training state and the float64 certificate."""
-    return train_bytes_per_run(k, d, m, dtype) + certify_bytes_per_run(k, d, m)
+@functools.lru_cache(maxsize=64)
+def _cells(cfg: SweepConfig) -> tuple[Cell, ...]:
+    return cfg._build_cells()
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -26,7 +26,10 @@ from matplotlib.ticker import MaxNLocator
 
 from jaxsym import config
 from jaxsym.certify import STATUSES
+from jaxsym.naming import isotropy_type
+from jaxsym.rundir import RunDir
 from jaxsym.summary import markdown, minima_table, status_table
+from jaxsym.sweep import finalize
 
 COLOURS = {"global": "tab:green", "spurious": "tab:red", "saddle": "tab:orange", "degenerate": "tab:purple",
            "not_converged": "tab:gray", "diverged": "black"}
@@ -41,36 +44,19 @@ def wilson(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.nd
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
-def isotropy_type(neuron_orbits: list[int] | np.ndarray, k: int) -> str:
-    """A ``k``-independent label of a product-type isotropy, e.g. ``[9, 1]`` at k = 10 → ``Δ(S_{k−1}×S_1)``.
-
-    The largest orbit is written relative to ``k``; the trivial group of a generic point gives ``1``.
-    """
-    sizes = sorted((int(s) for s in neuron_orbits), reverse=True)
-    if not sizes or sizes[0] == 1:
-        return "1"
-    if len(sizes) == 1:
-        return "ΔS_k"
-    rest = sum(sizes[1:])
-    head = f"S_{{k−{rest}}}"
-    return "Δ(" + "×".join([head, *(f"S_{s}" for s in sizes[1:])]) + ")"
-
-
 def _load(out: Path) -> tuple[config.SweepConfig | None, pd.DataFrame, pd.DataFrame, str]:
-    manifest = out / "sweep.json"
-    if not manifest.exists():
+    rd = RunDir(out)
+    if not rd.manifest.exists():
         return None, pd.DataFrame(), pd.DataFrame(), "no sweep here yet (no sweep.json)"
-    cfg = config.from_manifest(json.loads(manifest.read_text())["config"])
-    chunks = list((out / "chunks").glob("*/*.runs.parquet")) if (out / "chunks").exists() else []
+    cfg = config.from_manifest(json.loads(rd.manifest.read_text())["config"])
+    chunks = rd.all_chunk_files()
     if not chunks:
         return cfg, pd.DataFrame(), pd.DataFrame(), "no finished chunk yet"
-    runs_path = out / "runs.parquet"
     newest = max(p.stat().st_mtime for p in chunks)
-    if not runs_path.exists() or runs_path.stat().st_mtime < newest:
-        from jaxsym.sweep import finalize
+    if not rd.runs_table.exists() or rd.runs_table.stat().st_mtime < newest:
         finalize(cfg, out)
-    runs = pd.read_parquet(runs_path)
-    minima = pd.read_parquet(out / "minima.parquet")
+    runs = pd.read_parquet(rd.runs_table)
+    minima = pd.read_parquet(rd.minima_table)
     done = len(runs)
     total = cfg.runs * len(cfg.cells())
     state = "finished" if done >= total else f"partial: {done} of {total} runs finished"

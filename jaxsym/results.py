@@ -1,17 +1,7 @@
 """Result tables (Parquet) and their atomic, validated storage.
 
-Layout of a sweep directory::
-
-    DIR/sweep.json              config, its fingerprint and the certificate thresholds
-    DIR/sweep.log               log
-    DIR/chunks/<cell>/<start>-<stop>.runs.parquet   one row per run of a finished chunk
-    DIR/chunks/<cell>/<start>-<stop>.reps.parquet   the chunk's distinct critical points (W, counts)
-    DIR/runs.parquet            one row per run (DESIGN §5), orbit ids global per cell
-    DIR/minima.parquet          one row per distinct critical point modulo the group
-
 Every file is written to a temporary name and renamed into place, so a killed process leaves either the
-old file or the new one, never half of one. A chunk counts as done when its ``.runs.parquet`` exists and
-reads back; its ``.reps.parquet`` is renamed into place first.
+old file or the new one, never half of one. Where the files of a sweep live: :mod:`jaxsym.rundir`.
 """
 
 from __future__ import annotations

@@ -37,9 +37,10 @@ from jax.flatten_util import ravel_pytree
 
 from jaxsym import networks
 from jaxsym.config import SampledConfig, TrainConfig
-from jaxsym.distributions import Sampler, make_sampler
+from jaxsym.distributions import Sampler, closed_form_scale, make_sampler
+from jaxsym.engine import Engine
 from jaxsym.networks import Net, Trainable
-from jaxsym.train import BatchEngine, cell_key, make_optimizer, run_key
+from jaxsym.train import cell_key, make_optimizer, run_key
 
 Array = jax.Array
 
@@ -76,6 +77,14 @@ class Problem:
                                  self.k)
         X = jnp.asarray(self.sampler(key, n, self.d, jnp.float32), dtype)
         return X, self.labels(X)
+
+
+def has_closed_form(scfg: SampledConfig, activation: str) -> bool:
+    """Whether the population loss of this setting is the Gaussian closed form of :mod:`jaxsym.model`: online
+    SGD of the two-layer ReLU student with fixed output weights on a rotation-invariant law with ``E x xᵀ = I``
+    (``gaussian``, ``sphere``, ``student_t``; :func:`jaxsym.distributions.closed_form_scale`)."""
+    return (scfg.hidden_layers == 1 and not scfg.train_output and scfg.mode == "online"
+            and closed_form_scale(scfg.distribution, activation) == 1.0)
 
 
 def make_problem(scfg: SampledConfig, d: int, k: int, m: int, activation: str, seed: int) -> Problem:
@@ -121,8 +130,10 @@ def schedule(lr: float, steps: int, scfg: SampledConfig) -> optax.Schedule:
                                  optax.linear_schedule(lr, lr * scfg.final_lr_fraction, max(steps - t0, 1))], [t0])
 
 
-def make_engine(p: Problem, train: TrainConfig, scfg: SampledConfig, seed: int) -> BatchEngine:
-    """Jitted, vmapped sampled-SGD engine over a chunk of run indices (see module docstring)."""
+def make_engine(p: Problem, train: TrainConfig, scfg: SampledConfig, seed: int
+                ) -> Engine[tuple[Array, SampledState], SampledResult]:
+    """Jitted, vmapped sampled-SGD :class:`~jaxsym.engine.Engine` over a chunk of run indices (module docstring);
+    the chunk's state carries its run indices beside the runs' states."""
     steps = train.steps
     opt = make_optimizer(train, schedule(float(train.learning_rate), steps, scfg))
     avg_from = int(scfg.average_from * steps)
@@ -178,7 +189,7 @@ def make_engine(p: Problem, train: TrainConfig, scfg: SampledConfig, seed: int) 
         _, s = state
         return SampledResult(s.avg, s.step, ~s.finite)
 
-    return BatchEngine(jax.jit(init_b), jax.jit(advance_b), jax.jit(finish_b),
+    return Engine(jax.jit(init_b), jax.jit(advance_b), jax.jit(finish_b),
                        jax.jit(lambda state: jnp.sum(jax.vmap(running)(state[1]))))
 
 

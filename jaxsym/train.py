@@ -1,7 +1,8 @@
 """Training engine: one pure function per run, vmapped over runs and jitted (PureJaxRL style).
 
 ``make_train(cfg, V)`` closes over everything static and returns ``train(key) -> RunResult`` for one run;
-``make_batch_engine``/``make_train_batch`` vmap and jit it over the global run indices of a chunk.
+``make_batch_engine`` (an :class:`jaxsym.engine.Engine`) and ``make_train_batch`` vmap and jit it over the
+global run indices of a chunk.
 Randomness comes only from ``(seed, d, k, run index)`` through :func:`run_key`, so results do not depend on
 chunking, device count or interruptions. Runs of cells that differ only in optimizer settings start from the
 same initial point (common random numbers).
@@ -22,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsym import activations, model
+from jaxsym import activations, model, optimizers
 from jaxsym.config import TrainConfig
+from jaxsym.engine import Engine
 
 Array = jax.Array
 
@@ -56,24 +58,16 @@ def run_key(base: Array, run: Array) -> Array:
     return jax.random.fold_in(base, run)
 
 
-def init_weights(key: Array, k: int, d: int, scale: float, dtype: jnp.dtype) -> Array:
+def init_weights(key: Array, d: int, k: int, scale: float, dtype: jnp.dtype) -> Array:
     """Gaussian initialisation ``W_ij ~ N(0, scale² / d)``, shape (k, d)."""
     return (scale / jnp.sqrt(d)) * jax.random.normal(key, (k, d), dtype=dtype)
 
 
 def make_optimizer(cfg: TrainConfig, schedule: optax.Schedule | None = None) -> optax.GradientTransformation:
-    """The optax transformation named by ``cfg.optimizer``, at ``cfg.learning_rate`` or a ``schedule``."""
+    """The optax transformation named by ``cfg.optimizer`` (:mod:`jaxsym.optimizers`), at
+    ``cfg.learning_rate`` or a ``schedule``."""
     lr = cfg.learning_rate if schedule is None else schedule
-    table: dict[str, Callable[[], optax.GradientTransformation]] = {
-        "sgd": lambda: optax.sgd(lr),
-        "momentum": lambda: optax.sgd(lr, momentum=cfg.momentum),
-        "nesterov": lambda: optax.sgd(lr, momentum=cfg.momentum, nesterov=True),
-        "adam": lambda: optax.adam(lr),
-        "adamw": lambda: optax.adamw(lr),
-        "rmsprop": lambda: optax.rmsprop(lr),
-        "adagrad": lambda: optax.adagrad(lr),
-    }
-    return table[cfg.optimizer]()
+    return optimizers.make(cfg.optimizer, lr, cfg.momentum)
 
 
 class TrainState(NamedTuple):
@@ -91,10 +85,11 @@ class TrainState(NamedTuple):
     finite: Array
 
 
-class Engine(NamedTuple):
-    """The training loop split in three pure single-run functions, so that a long chunk can be stopped,
+class RunLoop(NamedTuple):
+    """The training loop of *one* run split in pure functions, so that a long chunk can be stopped,
     checkpointed and resumed between segments: ``finish(advance(init(W0), steps))`` is one whole run, and
     ``advance(advance(s, a), b) == advance(s, b)`` bit for bit (the loop body does not depend on the bound).
+    :func:`make_batch_engine` vmaps it into a chunk :class:`~jaxsym.engine.Engine`.
     """
 
     init: Callable[[Array], TrainState]
@@ -103,8 +98,8 @@ class Engine(NamedTuple):
     running: Callable[[TrainState], Array]
 
 
-def make_engine(cfg: TrainConfig, V: Array) -> Engine:
-    """Build the single-run engine for target ``V`` (m, d) in the training dtype."""
+def make_run_loop(cfg: TrainConfig, V: Array) -> RunLoop:
+    """Build the single-run loop for target ``V`` (m, d) in the training dtype."""
     dtype = jnp.dtype(cfg.dtype)
     V = jnp.asarray(V, dtype)
     opt = make_optimizer(cfg)
@@ -158,12 +153,12 @@ def make_engine(cfg: TrainConfig, V: Array) -> Engine:
         f = loss_fn(s.W)
         return RunResult(s.W, f, jnp.linalg.norm(s.g), s.step, ~s.finite | ~jnp.isfinite(f))
 
-    return Engine(init, advance, finish, running)
+    return RunLoop(init, advance, finish, running)
 
 
 def make_train_from(cfg: TrainConfig, V: Array) -> Callable[[Array], RunResult]:
     """Return ``train_from(W0) -> RunResult``: optimise from the given start ``W0`` (k, d)."""
-    eng = make_engine(cfg, V)
+    eng = make_run_loop(cfg, V)
     return lambda W0: eng.finish(eng.advance(eng.init(W0), jnp.int32(cfg.steps)))
 
 
@@ -173,32 +168,22 @@ def make_train(cfg: TrainConfig, V: Array, k: int) -> Callable[[Array], RunResul
     d = V.shape[1]
 
     def train(key: Array) -> RunResult:
-        return train_from(init_weights(key, k, d, cfg.init_scale, jnp.dtype(cfg.dtype)))
+        return train_from(init_weights(key, d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))
 
     return train
 
 
-class BatchEngine(NamedTuple):
-    """Jitted, vmapped engine over a chunk: ``init(runs)``, ``advance(state, until)``, ``finish(state)``,
-    ``n_running(state)``. Used by sweeps to train a chunk in segments with checkpoints in between."""
-
-    init: Callable[[Array], TrainState]
-    advance: Callable[[TrainState, Array], TrainState]
-    finish: Callable[[TrainState], RunResult]
-    n_running: Callable[[TrainState], Array]
-
-
-def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> BatchEngine:
-    """Batch engine whose ``init`` draws each run's start from ``(seed, d, k, run)``."""
-    eng = make_engine(cfg, V)
+def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> Engine[TrainState, RunResult]:
+    """Chunk :class:`~jaxsym.engine.Engine` whose ``init`` draws each run's start from ``(seed, d, k, run)``."""
+    eng = make_run_loop(cfg, V)
     d = V.shape[1]
 
     def init(runs: Array) -> TrainState:
         base = cell_key(seed, d, k)
-        W0 = jax.vmap(lambda r: init_weights(run_key(base, r), k, d, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
+        W0 = jax.vmap(lambda r: init_weights(run_key(base, r), d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
         return jax.vmap(eng.init)(W0)
 
-    return BatchEngine(
+    return Engine(
         jax.jit(init),
         jax.jit(jax.vmap(eng.advance, in_axes=(0, None))),
         jax.jit(jax.vmap(eng.finish)),

@@ -88,9 +88,17 @@ def test_k_and_m_expressions():
         config.from_dict({**GOOD, "grid": {"d": [6], "k": ["d+1"]}})
 
 
-def test_budget_that_cannot_fit():
+def test_budget_that_cannot_fit(tmp_path):
+    """The memory model (jaxsym.plan) refuses the config before the sweep writes anything."""
+    from jaxsym.plan import validate
+    from jaxsym.sweep import run_sweep
+
+    cfg = config.from_dict({**GOOD, "memory_budget_mb": 1, "grid": {"d": [30], "k": "d"}})
     with pytest.raises(ConfigError, match="memory_budget_mb = 1 cannot fit"):
-        config.from_dict({**GOOD, "memory_budget_mb": 1, "grid": {"d": [30], "k": "d"}})
+        validate(cfg)
+    with pytest.raises(ConfigError, match="memory_budget_mb = 1 cannot fit"):
+        run_sweep(cfg, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 def test_manifest_round_trip():

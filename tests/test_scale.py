@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from jaxsym import checkpoint, config
-from jaxsym.sweep import build_programs, run_chunk
+from jaxsym.closed_form import build as build_programs
+from jaxsym.closed_form import run_chunk
 
 SWEEP = """name = "scale"
 seed = 1
@@ -171,8 +172,8 @@ def test_truncated_inflight_checkpoint_falls_back(tmp_path, caplog):
 
 
 def test_memory_budget_sets_chunk_and_certificate_sizes():
-    from jaxsym.config import ConfigError, bytes_per_run, certify_bytes_per_run
-    from jaxsym.sweep import certify_batch_for, chunk_size_for
+    from jaxsym.config import ConfigError
+    from jaxsym.plan import bytes_per_run, certify_batch_for, certify_bytes_per_run, chunk_size_for, validate
     cfg = config.from_dict({"name": "m", "seed": 0, "runs": 10**7, "memory_budget_mb": 512,
                             "grid": {"d": [10, 50], "k": "d"}})
     small, large = cfg.cells()
@@ -183,17 +184,17 @@ def test_memory_budget_sets_chunk_and_certificate_sizes():
     assert certify_batch_for(cfg, large) == 1
     assert certify_batch_for(cfg, large) * certify_bytes_per_run(50, 50, 50) <= 512 * 2**20
     with pytest.raises(ConfigError, match="cannot fit the float64 certificate"):
-        config.from_dict({"name": "m", "seed": 0, "runs": 10, "memory_budget_mb": 64,
-                          "grid": {"d": [40], "k": "d"}})
+        validate(config.from_dict({"name": "m", "seed": 0, "runs": 10, "memory_budget_mb": 64,
+                                   "grid": {"d": [40], "k": "d"}}))
 
 
 def test_certificate_sub_batches_give_the_same_results(tmp_path, monkeypatch):
     """Certifying a chunk's runs in sub-batches (as a small memory budget does) gives the same tables."""
-    from jaxsym import sweep
+    from jaxsym import closed_form, plan, sweep
     cfg = config.load(_write_cfg(tmp_path))
     sweep.run_sweep(cfg, tmp_path / "a", progress=False)
-    monkeypatch.setattr(sweep, "certify_batch_for", lambda cfg, cell: 2)
-    assert sweep.build_programs(cfg, cfg.cells()[0]).certify_size == 2
+    monkeypatch.setattr(plan, "certify_batch_for", lambda cfg, cell: 2)
+    assert closed_form.build(cfg, cfg.cells()[0]).certify_size == 2
     sweep.run_sweep(cfg, tmp_path / "b", progress=False)
     _assert_same_tables(tmp_path / "a", tmp_path / "b")
 

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from jaxsym import config, results
 from jaxsym.cli import app
-from jaxsym.sweep import SweepDirError, plan_chunks, run_sweep
+from jaxsym.plan import plan_chunks
+from jaxsym.sweep import SweepDirError, run_sweep
 
 
 def _tables(out):

@@ -33,7 +33,7 @@ def test_keys_depend_only_on_seed_cell_and_run():
 
 
 def test_init_scale_and_dtype():
-    Ws = jax.vmap(lambda r: init_weights(run_key(cell_key(0, 50, 8), r), 8, 50, 2.0, jnp.float32))(jnp.arange(200))
+    Ws = jax.vmap(lambda r: init_weights(run_key(cell_key(0, 50, 8), r), 50, 8, 2.0, jnp.float32))(jnp.arange(200))
     assert Ws.dtype == jnp.float32
     assert np.std(np.asarray(Ws)) == pytest.approx(2.0 / np.sqrt(50), rel=0.05)
 
@@ -88,12 +88,12 @@ def test_float64_training_stays_float64():
 def test_correlated_relu_engine_uses_the_whitened_fast_gradient():
     """The engine's float32 gradient for Σ = 0.7 I + 0.3·11ᵀ equals the float64 objective's, ∇F(W L; V L) Lᵀ."""
     from jaxsym import activations
-    from jaxsym.train import make_engine
+    from jaxsym.train import make_run_loop
 
     d = 6
     V = jnp.eye(d)
     W = jax.random.normal(jax.random.key(0), (d, d)) / np.sqrt(d)
-    eng = make_engine(TrainConfig(input_corr=0.3), V)
+    eng = make_run_loop(TrainConfig(input_corr=0.3), V)
     with jax.enable_x64(True):
         exact = activations.objective("relu", 0.3).grad(jnp.asarray(W, jnp.float64), jnp.eye(d, dtype=jnp.float64))
     np.testing.assert_allclose(np.asarray(eng.init(W).g), np.asarray(exact), atol=2e-6)
