@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from jaxsym.rundir import RunDir
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Map the critical points of shallow ReLU networks and explain them by symmetry.")
 console = Console(stderr=True)
@@ -55,8 +57,9 @@ def sweep(
     if jax.process_index() != 0:
         return
     import pandas as pd
-    print_summary(pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet"))
-    console.print(f"tables in {out}/runs.parquet and {out}/minima.parquet")
+    rd = RunDir(out)
+    print_summary(pd.read_parquet(rd.runs_table), pd.read_parquet(rd.minima_table))
+    console.print(f"tables in {rd.runs_table} and {rd.minima_table}")
 
 
 @app.command()
@@ -87,7 +90,7 @@ def family(
     from jaxsym.families import follow, plot_family
     from jaxsym.naming import ascii_name, isotropy_type
 
-    minima = pd.read_parquet(sweep_dir / "minima.parquet")
+    minima = pd.read_parquet(RunDir(sweep_dir).minima_table)
     sel = minima[(minima["k"] == k) & (minima["d"] == k)]
     if orbit is not None:
         sel = sel[sel["orbit"] == orbit]
@@ -122,7 +125,8 @@ def summary(out: Annotated[Path, typer.Argument(help="results directory")]) -> N
 
     from jaxsym.summary import print_summary
 
-    print_summary(pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet"))
+    rd = RunDir(out)
+    print_summary(pd.read_parquet(rd.runs_table), pd.read_parquet(rd.minima_table))
 
 
 if __name__ == "__main__":
