@@ -27,20 +27,23 @@ import pandas as pd
 
 from jaxsym import results, sampled
 from jaxsym.activations import Objective, objective
-from jaxsym.certify import DIVERGED, NOT_CONVERGED, STATUSES, Certificate, make_certify_batch
-from jaxsym.columns import CRITICAL, REP_COLUMNS, empty_reps, minimum_row, run_rows
+from jaxsym.certify import DIVERGED, NOT_CONVERGED, STATUSES, classify, in_blocks, make_handoff, make_polish, per_run
+from jaxsym.columns import REP_COLUMNS, empty_reps, minimum_row, run_rows
+from jaxsym.compact import CompactOps, descend, make_compact_engine, thresholds
 from jaxsym.config import Cell, SweepConfig
-from jaxsym.engine import Engine, bucket, padded, train_chunk
+from jaxsym.engine import Engine, padded, train_chunk
 from jaxsym.model import grad as relu_grad
 from jaxsym.model import loss as relu_loss
 from jaxsym.model import make_target
 from jaxsym.orbits import cluster
-from jaxsym.parallel import shard_runs
 from jaxsym.pipeline import CellMerge, CellPipeline, Chunk
-from jaxsym.plan import batch_sizes
+from jaxsym.plan import chunk_padded
 from jaxsym.spectra import group_eigenvalues, hessian_eigenvalues
 from jaxsym.symmetry import isotropy
 from jaxsym.train import RunResult, make_batch_engine
+
+CERTIFY_BLOCK = 64  # runs per call of the per-run float64 programs (one compiled size)
+DEFAULT_SLOTS = 128  # slots of the compacting engine (run-steps/s saturates near this many on a CPU)
 
 
 @dataclass
@@ -49,10 +52,12 @@ class Programs:
 
     cell: Cell
     V: np.ndarray
-    engine: Engine[Any, RunResult]
-    certify: Any  # jitted (W, train_grad_norm, diverged) -> Certificate, batched
+    obj: Objective
+    engine: Engine[Any, RunResult] | None   # the full protocol (or sampled SGD): every run to its stop
+    compact: CompactOps | None              # the fast protocol: compacting slots and hand-off
+    polish: Any                             # per-run float64 polish (Polished), jitted
+    handoff: Any                            # per-run hand-off test (HandOff), jitted, or None
     size: int
-    certify_size: int
     polish_from: float  # runs whose training ‖∇F‖ is above this are not polished (not_converged)
 
 
@@ -81,70 +86,126 @@ def with_closed_form_finish(engine: Engine[Any, sampled.SampledResult], V: np.nd
 def build(cfg: SweepConfig, cell: Cell) -> Programs:
     V, obj = cell_problem(cfg, cell)
     certify_cfg = cfg.certify
+    size = chunk_padded(cfg, cell)
+    engine, ops, handoff = None, None, None
     if cfg.sampled is not None:
         p = sampled.make_problem(cfg.sampled, cell.d, cell.k, cell.teacher_width, cell.train.activation, cfg.seed)
         V = np.asarray(p.teacher.layers[0], np.float64)
         engine = with_closed_form_finish(sampled.make_engine(p, cell.train, cfg.sampled, cfg.seed), V)
         certify_cfg = dataclasses.replace(cfg.certify,
                                           polish_from=max(cfg.certify.polish_from, 10 * cfg.sampled.grad_tol))
+    elif cell.train.protocol == "fast":
+        ops = make_compact_engine(cell.train, V, cell.k, cfg.seed, slots=min(cfg.slots or DEFAULT_SLOTS, size))
+        if len(thresholds(cell.train)) > 1:
+            with jax.enable_x64(True):
+                handoff = per_run(make_handoff(certify_cfg, V, float(cell.train.learning_rate), obj))
     else:
-        engine = make_batch_engine(cell.train, jnp.asarray(V.astype(cell.train.dtype)), cell.k, cfg.seed)
+        engine = make_batch_engine(cell.train, V, cell.k, cfg.seed)
     with jax.enable_x64(True):
-        cert = make_certify_batch(certify_cfg, V, obj)
-    size, certify_size = batch_sizes(cfg, cell)
-    return Programs(cell, V, engine, cert, size, certify_size, certify_cfg.polish_from)
+        polish_prog = per_run(make_polish(certify_cfg, V, obj))
+    return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from)
+
+
+def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path | None
+             ) -> tuple[RunResult, np.ndarray, dict[int, Any], dict[str, Any]]:
+    """The fast protocol: compacting descent with hand-off; returns results, hand-off mask, the hand-off
+    polishes by queue position, and the descent's statistics."""
+    assert prog.compact is not None
+    cache: dict[int, Any] = {}
+
+    def handoff(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
+        if prog.handoff is None:
+            return np.zeros(len(positions), bool)
+        with jax.enable_x64(True):
+            out = in_blocks(prog.handoff, (np.asarray(W, np.float64),), CERTIFY_BLOCK)
+        for i, pos in enumerate(positions):
+            if out.accepted[i]:
+                cache[int(pos)] = jax.tree.map(lambda x, i=i: x[i], out)
+        return np.asarray(out.accepted)
+
+    res, handed, stats = descend(prog.compact, padded(runs, prog.size), prog.cell.train, handoff, inflight=inflight,
+                                 checkpoint_interval_s=cfg.checkpoint_interval_s, label=prog.cell.label)
+    missing = [int(p) for p in np.flatnonzero(handed[:len(runs)]) if int(p) not in cache]
+    if missing:  # handed off before a resume: the same per-run test again gives the same polish
+        handoff(np.array(missing), np.asarray(res.W)[missing])
+    info = {"needed_steps": stats.needed, "executed_slot_steps": stats.executed, "efficiency": stats.efficiency,
+            "phases": stats.phases, "handed_off": stats.handed}
+    return res, handed, cache, info
 
 
 def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight: Path | None = None) -> Chunk:
     """Train, polish, certify and cluster runs ``start … stop−1`` of a cell.
 
-    Returns the chunk's runs rows (``orbit`` is the chunk-local orbit) and its distinct points.
+    Every run is polished in float64 (or was, by its hand-off); certified critical points are clustered into
+    chunk-local orbits, and each orbit's representative gets the Hessian eigenvalues that classify all its runs
+    (:func:`jaxsym.certify.classify`). Returns the chunk's runs rows (``orbit`` is the chunk-local orbit) and
+    its distinct points.
     """
     cell = prog.cell
     n = stop - start
     runs = np.arange(start, stop, dtype=np.int64)
-    res = train_chunk(prog.engine, padded(runs, prog.size), steps=cell.train.steps, segment_steps=cfg.segment_steps,
-                      inflight=inflight, checkpoint_interval_s=cfg.checkpoint_interval_s, label=cell.label)
+    info: dict[str, Any] = {}
+    if prog.compact is not None:
+        res, handed, cache, info = _descend(cfg, prog, runs, inflight)
+    else:
+        assert prog.engine is not None
+        res = train_chunk(prog.engine, padded(runs, prog.size), steps=cell.train.steps,
+                          segment_steps=cfg.segment_steps, inflight=inflight,
+                          checkpoint_interval_s=cfg.checkpoint_interval_s, label=cell.label)
+        handed, cache = np.zeros(len(res.W), bool), {}
     res = jax.tree.map(lambda x: x[:n], res)
+    handed = handed[:n]
 
-    status = np.where(res.diverged, DIVERGED, NOT_CONVERGED).astype(np.int32)
-    W = np.asarray(res.W, np.float64)
-    loss = np.asarray(res.loss, np.float64)
-    gnorm = np.asarray(res.grad_norm, np.float64)
-    hmin = np.full(n, np.nan)
-    hmax = np.full(n, np.nan)
+    diverged = np.asarray(res.diverged)
+    W = np.array(res.W, np.float64)  # copies: the polish writes into them
+    loss = np.array(res.loss, np.float64)
+    gnorm = np.array(res.grad_norm, np.float64)
     iters = np.zeros(n, np.int32)
     shift = np.zeros(n)
-    eligible = np.flatnonzero(~res.diverged & (res.grad_norm <= prog.polish_from))
-    for first in range(0, len(eligible), prog.certify_size):  # sub-batches within the memory budget
-        part = eligible[first:first + prog.certify_size]
-        idx = padded(part, bucket(len(part), prog.certify_size))
+    for pos, h in cache.items():
+        if pos < n:
+            W[pos], loss[pos], gnorm[pos], iters[pos], shift[pos] = h.W, h.loss, h.grad_norm, h.polish_iters, h.shift
+    eligible = (~diverged & (np.asarray(res.grad_norm) <= prog.polish_from)) | handed
+    todo = np.flatnonzero(eligible & ~handed)
+    if len(todo):
         with jax.enable_x64(True):
-            c: Certificate = jax.device_get(prog.certify(shard_runs(W[idx]), shard_runs(gnorm[idx]),
-                                                         shard_runs(res.diverged[idx])))
-        sl = slice(0, len(part))
-        W[part], loss[part], gnorm[part] = c.W[sl], c.loss[sl], c.grad_norm[sl]
-        hmin[part], hmax[part] = c.hess_min[sl], c.hess_max[sl]
-        iters[part], shift[part], status[part] = c.polish_iters[sl], c.shift[sl], c.status[sl]
+            pol = in_blocks(prog.polish, (W[todo], gnorm[todo], diverged[todo]), CERTIFY_BLOCK)
+        W[todo], loss[todo], gnorm[todo], iters[todo], shift[todo] = pol.W, pol.loss, pol.grad_norm, \
+            pol.polish_iters, pol.shift
+        eligible[todo] = pol.eligible
 
-    names = np.array(STATUSES)[status]
-    crit = np.flatnonzero(np.isin(names, CRITICAL))
+    tol = cfg.certify
+    crit = np.flatnonzero(eligible & np.isfinite(loss) & np.isfinite(gnorm)
+                          & ((gnorm <= tol.grad_tol) | (loss <= tol.loss_tol)))
+    hmin = np.full(n, np.nan)
+    hmax = np.full(n, np.nan)
     orbit = np.full(n, -1, dtype=np.int64)
+    if len(crit):  # one Hessian eigendecomposition per distinct point
+        cl = cluster(W[crit], prog.V, tol=tol.cluster_tol, order=runs[crit])
+        ext = np.array([hessian_extremes(W[crit[r]], prog.V, prog.obj) for r in cl.reps])
+        hmin[crit], hmax[crit] = ext[cl.labels, 0], ext[cl.labels, 1]
+        orbit[crit] = cl.labels
+    status = classify(loss, gnorm, hmin, diverged, tol, xp=np)
+    status = np.where(eligible | (status == DIVERGED), status, np.where(diverged, DIVERGED, NOT_CONVERGED))
+    names = np.array(STATUSES)[status]
     rows = run_rows(cfg, cell, runs, {
         "loss": loss, "grad_norm": gnorm, "steps": np.asarray(res.steps, np.int64), "status": names, "orbit": orbit,
         "train_loss": np.asarray(res.loss, np.float64), "train_grad_norm": np.asarray(res.grad_norm, np.float64),
-        "polish_iters": iters, "polish_shift": shift, "hess_min": hmin, "hess_max": hmax})
+        "polish_iters": iters, "polish_shift": shift, "hess_min": hmin, "hess_max": hmax, "handoff": handed})
     if cfg.save_weights:
         rows["W"] = list(W.reshape(n, -1))
     reps = empty_reps()
     if len(crit):
-        cl = cluster(W[crit], prog.V, tol=cfg.certify.cluster_tol, order=runs[crit])
-        orbit[crit] = cl.labels
-        rows["orbit"] = orbit
         at = crit[cl.reps]
         reps = pd.DataFrame({"local_orbit": np.arange(len(cl.reps)), "run": runs[at], "count": cl.counts,
                              "W": list(W[at].reshape(len(at), -1)), **{c: rows[c].to_numpy()[at] for c in REP_COLUMNS}})
-    return Chunk(rows, reps)
+    return Chunk(rows, reps, info)
+
+
+def hessian_extremes(W: np.ndarray, V: np.ndarray, obj: Objective) -> tuple[float, float]:
+    """Smallest and largest Hessian eigenvalue at ``W`` (float64)."""
+    eigs = hessian_eigenvalues(W, V, obj.hessian)
+    return float(eigs[0]), float(eigs[-1])
 
 
 def describe_point(W: np.ndarray, V: np.ndarray, tol: float, obj: Objective, eig_tol: float = 1e-6

@@ -16,7 +16,6 @@ import pandas as pd
 
 from jaxsym.config import Cell, SweepConfig
 
-CRITICAL = ("global", "spurious", "saddle", "degenerate")  # statuses of certified critical points
 REP_COLUMNS = ["status", "loss", "grad_norm", "hess_min", "hess_max"]  # carried by chunk representatives
 
 

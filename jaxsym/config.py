@@ -44,6 +44,7 @@ from jaxsym.model import TARGETS
 # the registries of names are those of the modules that implement them
 OPTIMIZERS = optimizers.NAMES
 DTYPES = ("float32", "float64")
+PROTOCOLS = ("fast", "full")
 ACTIVATION_NAMES = tuple(ACTIVATIONS)
 DISTRIBUTIONS = DISTRIBUTION_NAMES
 
@@ -76,6 +77,11 @@ class TrainConfig:
       init_scale: ``W_ij ~ N(0, init_scale² / d)``.
       activation: σ of student and teacher (:data:`jaxsym.activations.ACTIVATIONS`).
       input_corr: ρ of exchangeable Gaussian inputs, ``Σ = (1−ρ) I + ρ 11ᵀ`` (0: isotropic).
+      protocol: ``"fast"`` (default): compacting slots, and each run handed to the float64 certificate as soon
+        as the hand-off test certifies where continued descent would end (:mod:`jaxsym.compact`); ``"full"``:
+        every run descends until ``grad_tol`` or its budget, all runs of a chunk in one batch (for comparison).
+      handoff_from: the fast protocol tries the hand-off when ‖∇F‖ first falls below this, then below each
+        tenth of it down to ``grad_tol``.
     """
 
     optimizer: str = "sgd"
@@ -87,9 +93,13 @@ class TrainConfig:
     init_scale: float = 1.0
     activation: str = "relu"
     input_corr: float = 0.0
+    protocol: str = "fast"
+    handoff_from: float = 1e-3
 
     def __post_init__(self) -> None:
         _choice("train.optimizer", self.optimizer, OPTIMIZERS)
+        _choice("train.protocol", self.protocol, PROTOCOLS)
+        _positive("train.handoff_from", self.handoff_from)
         _choice("train.activation", self.activation, ACTIVATION_NAMES)
         if isinstance(self.input_corr, bool) or not isinstance(self.input_corr, (int, float)) \
                 or not -1 < self.input_corr < 1:
@@ -249,6 +259,7 @@ class SweepConfig:
     segment_steps: int | None = None
     checkpoint_interval_s: float = 60.0
     save_weights: bool = False
+    slots: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     certify: CertifyConfig = field(default_factory=CertifyConfig)
     train_grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
@@ -263,6 +274,8 @@ class SweepConfig:
         _positive("memory_budget_mb", self.memory_budget_mb, integer=True)
         if self.segment_steps is not None:
             _positive("segment_steps", self.segment_steps, integer=True)
+        if self.slots is not None:
+            _positive("slots", self.slots, integer=True)
         _positive("checkpoint_interval_s", self.checkpoint_interval_s)
         if not isinstance(self.save_weights, bool):
             raise ConfigError(f"save_weights must be true or false, got {self.save_weights!r}")
@@ -336,7 +349,7 @@ class SweepConfig:
     def fingerprint(self) -> str:
         """Hash of everything that changes results (not the name, chunking or checkpoint cadence)."""
         data = self.to_dict()
-        for key in ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s"):
+        for key in ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots"):
             data.pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -375,7 +388,7 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> None:
 
 
 _TOP_KEYS = {"name", "seed", "runs", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s",
-             "save_weights", "grid", "train", "certify", "sampled"}
+             "save_weights", "slots", "grid", "train", "certify", "sampled"}
 _GRID_KEYS = {"d", "k", "m", "target"}
 
 
@@ -475,6 +488,7 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
         target=_as_targets(grid.get("target", "identity")), chunk_size=raw.get("chunk_size"),
         memory_budget_mb=raw.get("memory_budget_mb", 1024), segment_steps=raw.get("segment_steps"),
         checkpoint_interval_s=raw.get("checkpoint_interval_s", 60.0), save_weights=raw.get("save_weights", False),
+        slots=raw.get("slots"),
         train=train_cfg, certify=certify_cfg,
         train_grid=tuple(train_grid), sampled=sampled_cfg,
     )

@@ -33,7 +33,7 @@ from jaxsym.config import Cell, SampledConfig, SweepConfig
 from jaxsym.engine import Engine, padded, train_chunk
 from jaxsym.orbits import cluster_by
 from jaxsym.pipeline import CellMerge, CellPipeline, Chunk
-from jaxsym.plan import batch_sizes
+from jaxsym.plan import chunk_padded
 from jaxsym.sampled import (
     EVAL_SET,
     HESS_SET,
@@ -82,7 +82,7 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
     p = problem(cfg, cell)
     X, y = p.draw(EVAL_SET, s.eval_samples, cfg.seed)
     return Programs(cell, p, make_engine(p, cell.train, s, cfg.seed), make_evaluate_batch(p, X, y, s.eval_blocks),
-                    batch_sizes(cfg, cell)[0])
+                    chunk_padded(cfg, cell))
 
 
 def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight: Path | None = None) -> Chunk:

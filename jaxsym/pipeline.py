@@ -30,6 +30,7 @@ class Chunk(NamedTuple):
 
     rows: pd.DataFrame
     reps: pd.DataFrame
+    stats: dict[str, Any] | None = None  # diagnostics of the chunk's engine (logged by the driver)
 
 
 class CellMerge(NamedTuple):

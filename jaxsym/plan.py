@@ -8,7 +8,8 @@ Memory model (rough peak bytes per run, used to size chunks within ``memory_budg
 
 - training state of the closed-form engine: ``item · (12 k d + 8 k (k + m))`` (weights, optimizer state,
   gradient, the (k, k+m) angle matrices);
-- float64 certificate: ``8 · (6 (k d)² + 4 k (k + m) d)`` (the Hessian, its square, the solve, ``eigh``).
+- float64 certificate: ``8 · (6 (k d)² + 4 k (k + m) d)`` (the Hessian, its square, the solve, ``eigh``), one run
+  at a time (:func:`jaxsym.certify.per_run`).
 """
 
 from __future__ import annotations
@@ -45,26 +46,21 @@ def validate(cfg: SweepConfig) -> None:
 
 
 def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
-    """Explicit ``chunk_size`` or the largest power of two within the memory budget (16 … 65536)."""
+    """Explicit ``chunk_size``, or the largest power of two whose *training* state fits the memory budget
+    (16 … 65536; the float64 certificate runs one run at a time, so it does not limit chunks); never more than
+    the runs of a cell (a chunk is not padded beyond them)."""
     if cfg.chunk_size is not None:
         return cfg.chunk_size
     if cfg.sampled is not None:
-        return SAMPLED_CHUNK
-    per_run = bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype)
+        return min(SAMPLED_CHUNK, cfg.runs)
+    per_run = train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype)
     n = max(16, min(65536, cfg.memory_budget_mb * 2**20 // per_run))
-    return 1 << (int(n).bit_length() - 1)
+    return min(1 << (int(n).bit_length() - 1), cfg.runs)
 
 
-def certify_batch_for(cfg: SweepConfig, cell: Cell) -> int:
-    """Runs certified at once: the largest power of two whose float64 certificates fit the budget (≥ 1)."""
-    n = max(1, cfg.memory_budget_mb * 2**20 // certify_bytes_per_run(cell.d, cell.k, cell.teacher_width))
-    return 1 << (int(n).bit_length() - 1)
-
-
-def batch_sizes(cfg: SweepConfig, cell: Cell) -> tuple[int, int]:
-    """(padded chunk size, certificate sub-batch) of a cell, each a multiple of the local device count."""
-    size = round_up(chunk_size_for(cfg, cell), n_local_devices())
-    return size, round_up(min(size, certify_batch_for(cfg, cell)), n_local_devices())
+def chunk_padded(cfg: SweepConfig, cell: Cell) -> int:
+    """The padded chunk size of a cell: a multiple of the local device count (one compiled program)."""
+    return round_up(chunk_size_for(cfg, cell), n_local_devices())
 
 
 def missing_ranges(total: int, done: list[tuple[int, int]]) -> list[tuple[int, int]]:

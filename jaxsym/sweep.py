@@ -105,12 +105,13 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
             for start, stop in chunks:
                 t0 = time.perf_counter()
                 inflight = rd.inflight(cell.label, start, stop)
-                rows, reps = pipeline.run_chunk(cfg, programs, start, stop, inflight)
+                rows, reps, stats = pipeline.run_chunk(cfg, programs, start, stop, inflight)
                 runs_path, reps_path = rd.chunk_paths(cell.label, start, stop)
                 results.atomic_write_parquet(reps, reps_path)
                 results.atomic_write_parquet(rows, runs_path)
                 checkpoint.clear(inflight)
-                log.info("%s runs %d..%d done in %.1fs", cell.label, start, stop - 1, time.perf_counter() - t0)
+                log.info("%s runs %d..%d done in %.1fs%s", cell.label, start, stop - 1, time.perf_counter() - t0,
+                         f" {stats}" if stats else "")
                 if bar is not None:
                     bar.advance(task, stop - start)
                 if on_chunk is not None:

@@ -16,7 +16,7 @@ is non-finite (flagged ``diverged``; the other runs of the batch are independent
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,7 @@ from jaxsym.config import TrainConfig
 from jaxsym.engine import Engine
 
 Array = jax.Array
+R = TypeVar("R")
 
 
 class RunResult(NamedTuple):
@@ -59,8 +60,13 @@ def run_key(base: Array, run: Array) -> Array:
 
 
 def init_weights(key: Array, d: int, k: int, scale: float, dtype: jnp.dtype) -> Array:
-    """Gaussian initialisation ``W_ij ~ N(0, scale² / d)``, shape (k, d)."""
-    return (scale / jnp.sqrt(d)) * jax.random.normal(key, (k, d), dtype=dtype)
+    """Gaussian initialisation ``W_ij ~ N(0, scale² / d)``, shape (k, d).
+
+    Always drawn in float32 and then cast to ``dtype``, whether or not x64 is enabled, so that a float32 and a
+    float64 sweep of one seed start every run from the same point.
+    """
+    factor = np.float32(scale) / np.sqrt(np.float32(d))
+    return (factor * jax.random.normal(key, (k, d), dtype=jnp.float32)).astype(dtype)
 
 
 def make_optimizer(cfg: TrainConfig, schedule: optax.Schedule | None = None) -> optax.GradientTransformation:
@@ -95,7 +101,8 @@ class RunLoop(NamedTuple):
     init: Callable[[Array], TrainState]
     advance: Callable[[TrainState, Array], TrainState]
     finish: Callable[[TrainState], RunResult]
-    running: Callable[[TrainState], Array]
+    running: Callable[..., Array]  # running(s, tol=grad_tol): budget left, ‖∇F‖ > tol, all finite
+    step: Callable[[TrainState], TrainState]  # one optimizer step
 
 
 def make_run_loop(cfg: TrainConfig, V: Array) -> RunLoop:
@@ -135,8 +142,8 @@ def make_run_loop(cfg: TrainConfig, V: Array) -> RunLoop:
         g0 = grad_fn(W0)
         return TrainState(jnp.int32(0), W0, opt.init(W0), g0, jnp.all(jnp.isfinite(g0)) & jnp.all(jnp.isfinite(W0)))
 
-    def running(s: TrainState) -> Array:
-        return (s.step < cfg.steps) & (jnp.linalg.norm(s.g) > tol) & s.finite
+    def running(s: TrainState, stop_at: Array | None = None) -> Array:
+        return (s.step < cfg.steps) & (jnp.linalg.norm(s.g) > (tol if stop_at is None else stop_at)) & s.finite
 
     def step(s: TrainState) -> TrainState:
         updates, opt_state = opt.update(s.g, s.opt_state, s.W)
@@ -153,7 +160,7 @@ def make_run_loop(cfg: TrainConfig, V: Array) -> RunLoop:
         f = loss_fn(s.W)
         return RunResult(s.W, f, jnp.linalg.norm(s.g), s.step, ~s.finite | ~jnp.isfinite(f))
 
-    return RunLoop(init, advance, finish, running)
+    return RunLoop(init, advance, finish, running, step)
 
 
 def make_train_from(cfg: TrainConfig, V: Array) -> Callable[[Array], RunResult]:
@@ -173,27 +180,46 @@ def make_train(cfg: TrainConfig, V: Array, k: int) -> Callable[[Array], RunResul
     return train
 
 
+def in_dtype(fn: Callable[..., R], dtype: str) -> Callable[..., R]:
+    """``fn`` run with x64 enabled when ``dtype`` is float64 (so that a float64 program really is float64:
+    without x64, JAX silently makes float64 arrays float32). Jit inside: tracing happens under the flag."""
+    if jnp.dtype(dtype) != jnp.float64:
+        return fn
+
+    def wrapped(*args: object) -> R:
+        with jax.enable_x64(True):
+            return fn(*args)
+
+    return wrapped
+
+
 def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> Engine[TrainState, RunResult]:
-    """Chunk :class:`~jaxsym.engine.Engine` whose ``init`` draws each run's start from ``(seed, d, k, run)``."""
-    eng = make_run_loop(cfg, V)
+    """Chunk :class:`~jaxsym.engine.Engine` whose ``init`` draws each run's start from ``(seed, d, k, run)``
+    (in float32, then cast); the whole batch trains until its slowest run stops (the ``full`` protocol)."""
+    V = np.asarray(V)
     d = V.shape[1]
 
-    def init(runs: Array) -> TrainState:
-        base = cell_key(seed, d, k)
-        W0 = jax.vmap(lambda r: init_weights(run_key(base, r), d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
-        return jax.vmap(eng.init)(W0)
+    def build() -> Engine[TrainState, RunResult]:
+        eng = make_run_loop(cfg, jnp.asarray(V, cfg.dtype))
 
-    return Engine(
-        jax.jit(init),
-        jax.jit(jax.vmap(eng.advance, in_axes=(0, None))),
-        jax.jit(jax.vmap(eng.finish)),
-        jax.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s))),
-    )
+        def init(runs: Array) -> TrainState:
+            base = cell_key(seed, d, k)
+            W0 = jax.vmap(lambda r: init_weights(run_key(base, r), d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
+            return jax.vmap(eng.init)(W0)
+
+        return Engine(
+            jax.jit(init),
+            jax.jit(jax.vmap(eng.advance, in_axes=(0, None))),
+            jax.jit(jax.vmap(eng.finish)),
+            jax.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s))),
+        )
+
+    eng = in_dtype(build, cfg.dtype)()
+    return Engine(*(in_dtype(f, cfg.dtype) for f in eng))
 
 
 def make_train_batch(cfg: TrainConfig, V: Array, k: int, seed: int) -> Callable[[Array], RunResult]:
     """``runs (n,) int -> RunResult`` with a leading axis n: the whole training of a chunk of runs as one
     jitted, vmapped program (the batch engine's init, advance over the full budget and finish, fused)."""
     eng = make_batch_engine(cfg, V, k, seed)
-    whole = jax.jit(lambda runs: eng.finish(eng.advance(eng.init(runs), jnp.int32(cfg.steps))))
-    return whole
+    return in_dtype(lambda runs: eng.finish(eng.advance(eng.init(runs), jnp.int32(cfg.steps))), cfg.dtype)
