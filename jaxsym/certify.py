@@ -220,14 +220,17 @@ def make_handoff(cfg: CertifyConfig, V: Array, learning_rate: float, obj: Object
         gn: Array
         ok: Array
 
+    def chol(A: Array) -> Array:  # A is symmetric by construction; NaN where it is not positive definite
+        return jax.lax.linalg.cholesky(A, symmetrize_input=False)
+
     def pd(A: Array) -> Array:
-        return jnp.all(jnp.isfinite(jnp.linalg.cholesky(A)))
+        return jnp.all(jnp.isfinite(chol(A)))
 
     def handoff(W_train: Array) -> HandOff:
         W0 = W_train.astype(jnp.float64)
         tol = cfg.grad_tol / 100
         H0 = obj.hessian(W0, V)
-        L0 = jnp.linalg.cholesky(H0)
+        L0 = chol(H0)
 
         def step(s: S) -> S:
             delta = jax.scipy.linalg.cho_solve((L0, True), s.g.reshape(-1))

@@ -16,6 +16,7 @@ cells polish from up to ``10·sampled.grad_tol``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ class Programs:
     obj: Objective
     engine: Engine[Any, RunResult] | None   # the full protocol (or sampled SGD): every run to its stop
     compact: CompactOps | None              # the fast protocol: compacting slots and hand-off
-    polish: Any                             # per-run float64 polish (Polished), jitted
+    polish: Any                             # () -> per-run float64 polish (Polished), built when first needed
     handoff: Any                            # per-run hand-off test (HandOff), jitted, or None
     size: int
     polish_from: float  # runs whose training ‖∇F‖ is above this are not polished (not_converged)
@@ -101,8 +102,11 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
                 handoff = per_run(make_handoff(certify_cfg, V, float(cell.train.learning_rate), obj))
     else:
         engine = make_batch_engine(cell.train, V, cell.k, cfg.seed)
-    with jax.enable_x64(True):
-        polish_prog = per_run(make_polish(certify_cfg, V, obj))
+    @functools.cache
+    def polish_prog() -> Any:
+        with jax.enable_x64(True):
+            return per_run(make_polish(certify_cfg, V, obj))
+
     return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from)
 
 
@@ -169,7 +173,7 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     todo = np.flatnonzero(eligible & ~handed)
     if len(todo):
         with jax.enable_x64(True):
-            pol = in_blocks(prog.polish, (W[todo], gnorm[todo], diverged[todo]), CERTIFY_BLOCK)
+            pol = in_blocks(prog.polish(), (W[todo], gnorm[todo], diverged[todo]), CERTIFY_BLOCK)
         W[todo], loss[todo], gnorm[todo], iters[todo], shift[todo] = pol.W, pol.loss, pol.grad_norm, \
             pol.polish_iters, pol.shift
         eligible[todo] = pol.eligible

@@ -6,8 +6,9 @@ queue and takes the next pending run. The loop ends when the queue is empty and 
 is the sum of the steps the runs need (plus at most ``R − 1`` idle steps per run), not ``B ×`` the longest
 run. A run's trajectory depends only on its own state: a slot steps its run exactly as the run would step
 alone (the same single-run :class:`~jaxsym.train.RunLoop`, frozen by a select once it stops), whichever slot,
-round or batch it is in. When the queue is empty and few slots are busy, the host gathers the busy slots
-into a smaller program (``B → B/8``, at least 2 slots), so a straggler does not keep ``B`` slots turning.
+round or batch it is in. When the queue is empty and at most a quarter of the slots are busy, ``advance``
+returns and the host gathers the busy slots into a smaller program (``B → B/4``, at least 2 slots), so
+stragglers do not keep ``B`` slots turning.
 
 **Phases and hand-off.** A run stops at a phase's threshold ``τ_j`` (``handoff_from``, then each tenth of it,
 down to ``grad_tol``; the last phase is the plain rule ``‖∇F‖ ≤ grad_tol`` or the budget). Between phases, the
@@ -43,7 +44,7 @@ Array = jax.Array
 
 ROUND_STEPS = 16        # steps per round between harvests
 HOST_STEPS = 512        # clock steps per host segment (shrink checks, checkpoints)
-SHRINK = 8              # slots shrink by this factor when the queue is empty and few are busy
+SHRINK = 4              # slots shrink by this factor when the queue is empty and few are busy
 MIN_SLOTS = 2           # never fewer slots: XLA compiles a batch of one to other float32 arithmetic
 
 
@@ -139,6 +140,10 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
             N = s.tol.shape[0]
             return jnp.sum(s.slot_pos < N) + (s.n_pending - s.next_pos)
 
+        def shrink_due(s: CompactState) -> Array:
+            N, B = s.tol.shape[0], s.slot_pos.shape[0]
+            return (B > MIN_SLOTS) & (s.next_pos >= s.n_pending) & (jnp.sum(s.slot_pos < N) <= B // SHRINK)
+
         def round_(s: CompactState) -> CompactState:
             N, B = s.tol.shape[0], s.slot_pos.shape[0]
             # refill idle slots from the queue, in slot order
@@ -166,7 +171,8 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
                               clock=s.clock + round_steps, slot_rounds=s.slot_rounds + B)
 
         def advance(s: CompactState, until: Array) -> CompactState:
-            return jax.lax.while_loop(lambda s: (n_running(s) > 0) & (s.clock < until), round_, s)
+            """Rounds until ``until`` on the clock, nothing left to run, or a shrink is due."""
+            return jax.lax.while_loop(lambda s: (n_running(s) > 0) & (s.clock < until) & ~shrink_due(s), round_, s)
 
         def finish(s: CompactState) -> RunResult:
             return jax.vmap(loop.finish)(s.queue)
@@ -179,12 +185,23 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
             return s._replace(tol=tol, handed=handed, pending=pending, n_pending=jnp.sum(todo).astype(jnp.int32),
                               next_pos=jnp.int32(0), phase=s.phase + 1)
 
-        engine = Engine(jax.jit(init), jax.jit(advance), jax.jit(finish), jax.jit(n_running))
+        engine = Engine(jax.jit(init), jax.jit(advance), jax.jit(finish), host_n_running)
         return CompactOps(engine, jax.jit(next_phase), resize, slots)
 
     ops = in_dtype(build, cfg.dtype)()
-    eng = Engine(*(in_dtype(f, cfg.dtype) for f in ops.engine))
+    eng = Engine(*(in_dtype(f, cfg.dtype) for f in ops.engine[:3]), ops.engine.n_running)
     return CompactOps(eng, in_dtype(ops.next_phase, cfg.dtype), in_dtype(ops.resize, cfg.dtype), slots)
+
+
+def host_n_running(s: CompactState) -> int:
+    """Runs not yet stopped in this phase (busy slots and pending queue entries), read on the host."""
+    return int(np.sum(np.asarray(s.slot_pos) < s.tol.shape[0])) + int(s.n_pending) - int(s.next_pos)
+
+
+def _target_slots(busy: int, B: int) -> int:
+    while B > MIN_SLOTS and busy <= B // SHRINK:
+        B = max(MIN_SLOTS, B // SHRINK)
+    return B
 
 
 def resize(s: CompactState, B: int) -> CompactState:
@@ -237,8 +254,8 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
             state = eng.advance(state, jnp.int32(int(state.clock) + HOST_STEPS))
             B = state.slot_pos.shape[0]
             busy = int(np.sum(np.asarray(state.slot_pos) < template.tol.shape[0]))
-            if int(state.next_pos) >= int(state.n_pending) and B > MIN_SLOTS and busy <= B // SHRINK:
-                state = ops.resize(state, max(MIN_SLOTS, B // SHRINK))
+            if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B) < B:
+                state = ops.resize(state, _target_slots(busy, B))
             if inflight is not None and time.monotonic() - last_save > checkpoint_interval_s \
                     and int(eng.n_running(state)) > 0:
                 checkpoint.save(inflight, int(state.clock), ops.resize(state, full_b))
@@ -257,11 +274,7 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
             handed[cand] = handoff(cand, np.asarray(q.W)[cand])
         dtype = np.asarray(state.tol).dtype
         state = ops.next_phase(state, jnp.asarray(np.full(len(runs), taus[phase + 1], dtype)), jnp.asarray(handed))
-        busy_next = int(state.n_pending)
-        B = full_b
-        while B > MIN_SLOTS and busy_next <= B // SHRINK:
-            B = max(MIN_SLOTS, B // SHRINK)
-        state = ops.resize(state, B)
+        state = ops.resize(state, _target_slots(int(state.n_pending), full_b))
     res = jax.tree.map(np.asarray, jax.device_get(eng.finish(state)))
     n = int(state.n_valid)
     if n < len(runs):  # padding repeats the last run: copy its result

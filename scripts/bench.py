@@ -3,6 +3,14 @@
 
 Measures, in this process:
 
+0. **certified runs/s on the published cells** (``k = d`` in ``--published-ks``, step 5/k, ``--published-runs``
+   runs per cell, budget 20000 steps): (a) jaxsym's default protocol (compaction and hand-off), (b) jaxsym's
+   full-length protocol (``train.protocol = "full"``), both whole sweeps to ``minima.parquet``, cold (compiling)
+   and warm (programs from JAX's persistent compilation cache); (c) the published protocol one run at a time in
+   NumPy: float64 gradient descent with step 5/k until ‖∇F‖ ≤ 1e-12 (closed-form gradient), then the loss and
+   the smallest Hessian eigenvalue (``--numpy-runs`` runs per cell, the same initial points). Also the
+   compaction efficiency (steps the runs needed / slot-steps executed) per cell.
+
 1. **run-steps/s** (one gradient step of one run) for ``k = d`` in ``--ks``, float32 and float64, of
    - ``engine``: jaxsym's training engine (``jit(vmap(...))`` of the closed-form step, optax SGD);
    - ``numpy``: a per-run NumPy loop with the same closed-form gradient (how published code runs);
@@ -21,6 +29,7 @@ Timings use ``jax.block_until_ready``, exclude compilation (a warm-up call first
 ``--repeats``. Prints tables and writes ``bench.json``.
 
     python scripts/bench.py                                  # the full benchmark (tens of minutes on 2 cores)
+    python scripts/bench.py --only-published                 # just section 0 (a few minutes)
     python scripts/bench.py --ks 6 10 --table-runs 200 --table-steps 500 --repeats 1   # a quick look
 """
 
@@ -234,6 +243,102 @@ def matmul_flops(dtype: str, n: int, repeats: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------------------
+# Certified runs per second on the published cells
+# ---------------------------------------------------------------------------------------------------
+def published_config(ks: list[int], runs: int, protocol: str) -> config.SweepConfig:
+    return config.from_dict({"name": f"published-{protocol}", "seed": 0, "runs": runs, "grid": {"d": ks, "k": "d"},
+                             "train": {"learning_rate": "5/k", "steps": 20000, "protocol": protocol}})
+
+
+def sweep_rate(cfg: config.SweepConfig) -> tuple[float, dict[int, dict]]:
+    """(certified runs/s of a whole sweep, per-k descent statistics from its log)."""
+    import ast
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        run_sweep(cfg, out, progress=False)
+        dt = time.perf_counter() - t
+        runs = pd.read_parquet(os.path.join(out, "runs.parquet"))
+        stats = {}
+        with open(os.path.join(out, "sweep.log")) as f:
+            for line in f:
+                if " done in " in line and "{" in line:
+                    k = int(line.split(" d")[1].split("-k")[1].split(" ")[0])
+                    stats[k] = ast.literal_eval(line[line.index("{"):].strip())
+        certified = int(runs["status"].isin(["global", "spurious", "saddle", "degenerate"]).sum())
+    for k, st in stats.items():
+        st["runs"] = int((runs["k"] == k).sum())
+        st["mean_steps"] = float(runs.loc[runs["k"] == k, "steps"].mean())
+    return certified / dt, stats
+
+
+def numpy_published(k: int, runs: int, max_steps: int = 1_000_000) -> tuple[float, list[str]]:
+    """The published protocol for ``runs`` runs of cell k = d, one at a time: (seconds, statuses)."""
+    from jaxsym.train import cell_key, init_weights, run_key
+
+    V = np.eye(k)
+    lr = 5 / k
+    base = cell_key(0, k, k)
+    starts = [np.asarray(init_weights(run_key(base, r), k, k, 1.0, jnp.float32), np.float64) for r in range(runs)]
+    statuses = []
+    t = time.perf_counter()
+    for W in starts:
+        for _ in range(max_steps):
+            g = numpy_grad(W, V)
+            if np.linalg.norm(g) <= 1e-12:
+                break
+            W = W - lr * g
+        if numpy_loss(W, V) <= 1e-8:
+            statuses.append("global")
+        else:
+            lam = np.linalg.eigvalsh(numpy_hessian(W, V))[0]
+            statuses.append("spurious" if lam > 1e-6 else "saddle" if lam < -1e-6 else "degenerate")
+    return time.perf_counter() - t, statuses
+
+
+def bench_published(ks: list[int], runs: int, numpy_runs: int) -> dict:
+    cache = tempfile.mkdtemp(prefix="jaxsym-xla-")
+    jax.config.update("jax_compilation_cache_dir", cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    out: dict = {"ks": ks, "runs": runs, "numpy_runs": numpy_runs}
+    for protocol in ("fast", "full"):
+        cfg = published_config(ks, runs, protocol)
+        cold, _ = sweep_rate(cfg)
+        warm, stats = sweep_rate(cfg)
+        out[protocol] = {"cold": cold, "warm": warm, "stats": stats}
+        print(f"  jaxsym {protocol}: {cold:.0f} certified runs/s cold, {warm:.0f} warm", flush=True)
+    total_t, total_n, per_k = 0.0, 0, {}
+    for k in ks:
+        dt, st = numpy_published(k, numpy_runs)
+        total_t += dt
+        total_n += numpy_runs
+        per_k[k] = {"seconds": dt, "spurious": st.count("spurious") / numpy_runs}
+        print(f"  numpy published protocol k={k}: {numpy_runs / dt:.1f} runs/s", flush=True)
+    out["numpy"] = {"rate": total_n / total_t, "per_k": per_k}
+    return out
+
+
+def print_published(r: dict) -> None:
+    fast, full, npy = r["fast"], r["full"], r["numpy"]["rate"]
+    print(f"\ncertified runs/s, published cells k = d = {r['ks'][0]}…{r['ks'][-1]}, step 5/k, {r['runs']} runs "
+          f"per cell (NumPy: {r['numpy_runs']} per cell):\n")
+    print("| protocol | certified runs/s (cold) | (warm) | vs NumPy published (warm) |")
+    print("|---|---:|---:|---:|")
+    print(f"| (a) jaxsym default (compaction + hand-off) | {fast['cold']:.0f} | {fast['warm']:.0f} | "
+          f"{fast['warm'] / npy:.1f}× |")
+    print(f"| (b) jaxsym full length | {full['cold']:.0f} | {full['warm']:.0f} | {full['warm'] / npy:.1f}× |")
+    print(f"| (c) published protocol, NumPy float64, one run at a time | {npy:.1f} | {npy:.1f} | 1.0× |")
+    print("\n| k = d | runs | mean steps needed | slot-steps executed | compaction efficiency | handed off |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for k, st in sorted(fast["stats"].items()):
+        print(f"| {k} | {st['runs']} | {st['mean_steps']:.0f} | {st['executed_slot_steps']} | "
+              f"{100 * st['efficiency']:.1f}% | {st['handed_off']} |")
+
+
+# ---------------------------------------------------------------------------------------------------
 # Time to a certified table
 # ---------------------------------------------------------------------------------------------------
 def table_engine(k: int, runs: int, steps: int) -> float:
@@ -276,6 +381,10 @@ def main() -> None:
     ap.add_argument("--table-runs", type=int, default=10_000)
     ap.add_argument("--table-steps", type=int, default=10_000)
     ap.add_argument("--skip-table", action="store_true")
+    ap.add_argument("--published-ks", type=int, nargs="+", default=[6, 7, 8, 9, 10])
+    ap.add_argument("--published-runs", type=int, default=1000)
+    ap.add_argument("--numpy-runs", type=int, default=100)
+    ap.add_argument("--only-published", action="store_true")
     ap.add_argument("--out", default="bench.json")
     a = ap.parse_args()
 
@@ -284,6 +393,12 @@ def main() -> None:
             "cpu_count": os.cpu_count(), "machine": platform.machine(), "jax": jax.__version__}
     print(f"device: {info['device']} x{info['devices']}, {info['cpu_count']} CPUs, jax {jax.__version__}")
     result: dict = {"info": info, "throughput": [], "peak": {}, "table": {}}
+    result["published"] = bench_published(a.published_ks, a.published_runs, a.numpy_runs)
+    print_published(result["published"])
+    if a.only_published:
+        with open(a.out, "w") as f:
+            json.dump(result, f, indent=2)
+        return
     with jax.enable_x64(True):
         for dtype in ("float32", "float64"):
             peak = matmul_flops(dtype, a.matmul_n, a.repeats)
