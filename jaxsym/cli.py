@@ -32,8 +32,10 @@ def sweep(
 
     from jaxsym import config as cfgmod
     from jaxsym import sweep as sw
+    from jaxsym.parallel import use_compilation_cache
     from jaxsym.summary import print_summary
 
+    use_compilation_cache()  # compiled programs are reused by later sweeps (JAXSYM_COMPILATION_CACHE=off: not)
     try:
         cfg = cfgmod.load(config)
         if chunk_size is not None:

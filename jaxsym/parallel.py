@@ -9,6 +9,9 @@ are therefore the same as a single-process run's.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
@@ -41,3 +44,17 @@ def initialize_distributed(coordinator: str | None, num_processes: int | None, p
     else:
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
                                    process_id=process_id)
+
+
+def use_compilation_cache(path: str | Path | None = None) -> Path | None:
+    """Keep compiled XLA programs on disk so that later processes skip compiling them (JAX's persistent
+    compilation cache). ``path`` defaults to ``$JAXSYM_COMPILATION_CACHE`` or ``~/.cache/jaxsym/xla``; setting
+    ``JAXSYM_COMPILATION_CACHE=off`` disables it. Returns the directory used, or None."""
+    where = path if path is not None else os.environ.get("JAXSYM_COMPILATION_CACHE",
+                                                            str(Path.home() / ".cache" / "jaxsym" / "xla"))
+    if str(where).lower() in ("", "off", "0", "none"):
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(where))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return Path(where)
