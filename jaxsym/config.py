@@ -30,6 +30,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -382,8 +383,8 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 def _positive(name: str, value: Any, *, integer: bool = False) -> None:
     kind = int if integer else (int, float)
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        what = "a positive integer" if integer else "a positive number"
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or not math.isfinite(value):
+        what = "a positive integer" if integer else "a positive finite number"
         raise ConfigError(f"{name} must be {what}, got {value!r}")
 
 
@@ -414,6 +415,9 @@ def _as_int_list(name: str, value: Any) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise ConfigError(f"grid.{name} must be an integer, a list of integers or {{start, stop, step}}; "
                           f"got {value!r}")
+    dup = sorted({v for v in value if value.count(v) > 1})
+    if dup:
+        raise ConfigError(f"grid.{name} lists {dup} more than once (every run would be trained twice)")
     return tuple(value)
 
 

@@ -344,10 +344,25 @@ def find_net_element(A: Layers, a: np.ndarray | None, B: Layers, b: np.ndarray |
         return None
 
 
+def as_point(W: object, name: str = "W") -> np.ndarray:
+    """``W`` as a float64 (k, d) matrix, or a ``ValueError`` that says what is wrong with it."""
+    A = np.asarray(W)
+    if np.iscomplexobj(A):
+        raise ValueError(f"{name} must be real, got a complex array")
+    if A.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must be a numeric (k, d) matrix, got dtype {A.dtype}")
+    if A.ndim != 2:
+        raise ValueError(f"{name} must be one (k, d) matrix, got shape {A.shape} (use a loop or jax.vmap for batches)")
+    A = A.astype(np.float64)
+    if not np.all(np.isfinite(A)):
+        raise ValueError(f"{name} has non-finite entries (NaN or inf): no isotropy or equivalence is defined")
+    return A
+
+
 def find_element(W1: np.ndarray, W2: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6
                  ) -> Element | None:
     """An element ``g ∈ G_V`` with ``g·W1 ≈ W2`` (max-abs difference ≤ tol), or None if none exists."""
-    W1 = np.asarray(W1, dtype=np.float64)
+    W1, W2 = as_point(W1, "W1"), as_point(W2, "W2")
     return find_net_element([W1], None, [W2], None, tol=tol, input_colours=target_column_colours(V, W1.shape[1]))
 
 
@@ -538,5 +553,5 @@ def isotropy(W: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6, l
       tol: entries closer than this are equal.
       limit: the most search nodes of the non-product case (``exact`` is False beyond it).
     """
-    W = np.asarray(W, dtype=np.float64)
+    W = as_point(W)
     return net_isotropy([W], None, tol=tol, input_colours=target_column_colours(V, W.shape[1]), limit=limit)

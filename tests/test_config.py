@@ -127,3 +127,15 @@ def test_target_grid_axis():
         config.from_dict({**GOOD, "grid": {"d": [5], "k": ["d+1"], "target": "orthonormal"}})
     cfg = config.from_dict({**GOOD, "grid": {"d": [5], "k": ["d+1"], "target": "gaussian"}})
     assert cfg.cells()[0].teacher_width == 6
+
+
+@pytest.mark.parametrize("field,value", [("learning_rate", float("inf")), ("init_scale", float("inf")),
+                                         ("learning_rate", float("nan"))])
+def test_non_finite_numbers_are_refused(field, value):
+    with pytest.raises(ConfigError, match=f"train.{field} must be a positive finite number"):
+        config.from_dict({**GOOD, "train": {field: value}})
+
+
+def test_duplicate_grid_values_are_refused():
+    with pytest.raises(ConfigError, match=r"grid.d lists \[4\] more than once"):
+        config.from_dict({**GOOD, "grid": {"d": [4, 5, 4], "k": "d"}})

@@ -275,3 +275,21 @@ def test_predicted_multiplicities_match_generic_block_points():
         k = sum(blocks)
         got = sorted(m for _, m in jaxsym.spectrum(W, np.eye(k), tol=1e-7))
         assert got == predicted_multiplicities(blocks)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.array([[1.0, np.nan], [0.0, 1.0]]), "non-finite"),
+    (np.array([[1.0, np.inf], [0.0, 1.0]]), "non-finite"),
+    (np.ones(4), r"one \(k, d\) matrix"),
+    (np.ones((2, 3, 3)), r"one \(k, d\) matrix"),
+    (np.eye(3) * (1 + 1j), "real"),
+])
+def test_isotropy_and_equivalence_refuse_bad_input_with_a_message(bad, match):
+    with pytest.raises(ValueError, match=match):
+        isotropy(bad)
+    with pytest.raises(ValueError, match=match):
+        find_element(bad, np.eye(2))
+
+
+def test_isotropy_takes_python_lists():
+    assert isotropy([[1.0, 0.0], [0.0, 1.0]]).order == isotropy(np.eye(2)).order == 2
