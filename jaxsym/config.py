@@ -384,8 +384,9 @@ def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
 def _positive(name: str, value: Any, *, integer: bool = False) -> None:
     kind = int if integer else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind) or not value > 0 or not math.isfinite(value):
-        what = "a positive integer" if integer else "a positive finite number"
-        raise ConfigError(f"{name} must be {what}, got {value!r}")
+        what = "a positive integer" if integer else "a positive number"
+        finite = " (it must be finite)" if isinstance(value, float) and not math.isfinite(value) else ""
+        raise ConfigError(f"{name} must be {what}, got {value!r}{finite}")
 
 
 _TOP_KEYS = {"name", "seed", "runs", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s",
