@@ -9,6 +9,7 @@ GPUs is slow above 32×32).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable
@@ -43,11 +44,21 @@ def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6, mults: np.ndarray | N
     return [(float(np.average(eigs[a:b], weights=w[a:b])), int(w[a:b].sum())) for a, b in itertools.pairwise(starts)]
 
 
+@functools.lru_cache(maxsize=32)
+def _jitted(hessian: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    return jax.jit(hessian)
+
+
 def hessian_eigenvalues(W: np.ndarray, V: np.ndarray, hessian: Callable[..., jax.Array] = model.hessian
                         ) -> np.ndarray:
-    """All Hessian eigenvalues at ``W`` (k, d), ascending, float64 (``hessian``: of another objective)."""
+    """All Hessian eigenvalues at ``W`` (k, d), ascending, float64 (``hessian``: of another objective).
+
+    The Hessian is one jitted program per shape (compiled once, not op by op); the eigendecomposition is
+    LAPACK's on the host (batched ``eigh`` on GPUs is slow above 32×32, and this runs once per distinct point).
+    """
     with jax.enable_x64(True):
-        H = np.asarray(hessian(jax.numpy.asarray(W, dtype=np.float64), jax.numpy.asarray(V, dtype=np.float64)))
+        H = np.asarray(_jitted(hessian)(jax.numpy.asarray(W, dtype=np.float64),
+                                        jax.numpy.asarray(V, dtype=np.float64)))
     return np.linalg.eigvalsh(H)
 
 
