@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsym import checkpoint
-from jaxsym.parallel import n_local_devices, round_up, shard_runs
+from jaxsym.parallel import round_up, shard_runs
 
 log = logging.getLogger("jaxsym")
 
@@ -50,12 +50,6 @@ def padded(runs: np.ndarray, size: int) -> np.ndarray:
     """Pad to a multiple of ``size`` by repeating the last entry (results of padding are dropped)."""
     n = len(runs)
     return np.concatenate([runs, np.full(round_up(n, size) - n, runs[-1], dtype=runs.dtype)])
-
-
-def bucket(n: int, cap: int) -> int:
-    """Padded batch size for ``n ≤ cap`` items: the next power of two (≥ min(8, cap), ≤ cap), a multiple of
-    the device count, so that at most log2(cap) programs of a batched function are ever compiled."""
-    return round_up(min(max(min(8, cap), 1 << (n - 1).bit_length()), cap), n_local_devices())
 
 
 def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_steps: int | None = None,

@@ -31,11 +31,6 @@ def certify_bytes_per_run(d: int, k: int, m: int) -> int:
     return 8 * (6 * (k * d) ** 2 + 4 * k * (k + m) * d)
 
 
-def bytes_per_run(d: int, k: int, m: int, dtype: str = "float32") -> int:
-    """Rough peak device memory per run of a chunk: training state and the float64 certificate."""
-    return train_bytes_per_run(d, k, m, dtype) + certify_bytes_per_run(d, k, m)
-
-
 def validate(cfg: SweepConfig) -> None:
     """Refuse a config whose cells cannot run within ``memory_budget_mb`` (raises :class:`ConfigError`)."""
     for cell in cfg.cells():
