@@ -193,9 +193,14 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
     return CompactOps(eng, in_dtype(ops.next_phase, cfg.dtype), in_dtype(ops.resize, cfg.dtype), slots)
 
 
+def _busy(s: CompactState) -> np.ndarray:
+    """(B,) bool: the slots holding a run, read on the host."""
+    return np.asarray(s.slot_pos) < s.tol.shape[0]
+
+
 def host_n_running(s: CompactState) -> int:
     """Runs not yet stopped in this phase (busy slots and pending queue entries), read on the host."""
-    return int(np.sum(np.asarray(s.slot_pos) < s.tol.shape[0])) + int(s.n_pending) - int(s.next_pos)
+    return int(_busy(s).sum()) + int(s.n_pending) - int(s.next_pos)
 
 
 def _target_slots(busy: int, B: int) -> int:
@@ -208,7 +213,7 @@ def resize(s: CompactState, B: int) -> CompactState:
     """The same state with ``B`` slots: busy slots first (in slot order), then idle ones. A larger ``B`` pads
     with idle slots; a smaller one needs at most ``B`` busy slots."""
     N = s.tol.shape[0]
-    busy = np.asarray(s.slot_pos) < N
+    busy = _busy(s)
     if busy.sum() > B:
         raise ValueError(f"cannot resize {busy.sum()} busy slots to {B}")
     order = np.argsort(~busy, kind="stable")
@@ -253,7 +258,7 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
         while int(eng.n_running(state)) > 0:
             state = eng.advance(state, jnp.int32(int(state.clock) + HOST_STEPS))
             B = state.slot_pos.shape[0]
-            busy = int(np.sum(np.asarray(state.slot_pos) < template.tol.shape[0]))
+            busy = int(_busy(state).sum())
             if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B) < B:
                 state = ops.resize(state, _target_slots(busy, B))
             if inflight is not None and time.monotonic() - last_save > checkpoint_interval_s \

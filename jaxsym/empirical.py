@@ -131,16 +131,21 @@ def cluster_points(points: list[networks.Trainable], tol: float, colours: np.nda
     """Greedy clustering modulo the layered group (each point joins the first cluster whose first member it
     maps onto within ``tol``); a cluster's representative is the mean of its members aligned onto the first."""
 
-    def onto(i: int, j: int) -> Any:  # the element mapping point i onto point j, or None
-        return find_net_element(list(points[i].layers), points[i].a, list(points[j].layers), points[j].a, tol=tol,
-                                input_colours=colours)
+    found: dict[tuple[int, int], Any] = {}  # (point, leader) -> the element mapping the point onto its leader
 
-    cl = cluster_by(len(points), lambda lead, m: onto(m, lead) is not None, n_confirm=None)
+    def match(lead: int, m: int) -> bool:
+        g = find_net_element(list(points[m].layers), points[m].a, list(points[lead].layers), points[lead].a,
+                             tol=tol, input_colours=colours)
+        if g is not None:
+            found[(m, lead)] = g
+        return g is not None
+
+    cl = cluster_by(len(points), match, n_confirm=None)
     totals = [networks.flatten(points[int(r)]).copy() for r in cl.reps]
     for i, lab in enumerate(cl.labels):
         lead = int(cl.reps[lab])
         if i != lead:
-            moved, a = apply_net(onto(i, lead), list(points[i].layers), points[i].a)
+            moved, a = apply_net(found[(i, lead)], list(points[i].layers), points[i].a)
             totals[lab] += networks.flatten(networks.Trainable(tuple(moved), a))
     return Groups([t / c for t, c in zip(totals, cl.counts)], [int(r) for r in cl.reps], [int(c) for c in cl.counts],
                   cl.labels)
