@@ -129,11 +129,14 @@ def loss(W: Array, V: Array, activation: str | Callable[[Array], Array] = "relu"
 
 class Objective(NamedTuple):
     """The loss of one setting as three single-example functions of ``(W, V)``: ``loss``, ``grad`` (k, d) and
-    ``hessian`` (k·d, k·d). The certificate and spectra take one; the ReLU/isotropic one is closed form."""
+    ``hessian`` (k·d, k·d). The certificate and spectra take one; the ReLU/isotropic one is closed form.
+    ``key`` is what it is built from, ``(activation, input_corr)``: the key of its stored programs
+    (:mod:`jaxsym.programs`)."""
 
     loss: Callable[[Array, Array], Array]
     grad: Callable[[Array, Array], Array]
     hessian: Callable[[Array, Array], Array]
+    key: tuple[str, float] = ("relu", 0.0)
 
 
 RELU = Objective(model.loss, model.grad, model.hessian)
@@ -177,4 +180,4 @@ def objective(activation: str = "relu", input_corr: float = 0.0) -> Objective:
             return jnp.einsum("icje,ac,be->iajb", H, L, L).reshape(k * d, k * d)
         return jax.hessian(f)(W, V).reshape(k * d, k * d)
 
-    return Objective(f, g, h)
+    return Objective(f, g, h, (activation, float(input_corr)))

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxsym import programs
 from jaxsym.activations import RELU, Objective
 from jaxsym.config import CertifyConfig
 from jaxsym.solvers import levenberg_marquardt
@@ -119,7 +120,7 @@ def make_polish(cfg: CertifyConfig, V: Array, obj: Objective = RELU) -> Callable
     """Return ``polish_run(W_train, train_grad_norm, diverged) -> Polished`` for one run (float64, needs x64).
 
     Runs whose training gradient is above ``cfg.polish_from`` (or that diverged) are left as they are."""
-    V = jnp.asarray(V, jnp.float64)
+    V = np.asarray(V, np.float64)
 
     def polish_run(W_train: Array, train_grad_norm: Array, diverged: Array) -> Polished:
         W0 = W_train.astype(jnp.float64)
@@ -135,7 +136,7 @@ def make_certify(cfg: CertifyConfig, V: Array, obj: Objective = RELU) -> Callabl
     """Return ``certify(W_train, train_grad_norm, diverged) -> Certificate`` for one run (float64, needs x64):
     :func:`make_polish`, then the Hessian's extreme eigenvalues and :func:`classify`. Sweeps polish every run
     but take eigenvalues once per distinct point (:mod:`jaxsym.closed_form`); this is the one-run form."""
-    V = jnp.asarray(V, jnp.float64)
+    V = np.asarray(V, np.float64)
     polish_run = make_polish(cfg, V, obj)
 
     def certify(W_train: Array, train_grad_norm: Array, diverged: Array) -> Certificate:
@@ -156,11 +157,14 @@ def make_certify_batch(cfg: CertifyConfig, V: Array, obj: Objective = RELU
     return per_run(make_certify(cfg, V, obj))
 
 
-def per_run(fn: Callable[..., T]) -> Callable[..., T]:
+def per_run(fn: Callable[..., T], *, name: str | None = None, key: Any = None) -> Callable[..., T]:
     """``fn`` over a leading run axis, jitted, one run at a time (``lax.map``): each run's float64 numbers are
     then the same whatever batch it is in (vmapped linear algebra differs in the last bits with the batch
     size), so results do not depend on chunking, and on a CPU it is as fast."""
-    return jax.jit(lambda *args: jax.lax.map(lambda a: fn(*a), args))
+    def mapped(*args: Any) -> T:
+        return jax.lax.map(lambda a: fn(*a), args)
+
+    return jax.jit(mapped) if name is None else programs.jit(mapped, name=name, key=key)
 
 
 def in_blocks(fn: Callable[..., T], args: tuple[np.ndarray, ...], block: int) -> T:
@@ -211,7 +215,7 @@ def make_handoff(cfg: CertifyConfig, V: Array, learning_rate: float, obj: Object
     step 1 or 2 and go on descending. The statuses this gives are checked against the published float64
     protocol from the same initial points (``docs/benchmarks.md``).
     """
-    V = jnp.asarray(V, jnp.float64)
+    V = np.asarray(V, np.float64)
 
     class S(NamedTuple):
         it: Array

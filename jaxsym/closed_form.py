@@ -98,14 +98,17 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
     elif cell.train.protocol == "fast":
         ops = make_compact_engine(cell.train, V, cell.k, cfg.seed, slots=min(cfg.slots or DEFAULT_SLOTS, size))
         if len(thresholds(cell.train)) > 1:
+            lr = float(cell.train.learning_rate)
             with jax.enable_x64(True):
-                handoff = per_run(make_handoff(certify_cfg, V, float(cell.train.learning_rate), obj))
+                handoff = per_run(make_handoff(certify_cfg, V, lr, obj), name="handoff",
+                                  key=(certify_cfg, V, lr, obj.key))
     else:
         engine = make_batch_engine(cell.train, V, cell.k, cfg.seed)
+
     @functools.cache
     def polish_prog() -> Any:
         with jax.enable_x64(True):
-            return per_run(make_polish(certify_cfg, V, obj))
+            return per_run(make_polish(certify_cfg, V, obj), name="polish", key=(certify_cfg, V, obj.key))
 
     return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from)
 
@@ -208,7 +211,7 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
 
 def hessian_extremes(W: np.ndarray, V: np.ndarray, obj: Objective) -> tuple[float, float]:
     """Smallest and largest Hessian eigenvalue at ``W`` (float64)."""
-    eigs = hessian_eigenvalues(W, V, obj.hessian)
+    eigs = hessian_eigenvalues(W, V, obj)
     return float(eigs[0]), float(eigs[-1])
 
 
@@ -216,7 +219,7 @@ def describe_point(W: np.ndarray, V: np.ndarray, tol: float, obj: Objective, eig
                    ) -> dict[str, Any]:
     """Isotropy and spectrum columns of a distinct critical point."""
     iso = isotropy(W, V, tol=tol)
-    spec = group_eigenvalues(hessian_eigenvalues(W, V, obj.hessian), eig_tol)
+    spec = group_eigenvalues(hessian_eigenvalues(W, V, obj), eig_tol)
     return {"isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
             "coordinate_orbits": iso.coordinate_orbits, "n_distinct_eigs": len(spec),
             "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec]}

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym import checkpoint
+from jaxsym import checkpoint, programs
 from jaxsym.config import TrainConfig
 from jaxsym.engine import Engine
 from jaxsym.train import RunLoop, RunResult, TrainState, cell_key, in_dtype, init_weights, make_run_loop, run_key
@@ -185,8 +185,11 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
             return s._replace(tol=tol, handed=handed, pending=pending, n_pending=jnp.sum(todo).astype(jnp.int32),
                               next_pos=jnp.int32(0), phase=s.phase + 1)
 
-        engine = Engine(jax.jit(init), jax.jit(advance), jax.jit(finish), host_n_running)
-        return CompactOps(engine, jax.jit(next_phase), resize, slots)
+        key = (cfg, V, k, seed, slots, round_steps)
+        engine = Engine(programs.jit(init, name="compact-init", key=key),
+                        programs.jit(advance, name="compact-advance", key=key),
+                        programs.jit(finish, name="compact-finish", key=key), host_n_running)
+        return CompactOps(engine, programs.jit(next_phase, name="compact-next-phase", key=key), resize, slots)
 
     ops = in_dtype(build, cfg.dtype)()
     eng = Engine(*(in_dtype(f, cfg.dtype) for f in ops.engine[:3]), ops.engine.n_running)
@@ -211,7 +214,8 @@ def _target_slots(busy: int, B: int) -> int:
 
 def resize(s: CompactState, B: int) -> CompactState:
     """The same state with ``B`` slots: busy slots first (in slot order), then idle ones. A larger ``B`` pads
-    with idle slots; a smaller one needs at most ``B`` busy slots."""
+    with idle slots; a smaller one needs at most ``B`` busy slots. Gathers on the host (the slots are small),
+    so that no program is compiled per pair of sizes."""
     N = s.tol.shape[0]
     busy = _busy(s)
     if busy.sum() > B:
@@ -219,7 +223,8 @@ def resize(s: CompactState, B: int) -> CompactState:
     order = np.argsort(~busy, kind="stable")
     order = np.concatenate([order, np.full(max(0, B - len(order)), order[-1])])[:B]
     slot_pos = np.where(np.arange(B) < busy.sum(), np.asarray(s.slot_pos)[order], N).astype(np.int32)
-    return s._replace(slot=jax.tree.map(lambda x: x[order], s.slot), slot_pos=jnp.asarray(slot_pos))
+    slot = jax.tree.map(lambda x: np.asarray(x)[order], jax.device_get(s.slot))
+    return s._replace(slot=jax.device_put(slot), slot_pos=jax.device_put(slot_pos))
 
 
 class DescentStats(NamedTuple):
@@ -246,17 +251,17 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
     """
     eng = ops.engine
     taus = thresholds(cfg)
-    template = eng.init(jnp.asarray(runs.astype(np.uint32)))
+    template = eng.init(jax.device_put(runs.astype(np.uint32)))
     state = template
     full_b = template.slot_pos.shape[0]
     if inflight is not None and (got := checkpoint.restore(inflight, template)) is not None:
-        state = jax.tree.map(jnp.asarray, got[1])
+        state = jax.device_put(got[1])
         log.info("%s resumed in-flight chunk at clock %d (phase %d) from %s", label, int(state.clock),
                  int(state.phase), inflight)
     last_save = time.monotonic()
     while True:
         while int(eng.n_running(state)) > 0:
-            state = eng.advance(state, jnp.int32(int(state.clock) + HOST_STEPS))
+            state = eng.advance(state, np.int32(int(state.clock) + HOST_STEPS))
             B = state.slot_pos.shape[0]
             busy = int(_busy(state).sum())
             if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B) < B:
@@ -278,7 +283,7 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
         if len(cand):
             handed[cand] = handoff(cand, np.asarray(q.W)[cand])
         dtype = np.asarray(state.tol).dtype
-        state = ops.next_phase(state, jnp.asarray(np.full(len(runs), taus[phase + 1], dtype)), jnp.asarray(handed))
+        state = ops.next_phase(state, np.full(len(runs), taus[phase + 1], dtype), handed)
         state = ops.resize(state, _target_slots(int(state.n_pending), full_b))
     res = jax.tree.map(np.asarray, jax.device_get(eng.finish(state)))
     n = int(state.n_valid)

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Generic, NamedTuple, TypeVar
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxsym import checkpoint
@@ -70,7 +69,7 @@ def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_s
     segment = segment_steps or steps
     while int(engine.n_running(state)) > 0:
         until += segment
-        state = engine.advance(state, jnp.int32(until))
+        state = engine.advance(state, np.int32(until))
         if inflight is not None and time.monotonic() - last_save > checkpoint_interval_s \
                 and int(engine.n_running(state)) > 0:
             checkpoint.save(inflight, until, state)

@@ -17,7 +17,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from jaxsym import model
+from jaxsym import programs
+from jaxsym.activations import RELU, Objective
 
 
 def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6, mults: np.ndarray | None = None
@@ -45,20 +46,19 @@ def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6, mults: np.ndarray | N
 
 
 @functools.lru_cache(maxsize=32)
-def _jitted(hessian: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
-    return jax.jit(hessian)
+def _hessian_program(obj: Objective) -> Callable[..., jax.Array]:
+    return programs.jit(obj.hessian, name="hessian", key=obj.key)
 
 
-def hessian_eigenvalues(W: np.ndarray, V: np.ndarray, hessian: Callable[..., jax.Array] = model.hessian
-                        ) -> np.ndarray:
-    """All Hessian eigenvalues at ``W`` (k, d), ascending, float64 (``hessian``: of another objective).
+def hessian_eigenvalues(W: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray:
+    """All Hessian eigenvalues of ``obj`` at ``W`` (k, d), ascending, float64.
 
-    The Hessian is one jitted program per shape (compiled once, not op by op); the eigendecomposition is
-    LAPACK's on the host (batched ``eigh`` on GPUs is slow above 32×32, and this runs once per distinct point).
+    The Hessian is one jitted program per shape (compiled once, not op by op, and stored across processes:
+    :mod:`jaxsym.programs`); the eigendecomposition is LAPACK's on the host (batched ``eigh`` on GPUs is slow
+    above 32×32, and this runs once per distinct point).
     """
     with jax.enable_x64(True):
-        H = np.asarray(_jitted(hessian)(jax.numpy.asarray(W, dtype=np.float64),
-                                        jax.numpy.asarray(V, dtype=np.float64)))
+        H = np.asarray(_hessian_program(obj)(np.asarray(W, np.float64), np.asarray(V, np.float64)))
     return np.linalg.eigvalsh(H)
 
 

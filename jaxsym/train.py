@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsym import activations, model, optimizers
+from jaxsym import activations, model, optimizers, programs
 from jaxsym.config import TrainConfig
 from jaxsym.engine import Engine
 
@@ -207,11 +207,12 @@ def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> Engine[T
             W0 = jax.vmap(lambda r: init_weights(run_key(base, r), d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
             return jax.vmap(eng.init)(W0)
 
+        key = (cfg, V, k, seed)
         return Engine(
-            jax.jit(init),
-            jax.jit(jax.vmap(eng.advance, in_axes=(0, None))),
-            jax.jit(jax.vmap(eng.finish)),
-            jax.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s))),
+            programs.jit(init, name="batch-init", key=key),
+            programs.jit(jax.vmap(eng.advance, in_axes=(0, None)), name="batch-advance", key=key),
+            programs.jit(jax.vmap(eng.finish), name="batch-finish", key=key),
+            programs.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s)), name="batch-running", key=key),
         )
 
     eng = in_dtype(build, cfg.dtype)()

@@ -25,7 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def record(out: Path, demo: bool) -> None:
     from jaxsym import config
+    from jaxsym.parallel import use_compilation_cache
     from jaxsym.sweep import run_sweep
+
+    use_compilation_cache()  # as the CLI does: stored programs (jaxsym.programs) are then exercised too
 
     jobs = [(p.stem + "-smoke", config.load(p).smoke()) for p in sorted((ROOT / "sweeps").glob("*.toml"))]
     if demo:
