@@ -11,7 +11,10 @@ process owns its chunks. PRNG keys are never stored: runs are re-derived from th
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,40 @@ def _host(tree: Any) -> Any:
     return jax.tree.map(np.asarray, tree)
 
 
+def digest(tree: Any) -> str:
+    """SHA-256 of a pytree's leaves (dtype, shape and bytes, in tree order)."""
+    h = hashlib.sha256()
+    for x in jax.tree.leaves(_host(tree)):
+        a = np.ascontiguousarray(x)
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _digest_file(path: Path, step: int) -> Path:
+    return path / f"sha256-{step}.txt"
+
+
+def claim(path: Path, identity: dict[str, Any]) -> None:
+    """Make ``path`` the in-flight directory of the chunk ``identity`` (fingerprint, cell, run range): one left
+    by another sweep or chunk, or whose identity is unreadable, is removed (never resumed)."""
+    ident_path = path / "identity.json"
+    if path.exists():
+        try:
+            ok = json.loads(ident_path.read_text()) == identity
+        except (OSError, ValueError):
+            ok = False
+        if not ok:
+            log.warning("in-flight checkpoint %s belongs to another sweep or chunk (or has no identity); removed",
+                        path)
+            clear(path)
+    if not ident_path.exists():
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / f".identity.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(identity))
+        os.replace(tmp, ident_path)
+
+
 def save(path: Path, step: int, state: Any) -> bool:
     """Save ``state`` (a pytree of arrays) as checkpoint ``step`` (the chunk's training step).
 
@@ -47,6 +84,9 @@ def save(path: Path, step: int, state: Any) -> bool:
         with _manager(path) as mngr:
             mngr.save(step, args=ocp.args.StandardSave(_host(state)), force=True)
             mngr.wait_until_finished()
+        tmp = path / f".sha256-{step}.{os.getpid()}.tmp"
+        tmp.write_text(digest(state))
+        os.replace(tmp, _digest_file(path, step))
         return True
     except Exception as e:
         log.warning("in-flight checkpoint %s step %d not saved: %s", path, step, e)
@@ -76,10 +116,16 @@ def restore(path: Path, like: Any) -> tuple[int, Any] | None:
             same = jax.tree.structure(state) == jax.tree.structure(target) and all(
                 np.shape(a) == np.shape(b) and np.asarray(a).dtype == np.asarray(b).dtype
                 for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(target)))
-            if same:
+            try:
+                intact = _digest_file(path, step).read_text().strip() == digest(state)
+            except OSError:
+                intact = False
+            if same and intact:
                 return step, state
-            log.warning("in-flight checkpoint %s step %d does not match this chunk; removed", path, step)
+            why = "does not match this chunk" if not same else "does not match its checksum"
+            log.warning("in-flight checkpoint %s step %d %s; removed", path, step, why)
             shutil.rmtree(path / str(step), ignore_errors=True)
+            _digest_file(path, step).unlink(missing_ok=True)
     return None
 
 

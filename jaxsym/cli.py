@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from jaxsym.rundir import RunDir
 
@@ -41,8 +42,7 @@ def sweep(
         if chunk_size is not None:
             cfg = dataclasses.replace(cfg, chunk_size=chunk_size)
     except cfgmod.ConfigError as e:
-        console.print(f"[red]config error:[/red] {e}")
-        raise typer.Exit(2) from None
+        _fail(f"config error: {e}")
     out = out or Path("results") / cfg.name
     if distributed or coordinator is not None:
         from jaxsym.parallel import initialize_distributed
@@ -50,17 +50,17 @@ def sweep(
     try:
         sw.run_sweep(cfg, out, progress=progress)
     except cfgmod.ConfigError as e:
-        console.print(f"[red]config error:[/red] {e}")
-        raise typer.Exit(2) from None
+        _fail(f"config error: {e}")
     except sw.SweepDirError as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2) from None
+        _fail(e)
+    except OSError as e:  # disk full, read-only, file-size limit: chunks already written are kept
+        _fail(f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}. Finished chunks are kept; fix this "
+              f"and run the same command again to resume.")
     import jax
     if jax.process_index() != 0:
         return
-    import pandas as pd
     rd = RunDir(out)
-    print_summary(pd.read_parquet(rd.runs_table), pd.read_parquet(rd.minima_table))
+    print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))
     console.print(f"tables in {rd.runs_table} and {rd.minima_table}")
 
 
@@ -68,8 +68,12 @@ def sweep(
 def report(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
     """Write DIR/report.md with PNG figures (works on finished, running, interrupted and empty sweeps)."""
     from jaxsym.report import write_report
+    from jaxsym.rundir import SweepDirError
 
-    path = write_report(out)
+    try:
+        path = write_report(out)
+    except (SweepDirError, OSError) as e:
+        _fail(e)
     console.print(f"report written to {path}")
 
 
@@ -87,12 +91,15 @@ def family(
 ) -> None:
     """Follow a critical point's symmetry family in k, with its Hessian spectrum by isotypic blocks."""
     import numpy as np
-    import pandas as pd
 
     from jaxsym.families import follow, plot_family
     from jaxsym.naming import ascii_name, isotropy_type
 
-    minima = pd.read_parquet(RunDir(sweep_dir).minima_table)
+    minima = _read_table(RunDir(sweep_dir).minima_table)
+    try:
+        spectra_ks = [int(v) for v in spectra_at.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"--spectra-at must be comma-separated integers, got {spectra_at!r}")
     sel = minima[(minima["k"] == k) & (minima["d"] == k)]
     if orbit is not None:
         sel = sel[sel["orbit"] == orbit]
@@ -109,7 +116,7 @@ def family(
     out.mkdir(parents=True, exist_ok=True)
     console.print(f"following {row['isotropy']} (loss {row['loss']:.6g}) from k = {k} to {k_max} ...")
     table, spectra = follow(np.asarray(row["W"]).reshape(k, k), k_max,
-                            [int(v) for v in spectra_at.split(",") if v], progress=True)
+                            spectra_ks, progress=True)
     table.to_parquet(out / "family.parquet", index=False)
     spectra.to_parquet(out / "spectra.parquet", index=False)
     fit = plot_family(table, spectra, f"family {kind} (from k = {k})", out / "family.png")
@@ -123,12 +130,30 @@ def family(
 @app.command()
 def summary(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
     """Print the summary tables of a finished sweep directory."""
-    import pandas as pd
 
     from jaxsym.summary import print_summary
 
     rd = RunDir(out)
-    print_summary(pd.read_parquet(rd.runs_table), pd.read_parquet(rd.minima_table))
+    print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))
+
+
+def _fail(e: object) -> NoReturn:
+    """Print an error (no traceback, no rich markup in it) and exit with status 2."""
+    console.print(f"[red]error:[/red] {escape(str(e))}")
+    raise typer.Exit(2)
+
+
+def _read_table(path: Path) -> Any:
+    """A result table, or a clear error naming the file (exit 2)."""
+    import pandas as pd
+
+    if not path.is_file():
+        _fail(f"{path} does not exist: give the --out directory of a finished sweep (or run `jaxsym report` on "
+              f"a partial one)")
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:
+        _fail(f"{path} is not a readable table ({type(e).__name__}: {e})")
 
 
 if __name__ == "__main__":

@@ -114,9 +114,12 @@ class TrainConfig:
             _positive("train.learning_rate", self.learning_rate)
         _positive("train.init_scale", self.init_scale)
         _positive("train.steps", self.steps, integer=True)
-        if not 0 <= self.momentum < 1:
-            raise ConfigError(f"train.momentum must be in [0, 1), got {self.momentum!r}")
-        if not self.grad_tol >= 0:
+        if self.steps > MAX_STEPS:
+            raise ConfigError(f"train.steps must be at most {MAX_STEPS:,} (step counters are 32-bit), got "
+                              f"{self.steps:,}")
+        if not _is_real(self.momentum) or not 0 <= self.momentum < 1:
+            raise ConfigError(f"train.momentum must be a number in [0, 1), got {self.momentum!r}")
+        if not _is_real(self.grad_tol) or not self.grad_tol >= 0:
             raise ConfigError(f"train.grad_tol must be >= 0, got {self.grad_tol!r}")
 
 
@@ -376,6 +379,11 @@ def _cells(cfg: SweepConfig) -> tuple[Cell, ...]:
     return cfg._build_cells()
 
 
+def _is_real(value: Any) -> bool:
+    """A finite int or float (not a bool, a string or NaN)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
@@ -405,14 +413,26 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     return dict(sec)
 
 
+MAX_AXIS_VALUES = 10_000  # values per grid axis
+MAX_STEPS = 2**31 - 1     # step counters are int32
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}$")
+
+
 def _as_int_list(name: str, value: Any) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         return (value,)
     if isinstance(value, dict) and set(value) <= {"start", "stop", "step"}:  # a range
-        try:
-            return tuple(range(value["start"], value["stop"] + 1, value.get("step", 1)))
-        except (KeyError, TypeError) as e:
-            raise ConfigError(f"grid.{name} range needs integer start and stop (inclusive): {e}") from None
+        start, stop, step = value.get("start"), value.get("stop"), value.get("step", 1)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, stop, step)):
+            raise ConfigError(f"grid.{name} range needs integer start and stop (inclusive) and an integer step; "
+                              f"got {value!r}")
+        if step <= 0:
+            raise ConfigError(f"grid.{name} range step must be a positive integer, got {step}")
+        n = len(range(start, stop + 1, step))
+        if n > MAX_AXIS_VALUES:
+            raise ConfigError(f"grid.{name} range has {n:,} values; at most {MAX_AXIS_VALUES:,} per axis "
+                              f"(every value is a cell of `runs` runs)")
+        return tuple(range(start, stop + 1, step))
     if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise ConfigError(f"grid.{name} must be an integer, a list of integers or {{start, stop, step}}; "
                           f"got {value!r}")
@@ -486,8 +506,10 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
         sampled_cfg = SampledConfig(**_section(raw, "sampled", SampledConfig)) if "sampled" in raw else None
     except TypeError as e:
         raise ConfigError(str(e)) from None
-    if not isinstance(raw["name"], str) or not raw["name"]:
-        raise ConfigError(f"name must be a non-empty string, got {raw['name']!r}")
+    if not isinstance(raw["name"], str) or not NAME_RE.match(raw["name"]):
+        raise ConfigError(f"name must be a name (letters, digits and . _ + = -, starting with a letter or digit, "
+                          f"at most 128 characters), not a path; got {raw['name']!r}. The results go to "
+                          f"results/<name> unless --out says otherwise.")
     return SweepConfig(
         name=raw["name"], seed=raw["seed"], runs=raw["runs"], d=_as_int_list("d", grid["d"]), k=k, m=m,
         target=_as_targets(grid.get("target", "identity")), chunk_size=raw.get("chunk_size"),
@@ -520,9 +542,15 @@ def load(path: str | Path) -> SweepConfig:
     """Read and validate a sweep TOML file."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"sweep file {path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory; give a sweep TOML file such as sweeps/demo.toml") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
     return from_dict(raw)

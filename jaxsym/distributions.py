@@ -28,6 +28,7 @@ It is traced under ``jit``/``vmap`` (called once per SGD step with that step's k
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable
 
 import jax
@@ -92,6 +93,9 @@ def load_user_sampler(path: str) -> Sampler:
         raise ValueError(f"cannot load user sampler {path!r}: {e}") from None
     if not callable(fn):
         raise ValueError(f"user sampler {path!r} is not callable")
+    where = getattr(importlib.import_module(module), "__file__", None) or "a built-in module"
+    logging.getLogger("jaxsym").info("imported the user sampler %s named by the config (module file: %s)", path,
+                                     where)
     return fn
 
 

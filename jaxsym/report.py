@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
-from jaxsym import config
+from jaxsym import config, results
 from jaxsym.certify import STATUSES
 from jaxsym.naming import isotropy_type
-from jaxsym.rundir import RunDir
+from jaxsym.rundir import RunDir, SweepDirError
 from jaxsym.summary import markdown, minima_table, status_table
 from jaxsym.sweep import finalize
 
@@ -44,23 +44,43 @@ def wilson(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.nd
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
-def _load(out: Path) -> tuple[config.SweepConfig | None, pd.DataFrame, pd.DataFrame, str]:
+def _load(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFrame, str]:
+    """The sweep of ``out`` with its tables, merging finished chunks first when the tables are missing or older.
+
+    Never runs code named by the directory: a sweep with a user sampler is merged only by ``jaxsym sweep``
+    with its config file (the merge draws from the sampler), so here its tables are used as they are."""
     rd = RunDir(out)
-    if not rd.manifest.exists():
-        return None, pd.DataFrame(), pd.DataFrame(), "no sweep here yet (no sweep.json)"
-    cfg = config.from_manifest(json.loads(rd.manifest.read_text())["config"])
+    if not rd.root.is_dir():
+        raise SweepDirError(f"{out} is not a directory; give the --out directory of a sweep")
+    if not rd.manifest.is_file():
+        raise SweepDirError(f"{out} holds no sweep (no sweep.json); give the --out directory of a sweep")
+    try:
+        cfg = config.from_manifest(json.loads(rd.manifest.read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError, config.ConfigError) as e:
+        raise SweepDirError(f"{rd.manifest} is not a readable sweep manifest ({e})") from None
+    rd.check_no_links([c.label for c in cfg.cells()])
     chunks = rd.all_chunk_files()
     if not chunks:
         return cfg, pd.DataFrame(), pd.DataFrame(), "no finished chunk yet"
     newest = max(p.stat().st_mtime for p in chunks)
-    if not rd.runs_table.exists() or rd.runs_table.stat().st_mtime < newest:
-        finalize(cfg, out)
+    stale = not rd.runs_table.exists() or rd.runs_table.stat().st_mtime < newest
+    note = ""
+    if stale and cfg.sampled is not None and cfg.sampled.distribution == "user":
+        note = (f"; tables not merged: this sweep's merge runs its user sampler {cfg.sampled.sampler!r}, which "
+                f"`jaxsym report` never imports — run `jaxsym sweep CONFIG --out {out}` to merge")
+    elif stale:
+        try:
+            finalize(cfg, out)
+        except SweepDirError as e:  # a sweep is writing DIR: report the tables of its last merge
+            note = f"; tables as of the last merge ({e})"
+    if not rd.runs_table.exists():
+        return cfg, pd.DataFrame(), pd.DataFrame(), "not merged yet" + note
     runs = pd.read_parquet(rd.runs_table)
     minima = pd.read_parquet(rd.minima_table)
     done = len(runs)
     total = cfg.runs * len(cfg.cells())
     state = "finished" if done >= total else f"partial: {done} of {total} runs finished"
-    return cfg, runs, minima, state
+    return cfg, runs, minima, state + note
 
 
 def fig_status(runs: pd.DataFrame, path: Path) -> None:
@@ -165,27 +185,25 @@ def fig_spectra(minima: pd.DataFrame, path: Path) -> None:
 def write_report(out: str | Path) -> Path:
     """Write ``DIR/report.md`` (and figures) for the sweep in ``DIR``; returns the report's path."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     cfg, runs, minima, state = _load(out)
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
-    title = f"# jaxsym report: {cfg.name if cfg else out.name}\n"
+    title = f"# jaxsym report: {cfg.name}\n"
     lines = [title, f"State: **{state}**.\n"]
-    if cfg is not None:
-        s = cfg.sampled
-        if s is None:
-            cert = (f"{cfg.train.dtype}; certificate thresholds τ_L = {cfg.certify.loss_tol:g}, "
-                    f"τ_g = {cfg.certify.grad_tol:g}, τ_H = {cfg.certify.hess_tol:g}.")
-        else:
-            cert = (f"sampled objective: {s.distribution} inputs, {s.hidden_layers} hidden layer(s), output "
-                    f"{'trained' if s.train_output else 'fixed'}, {s.mode} SGD with batches of {s.batch_size}; "
-                    f"empirical certificate τ_L = {s.loss_tol:g}, τ_g = {s.grad_tol:g} + 2 se, "
-                    f"τ_H = max({s.hess_tol:g}, 2 se) (the closed-form certificate where the population loss has "
-                    f"one: τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, "
-                    f"τ_H = {cfg.certify.hess_tol:g}).")
-        lines.append(f"Config fingerprint `{cfg.fingerprint()}`; seed {cfg.seed}; {cfg.runs} runs per cell; "
-                     f"optimizer {cfg.train.optimizer}, learning rate {cfg.train.learning_rate}, "
-                     f"{cfg.train.steps} steps, {cert}\n")
+    s = cfg.sampled
+    if s is None:
+        cert = (f"{cfg.train.dtype}; certificate thresholds τ_L = {cfg.certify.loss_tol:g}, "
+                f"τ_g = {cfg.certify.grad_tol:g}, τ_H = {cfg.certify.hess_tol:g}.")
+    else:
+        cert = (f"sampled objective: {s.distribution} inputs, {s.hidden_layers} hidden layer(s), output "
+                f"{'trained' if s.train_output else 'fixed'}, {s.mode} SGD with batches of {s.batch_size}; "
+                f"empirical certificate τ_L = {s.loss_tol:g}, τ_g = {s.grad_tol:g} + 2 se, "
+                f"τ_H = max({s.hess_tol:g}, 2 se) (the closed-form certificate where the population loss has "
+                f"one: τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, "
+                f"τ_H = {cfg.certify.hess_tol:g}).")
+    lines.append(f"Config fingerprint `{cfg.fingerprint()}`; seed {cfg.seed}; {cfg.runs} runs per cell; "
+                 f"optimizer {cfg.train.optimizer}, learning rate {cfg.train.learning_rate}, "
+                 f"{cfg.train.steps} steps, {cert}\n")
     if runs.empty:
         lines.append("No finished runs to report yet.\n")
     else:
@@ -202,5 +220,5 @@ def write_report(out: str | Path) -> Path:
                       "![loss of distinct critical points](figures/losses.png)\n",
                       "![Hessian spectra](figures/spectra.png)\n"]
     path = out / "report.md"
-    path.write_text("\n".join(lines))
+    results.atomic_write_text("\n".join(lines), path)  # replaces a link rather than writing through it
     return path

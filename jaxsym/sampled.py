@@ -36,7 +36,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from jaxsym import networks
-from jaxsym.config import SampledConfig, TrainConfig
+from jaxsym.config import ConfigError, SampledConfig, TrainConfig
 from jaxsym.distributions import Sampler, closed_form_scale, make_sampler
 from jaxsym.engine import Engine
 from jaxsym.networks import Net, Trainable
@@ -89,13 +89,20 @@ def has_closed_form(scfg: SampledConfig, activation: str) -> bool:
 
 def make_problem(scfg: SampledConfig, d: int, k: int, m: int, activation: str, seed: int) -> Problem:
     """The :class:`Problem` of a cell (teacher of width ``m``; draws the fixed training set if needed)."""
-    sampler = make_sampler(scfg.distribution, shift=scfg.shift, sampler=scfg.sampler)
+    try:
+        sampler = make_sampler(scfg.distribution, shift=scfg.shift, sampler=scfg.sampler)
+    except ValueError as e:
+        raise ConfigError(f"sampled.sampler: {e}") from None
     p = Problem(d, k, scfg.hidden_layers, scfg.train_output, activation, sampler,
                 networks.teacher(d, m, scfg.hidden_layers))
-    got = sampler(jax.random.key(0), 4, d, jnp.float32)
+    try:
+        got = sampler(jax.random.key(0), 4, d, jnp.float32)
+    except Exception as e:  # a user function: any failure is a configuration error
+        raise ConfigError(f"sampled.sampler: the sampler of {scfg.distribution!r} fails on a test call "
+                          f"sample(key, n=4, d={d}, float32): {type(e).__name__}: {e}") from None
     if getattr(got, "shape", None) != (4, d):
-        raise ValueError(f"the sampler of {scfg.distribution!r} returned shape {getattr(got, 'shape', None)} for "
-                         f"n=4, d={d}; it must return (n, d)")
+        raise ConfigError(f"sampled.sampler: the sampler of {scfg.distribution!r} returned shape "
+                          f"{getattr(got, 'shape', None)} for n=4, d={d}; it must return (n, d)")
     if scfg.mode == "fixed":
         X_train, y_train = p.draw(TRAIN_SET, scfg.n_train, seed)
         p = Problem(**{**p.__dict__, "X_train": X_train, "y_train": y_train})

@@ -13,6 +13,7 @@ into ``minima.parquet`` (through the cell's pipeline).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -31,13 +32,11 @@ from jaxsym import __version__, checkpoint, plan, results
 from jaxsym.config import Cell, SweepConfig
 from jaxsym.parallel import n_local_devices
 from jaxsym.pipelines import choose
-from jaxsym.rundir import RunDir
+from jaxsym.rundir import RunDir, SweepDirError
 
 log = logging.getLogger("jaxsym")
 
-
-class SweepDirError(RuntimeError):
-    """The output directory cannot be used for this sweep (another config, unreadable state)."""
+__all__ = ["SweepDirError", "finalize", "run_sweep"]
 
 
 def sweep_manifest(cfg: SweepConfig) -> dict[str, Any]:
@@ -46,22 +45,32 @@ def sweep_manifest(cfg: SweepConfig) -> dict[str, Any]:
 
 
 def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
-    """Create the directory or check that it belongs to this config (refuse a DIR made by another)."""
+    """Create the directory or check that it belongs to this config (refuse a DIR made by another).
+    Call with the lock held."""
     out, manifest = rd.root, rd.manifest
+    rd.check_no_links([c.label for c in cfg.cells()])
     if manifest.exists():
         try:
             old = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise SweepDirError(f"{manifest} is unreadable ({e}); move it away only if {out} is yours") from None
+            if not isinstance(old, dict):
+                raise ValueError(f"it holds a {type(old).__name__}, not a sweep manifest")
+        except (OSError, ValueError) as e:
+            raise SweepDirError(f"{manifest} is unreadable ({e}). Nothing was changed. Its chunks carry their "
+                                f"sweep's fingerprint, so with the original config file you can rebuild it: "
+                                f"move {manifest} away and run that config again on {out}; a different config "
+                                f"will redo every run rather than adopt them.") from None
         if old.get("fingerprint") != cfg.fingerprint():
             raise SweepDirError(
                 f"{out} holds results of a different sweep config (fingerprint {old.get('fingerprint')}, "
                 f"this config {cfg.fingerprint()}). Use another --out DIR, or restore the original config. "
                 f"Nothing was changed."
             )
-        return
-    out.mkdir(parents=True, exist_ok=True)
-    results.atomic_write_text(json.dumps(sweep_manifest(cfg), indent=2, default=str), manifest)
+    else:
+        try:
+            results.atomic_write_text(json.dumps(sweep_manifest(cfg), indent=2, default=str), manifest)
+        except OSError as e:
+            raise SweepDirError(f"cannot write {manifest}: {e.strerror or e}") from None
+    rd.remove_leftovers()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -70,9 +79,10 @@ def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
 def iter_work(cfg: SweepConfig, rd: RunDir, process_index: int = 0, process_count: int = 1
               ) -> Iterator[tuple[Cell, int, list[tuple[int, int]]]]:
     """(cell, runs already done, chunks this process must run) for each cell."""
+    fp = cfg.fingerprint()
     for cell in cfg.cells():
         size = plan.chunk_size_for(cfg, cell)
-        done = rd.done_chunks(cell.label)
+        done = [RunDir.chunk_range(p) for p, _ in rd.done_chunks(cell.label, fp)]
         todo = plan.plan_chunks(cfg.runs, done, size)
         mine = [c for c in todo if (c[0] // size) % process_count == process_index]
         yield cell, sum(b - a for a, b in done), mine
@@ -84,14 +94,32 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
     """Run (or resume) every missing chunk of this process's share, then :func:`finalize` (process 0).
 
     ``process_index``/``process_count`` default to ``jax.process_index()``/``jax.process_count()``;
-    process 0 waits for the other processes' chunk files before merging.
+    process 0 waits for the other processes' chunk files before merging. The directory's lock is held
+    throughout (one lock per process index): a second sweep on the same DIR is refused.
     """
     rd = RunDir(Path(out))
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
     plan.validate(cfg)
-    prepare_dir(cfg, rd)
-    _setup_log(rd)
+    if rd.root.exists() and not rd.root.is_dir():
+        raise SweepDirError(f"{rd.root} is a file, not a directory; choose another --out")
+    try:
+        rd.root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SweepDirError(f"cannot create {rd.root}: {e.strerror or e}") from None
+    with rd.lock("sweep" if process_count == 1 else f"sweep process {process_index}",
+                 suffix="" if process_count == 1 else f".p{process_index}"):
+        prepare_dir(cfg, rd)
+        with _log_to(rd):
+            _run(cfg, rd, progress, process_index, process_count, on_chunk)
+            if process_index == 0:
+                _wait_for_all_chunks(cfg, rd, wait_timeout_s)
+                finalize(cfg, rd.root, locked=True)
+
+
+def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, process_count: int,
+         on_chunk: Callable[[Cell, int, int], None] | None) -> None:
+    fp = cfg.fingerprint()
     work = list(iter_work(cfg, rd, process_index, process_count))
     log.info("sweep %s (process %d/%d, %d local devices): %d cells, %d runs each, %d chunks to run", cfg.name,
              process_index, process_count, n_local_devices(), len(work), cfg.runs, sum(len(c) for _, _, c in work))
@@ -105,10 +133,9 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
             for start, stop in chunks:
                 t0 = time.perf_counter()
                 inflight = rd.inflight(cell.label, start, stop)
+                checkpoint.claim(inflight, {"fingerprint": fp, "cell": cell.label, "start": start, "stop": stop})
                 rows, reps, stats = pipeline.run_chunk(cfg, programs, start, stop, inflight)
-                runs_path, reps_path = rd.chunk_paths(cell.label, start, stop)
-                results.atomic_write_parquet(reps, reps_path)
-                results.atomic_write_parquet(rows, runs_path)
+                rd.write_chunk(fp, cell.label, start, stop, rows, reps)
                 checkpoint.clear(inflight)
                 log.info("%s runs %d..%d done in %.1fs%s", cell.label, start, stop - 1, time.perf_counter() - t0,
                          f" {stats}" if stats else "")
@@ -116,9 +143,6 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
                     bar.advance(task, stop - start)
                 if on_chunk is not None:
                     on_chunk(cell, start, stop)
-    if process_index == 0:
-        _wait_for_all_chunks(cfg, rd, wait_timeout_s)
-        finalize(cfg, rd.root)
 
 
 def _wait_for_all_chunks(cfg: SweepConfig, rd: RunDir, timeout_s: float) -> None:
@@ -132,8 +156,13 @@ def _wait_for_all_chunks(cfg: SweepConfig, rd: RunDir, timeout_s: float) -> None
     def missing(ranges: Callable[[str], list[tuple[int, int]]]) -> int:
         return sum(len(plan.plan_chunks(cfg.runs, ranges(label), cfg.runs)) for label in labels)
 
+    fp = cfg.fingerprint()
+
+    def verified(label: str) -> list[tuple[int, int]]:
+        return [RunDir.chunk_range(p) for p, _ in rd.done_chunks(label, fp)]
+
     while True:
-        if not missing(rd.named_chunks) and not missing(rd.done_chunks):
+        if not missing(rd.named_chunks) and not missing(verified):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"chunks of other processes still missing in {rd.root} after {timeout_s:.0f}s; "
@@ -141,14 +170,20 @@ def _wait_for_all_chunks(cfg: SweepConfig, rd: RunDir, timeout_s: float) -> None
         time.sleep(1.0)
 
 
-def _setup_log(rd: RunDir) -> None:
-    path = str(rd.log)
-    if not any(getattr(h, "baseFilename", None) == path for h in log.handlers):
-        h = logging.FileHandler(path)
-        h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(h)
+@contextlib.contextmanager
+def _log_to(rd: RunDir) -> Iterator[None]:
+    """Log to ``DIR/sweep.log`` for the ``with`` block (the handler is removed after: a second sweep in the
+    same process does not write into the first one's log)."""
+    h = logging.FileHandler(rd.log)
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(h)
     log.setLevel(logging.INFO)
     log.propagate = False  # the log file is the record; the console shows the progress bar
+    try:
+        yield
+    finally:
+        log.removeHandler(h)
+        h.close()
 
 
 class _NoBar:
@@ -185,14 +220,20 @@ def _progress(enabled: bool) -> Any:
 # --------------------------------------------------------------------------------------------------
 # Merge: runs.parquet and minima.parquet (streamed: memory does not grow with the number of runs)
 # --------------------------------------------------------------------------------------------------
-def finalize(cfg: SweepConfig, out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+def finalize(cfg: SweepConfig, out: str | Path, *, locked: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge finished chunks into ``runs.parquet`` and ``minima.parquet`` (also for a partial sweep).
+
+    Only verified chunks are read (:meth:`~jaxsym.rundir.RunDir.done_chunks`); the directory's lock is taken
+    unless the caller holds it (``locked``).
 
     ``runs.parquet`` is streamed chunk by chunk (one row group each), so memory stays flat in the number of
     runs. Returns ``(runs, minima)`` read back only when the runs table is small (≤ 10⁶ rows), else an
     empty runs frame.
     """
     rd = RunDir(Path(out))
+    if not locked:
+        with rd.lock("merge"):
+            return finalize(cfg, out, locked=True)
     out = rd.root
     meta = {"thresholds": sweep_manifest(cfg)["thresholds"], "fingerprint": cfg.fingerprint()}
     all_minima: list[dict[str, Any]] = []
@@ -201,7 +242,7 @@ def finalize(cfg: SweepConfig, out: str | Path) -> tuple[pd.DataFrame, pd.DataFr
     n_rows = 0
     try:
         for cell in cfg.cells():
-            files = rd.chunk_files(cell.label)
+            files = rd.done_chunks(cell.label, cfg.fingerprint())
             minima, mapping, status_from_orbit = choose(cfg, cell).merge(cfg, cell, files)
             orbit_status = {m["orbit"]: m["status"] for m in minima}
             all_minima += minima

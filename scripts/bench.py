@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Benchmark harness: the jaxsym engine against baselines and the machine's limit, in one run.
 
-Measures, in this process:
+Measures (section 0 in child processes, the rest in this one):
 
 0. **certified runs/s on the published cells** (``k = d`` in ``--published-ks``, step 5/k, ``--published-runs``
    runs per cell, budget 20000 steps): (a) jaxsym's default protocol (compaction and hand-off), (b) jaxsym's
-   full-length protocol (``train.protocol = "full"``), both whole sweeps to ``minima.parquet``, cold (compiling)
-   and warm (programs from JAX's persistent compilation cache); (c) the published protocol one run at a time in
-   NumPy: float64 gradient descent with step 5/k until ‖∇F‖ ≤ 1e-12 (closed-form gradient), then the loss and
-   the smallest Hessian eigenvalue (``--numpy-runs`` runs per cell, the same initial points). Also the
-   compaction efficiency (steps the runs needed / slot-steps executed) per cell.
+   full-length protocol (``train.protocol = "full"``), both whole sweeps to ``minima.parquet``, each in a new
+   Python process (what one ``jaxsym sweep`` gets): cold (an empty cache: tracing, lowering, compiling) and
+   warm (programs from JAX's persistent compilation cache and jaxsym's stored programs); (c) the published
+   protocol one run at a time in NumPy: float64 gradient descent with step 5/k until ‖∇F‖ ≤ 1e-12
+   (closed-form gradient), then the loss and the smallest Hessian eigenvalue (``--numpy-runs`` runs per
+   cell, the same initial points). Also the compaction efficiency (steps the runs needed / slot-steps executed)
+   per cell.
 
 1. **run-steps/s** (one gradient step of one run) for ``k = d`` in ``--ks``, float32 and float64, of
    - ``engine``: jaxsym's training engine (``jit(vmap(...))`` of the closed-form step, optax SGD);
@@ -40,6 +42,7 @@ import json
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -304,16 +307,23 @@ def numpy_published(k: int, runs: int, max_steps: int = 1_000_000) -> tuple[floa
     return time.perf_counter() - t, statuses
 
 
+def sweep_rate_in_new_process(protocol: str, ks: list[int], runs: int, cache: str) -> tuple[float, dict[int, dict]]:
+    """:func:`sweep_rate` in a fresh Python process with compilation cache and stored programs in ``cache``:
+    what one ``jaxsym sweep`` gets (nothing is kept in memory from an earlier sweep)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--sweep-rate", protocol, "--published-ks", *map(str, ks),
+                          "--published-runs", str(runs), "--cache", cache], check=True, capture_output=True, text=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    return got["rate"], {int(k): v for k, v in got["stats"].items()}
+
+
 def bench_published(ks: list[int], runs: int, numpy_runs: int) -> dict:
     cache = tempfile.mkdtemp(prefix="jaxsym-xla-")
-    jax.config.update("jax_compilation_cache_dir", cache)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     out: dict = {"ks": ks, "runs": runs, "numpy_runs": numpy_runs}
     for protocol in ("fast", "full", "float64"):
-        cfg = published_config(ks, runs, protocol)
-        cold, _ = sweep_rate(cfg)
-        warm, stats = sweep_rate(cfg)
+        cold, _ = sweep_rate_in_new_process(protocol, ks, runs, cache)
+        warm, stats = sweep_rate_in_new_process(protocol, ks, runs, cache)
         out[protocol] = {"cold": cold, "warm": warm, "stats": stats}
         print(f"  jaxsym {protocol}: {cold:.0f} certified runs/s cold, {warm:.0f} warm", flush=True)
     total_t, total_n, per_k = 0.0, 0, {}
@@ -395,7 +405,16 @@ def main() -> None:
     ap.add_argument("--numpy-runs", type=int, default=100)
     ap.add_argument("--only-published", action="store_true")
     ap.add_argument("--out", default="bench.json")
+    ap.add_argument("--sweep-rate", help=argparse.SUPPRESS)  # internal: one sweep_rate in this process, as JSON
+    ap.add_argument("--cache", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.sweep_rate:
+        from jaxsym.parallel import use_compilation_cache
+
+        use_compilation_cache(a.cache)
+        rate, stats = sweep_rate(published_config(a.published_ks, a.published_runs, a.sweep_rate))
+        print(json.dumps({"rate": rate, "stats": stats}))
+        return
 
     dev = jax.devices()[0]
     info = {"device": f"{dev.platform}: {getattr(dev, 'device_kind', '')}", "devices": jax.device_count(),

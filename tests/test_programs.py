@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np

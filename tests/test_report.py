@@ -6,6 +6,7 @@ from typer.testing import CliRunner
 from jaxsym.cli import app
 from jaxsym.naming import isotropy_type
 from jaxsym.report import wilson, write_report
+from jaxsym.rundir import SweepDirError
 from jaxsym.sweep import run_sweep
 
 
@@ -43,9 +44,23 @@ def test_report_on_a_partial_sweep(tiny_cfg, tmp_path):
     assert "status.png" in _pngs_ok(tmp_path)
 
 
-def test_report_on_an_empty_directory(tmp_path):
-    text = write_report(tmp_path / "nothing").read_text()
-    assert "no sweep here yet" in text and "No finished runs" in text
+def test_report_refuses_a_directory_without_a_sweep(tmp_path):
+    with pytest.raises(SweepDirError, match="not a directory"):
+        write_report(tmp_path / "mistyped")
+    assert not (tmp_path / "mistyped").exists()  # a mistyped path is not created
+    with pytest.raises(SweepDirError, match="no sweep"):
+        write_report(tmp_path)
+
+
+def test_report_on_a_sweep_with_no_finished_chunk(tiny_cfg, tmp_path):
+    from jaxsym.rundir import RunDir
+    from jaxsym.sweep import prepare_dir
+
+    rd = RunDir(tmp_path)
+    with rd.lock():
+        prepare_dir(tiny_cfg, rd)
+    text = write_report(tmp_path).read_text()
+    assert "no finished chunk yet" in text and "No finished runs" in text
 
 
 def test_wilson_interval_contains_the_estimate_and_shrinks():

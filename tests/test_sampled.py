@@ -376,3 +376,12 @@ def test_deep_runs_are_grouped_by_first_layer_type_and_loss():
                                                  np.zeros(d, np.int64), 1e-3)
     assert counts == [3, 1, 1] and firsts == [0, 3, 4] and labels.tolist() == [0, 0, 0, 1, 2]
     assert np.array_equal(reps[0], networks.flatten(pts[0]))
+
+
+def test_a_sampler_that_fails_or_returns_the_wrong_shape_is_a_config_error():
+    from jaxsym.config import ConfigError, SampledConfig
+    from jaxsym.sampled import make_problem
+
+    for name, match in (("os:system", "fails on a test call"), ("jaxsym.model:identity_target", "fails|shape")):
+        with pytest.raises(ConfigError, match=match):
+            make_problem(SampledConfig(distribution="user", sampler=name), 3, 3, 3, "relu", 0)

@@ -28,3 +28,12 @@ def test_benchmark_script_runs(script, args, tmp_path):
     assert data
     if script == "bench_cluster.py":
         assert data["found_orbits"] == data["true_orbits"] and data["pure"]
+
+
+@pytest.mark.slow
+def test_fault_injection_finds_no_silent_corruption(tmp_path):
+    """The fault-injection suite (scripts/fault_injection.py) with few trials: 0 silent corruptions, 0 crashes,
+    0 imports from a results directory, every malformed config answered with its field."""
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "fault_injection.py"), "--trials", "4", "--kills",
+                        "2", "--out", str(tmp_path / "r.json")], capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

@@ -1,0 +1,181 @@
+"""A results directory you can trust: verified chunks, one writer, no links, no code from data, clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import TINY
+from typer.testing import CliRunner
+
+from jaxsym import checkpoint, config
+from jaxsym.cli import app
+from jaxsym.rundir import RunDir, SweepDirError
+from jaxsym.sweep import run_sweep
+
+
+def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_parquet(out / "runs.parquet"), pd.read_parquet(out / "minima.parquet")
+
+
+def _same(a: tuple[pd.DataFrame, pd.DataFrame], b: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    for x, y in zip(a, b):
+        pd.testing.assert_frame_equal(x, y)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("finished")
+    run_sweep(config.from_dict(TINY), out, progress=False)
+    return out
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _chunks(d: Path) -> list[Path]:
+    return sorted((d / "chunks").rglob("*.runs.parquet"))
+
+
+def test_every_damaged_chunk_is_quarantined_and_redone(finished: Path, tmp_path: Path):
+    cfg = config.from_dict(TINY)
+    ref = _tables(finished)
+    rng = np.random.default_rng(0)
+    d = _copy(finished, tmp_path / "d")
+    a, b, c, e = _chunks(d)[:4]
+    data = bytearray(a.read_bytes())  # a bit flip
+    data[int(rng.integers(len(data)))] ^= 4
+    a.write_bytes(bytes(data))
+    rd = RunDir(d)
+    for suffix in (".runs.parquet", ".reps.parquet", ".chunk.json"):  # a chunk copied over its neighbour
+        shutil.copy(b.with_name(b.name.replace(".runs.parquet", suffix)),
+                    c.with_name(c.name.replace(".runs.parquet", suffix)))
+    rd.chunk_identity(e).unlink()  # a chunk without identity is not adopted on its name
+    (d / "runs.parquet").unlink()
+    run_sweep(cfg, d, progress=False)
+    _same(_tables(d), ref)
+    quarantined = {p.name.split(".")[0] for p in (d / "quarantine").rglob("*.parquet.*")}
+    assert {a.name.split(".")[0], c.name.split(".")[0], e.name.split(".")[0]} <= quarantined
+
+
+def test_a_chunk_of_another_sweep_is_never_adopted(finished: Path, tmp_path: Path):
+    other_cfg = config.from_dict({**TINY, "seed": 1})
+    other = tmp_path / "other"
+    run_sweep(other_cfg, other, progress=False)
+    d = _copy(finished, tmp_path / "d")
+    src = _chunks(other)[0]
+    for p in src.parent.glob(src.name.split(".")[0] + ".*"):
+        shutil.copy(p, d / "chunks" / src.parent.name / p.name)
+    run_sweep(config.from_dict(TINY), d, progress=False)
+    _same(_tables(d), _tables(finished))
+    # deleting sweep.json and running another config redoes every run instead of adopting the chunks
+    (d / "sweep.json").unlink()
+    run_sweep(other_cfg, d, progress=False)
+    _same(_tables(d), _tables(other))
+
+
+def test_stray_files_are_ignored_and_leftovers_removed(finished: Path, tmp_path: Path):
+    d = _copy(finished, tmp_path / "d")
+    cell = _chunks(d)[0].parent
+    shutil.copy(_chunks(d)[0], cell / "notes.runs.parquet")
+    shutil.copy(_chunks(d)[0], cell / "x (copy).runs.parquet")
+    (cell / "0000000100-0000000108.runs.parquet").mkdir()
+    (d / ".runs.parquet.12345.tmp").write_text("left by a killed merge")
+    run_sweep(config.from_dict(TINY), d, progress=False)
+    _same(_tables(d), _tables(finished))
+    assert not (d / ".runs.parquet.12345.tmp").exists()
+    assert (cell / "notes.runs.parquet").exists()  # not ours: left alone
+
+
+def test_one_writer_per_directory(finished: Path, tmp_path: Path):
+    d = _copy(finished, tmp_path / "d")
+    with RunDir(d).lock("sweep"):
+        with pytest.raises(SweepDirError, match=rf"being written by sweep: pid {os.getpid()} on host"):
+            run_sweep(config.from_dict(TINY), d, progress=False)
+    # another process holding the lock: refused with its pid; the lock goes when the process dies
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from jaxsym.rundir import RunDir\n"
+                               f"with RunDir({str(d)!r}).lock('sweep'):\n print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SweepDirError, match=f"pid {holder.pid}"):
+            run_sweep(config.from_dict(TINY), d, progress=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    run_sweep(config.from_dict(TINY), d, progress=False)  # a dead holder leaves no stale lock
+
+
+def test_links_inside_the_directory_are_refused(finished: Path, tmp_path: Path):
+    d = _copy(finished, tmp_path / "d")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (d / "sweep.log").unlink()
+    (d / "sweep.log").symlink_to(victim)
+    with pytest.raises(SweepDirError, match="symbolic link"):
+        run_sweep(config.from_dict(TINY), d, progress=False)
+    assert victim.read_text() == "precious"
+
+
+def test_names_are_names_not_paths():
+    for bad in ("/abs/path", "../../x", "a/b", "a\x00b", ".hidden", ""):
+        with pytest.raises(config.ConfigError, match="name must be a name"):
+            config.from_dict({**TINY, "name": bad})
+
+
+def test_inflight_checkpoints_carry_identity_and_checksums(tmp_path: Path):
+    path = tmp_path / "inflight"
+    ident = {"fingerprint": "f", "cell": "d4-k4", "start": 0, "stop": 8}
+    checkpoint.claim(path, ident)
+    state = {"W": np.arange(12.0).reshape(3, 4), "step": np.int32(7)}
+    assert checkpoint.save(path, 7, state)
+    step, got = checkpoint.restore(path, state)
+    assert step == 7 and np.array_equal(got["W"], state["W"])
+    # corrupt the stored array: the checksum refuses it (the chunk starts over)
+    (path / "sha256-7.txt").write_text(checkpoint.digest({"W": state["W"] + 1, "step": state["step"]}))
+    assert checkpoint.restore(path, state) is None
+    # another sweep's (or chunk's) in-flight directory is removed, not resumed
+    assert checkpoint.save(path, 8, state)
+    checkpoint.claim(path, {**ident, "fingerprint": "g"})
+    assert checkpoint.restore(path, state) is None
+
+
+def test_report_never_imports_a_sampler_named_by_the_directory(finished: Path, tmp_path: Path):
+    d = _copy(finished, tmp_path / "d")
+    manifest = json.loads((d / "sweep.json").read_text())
+    manifest["config"]["sampled"] = dict(config.SampledConfig(distribution="user", sampler="evilmod:sample").__dict__)
+    (d / "sweep.json").write_text(json.dumps(manifest))
+    marker = tmp_path / "imported"
+    (d / "evilmod.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef sample(*a):\n    pass\n")
+    (d / "runs.parquet").unlink()
+    cwd = os.getcwd()
+    sys.path.insert(0, "")
+    try:
+        os.chdir(d)
+        r = CliRunner().invoke(app, ["report", "."])
+    finally:
+        os.chdir(cwd)
+        sys.path.remove("")
+    assert r.exit_code == 0, r.output
+    assert not marker.exists() and "evilmod" not in sys.modules
+    assert "never imports" in (d / "report.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["report", "no/such/dir"], "not a directory"),
+    (["summary", "no/such/dir"], "does not exist"),
+    (["family", "no/such/dir", "--k", "4"], "does not exist"),
+    (["sweep", "tests"], "is a directory"),
+])
+def test_cli_errors_are_messages_with_exit_2(args: list[str], message: str):
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
