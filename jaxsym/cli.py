@@ -16,6 +16,21 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console(stderr=True)
 
 
+def _version(value: bool) -> None:
+    if value:
+        import jax
+
+        from jaxsym import __version__
+        print(f"jaxsym {__version__} (jax {jax.__version__}, backend {jax.default_backend()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="print the versions and exit")] = False) -> None:
+    """Map the critical points of shallow ReLU networks and explain them by symmetry."""
+
+
 @app.command()
 def sweep(
     config: Annotated[Path, typer.Argument(help="sweep TOML file, e.g. sweeps/demo.toml")],
@@ -82,8 +97,8 @@ def family(
     sweep_dir: Annotated[Path, typer.Argument(help="results directory with minima.parquet")],
     k: Annotated[int, typer.Option(help="the cell k = d to start from")],
     orbit: Annotated[int | None, typer.Option(help="orbit id in minima.parquet")] = None,
-    isotropy: Annotated[str | None, typer.Option(help='or: the first point with this isotropy, e.g. "Δ(S9×S1)"')]
-    = None,
+    isotropy: Annotated[str | None, typer.Option(
+        help='or: the first point with this isotropy, e.g. "Δ(S9×S1)" or "D(S9xS1)"')] = None,
     k_max: Annotated[int, typer.Option(help="follow the family up to this k")] = 1000,
     spectra_at: Annotated[str, typer.Option(help="comma-separated k values for block spectra")]
     = "10,20,50,100,200,500,1000",
@@ -103,8 +118,8 @@ def family(
     sel = minima[(minima["k"] == k) & (minima["d"] == k)]
     if orbit is not None:
         sel = sel[sel["orbit"] == orbit]
-    if isotropy is not None:
-        sel = sel[sel["isotropy"] == isotropy]
+    if isotropy is not None:  # the Unicode name or its ASCII form, e.g. "D(S9xS1)"
+        sel = sel[[ascii_name(str(n)) == ascii_name(isotropy) for n in sel["isotropy"]]]
     if sel.empty:
         console.print(f"[red]error:[/red] no such point in {sweep_dir}/minima.parquet (k = d = {k})")
         raise typer.Exit(2)

@@ -351,11 +351,49 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes results (not the name, chunking or checkpoint cadence)."""
+        """Hash of everything that changes results: the values that differ from their defaults, and
+        :data:`FINGERPRINT_SCHEMA` (not the name, chunking, slots or checkpoint cadence, which do not).
+
+        Only non-default values are hashed, so a field added with a default that keeps the old behaviour
+        leaves every existing fingerprint (and results directory) valid; changing a default that changes
+        results must bump :data:`FINGERPRINT_SCHEMA`."""
+        data = _non_default(self)
+        for key in _NOT_RESULTS:
+            data.pop(key, None)
+        data["schema"] = FINGERPRINT_SCHEMA
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def legacy_fingerprint(self) -> str:
+        """The fingerprint of jaxsym ≤ 0.1 (every field, defaults included): accepted for directories made
+        then, whose ``sweep.json`` is upgraded."""
         data = self.to_dict()
-        for key in ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots"):
+        for key in _NOT_RESULTS:
             data.pop(key)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+FINGERPRINT_SCHEMA = 2
+_NOT_RESULTS = ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots")
+
+
+def _non_default(obj: Any) -> dict[str, Any]:
+    """The fields of a config dataclass that differ from their defaults (nested configs recursively; a field
+    without a default is always kept)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = dataclasses.MISSING
+        if dataclasses.is_dataclass(value):
+            if value != default:
+                out[f.name] = _non_default(value)
+        elif default is dataclasses.MISSING or value != default:
+            out[f.name] = value
+    return out
 
 
 _SIZE = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?([dk])\s*(?:([+-])\s*(\d+))?\s*$")

@@ -44,7 +44,7 @@ def wilson(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.nd
     return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
-def _load(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFrame, str]:
+def load_tables(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFrame, str]:
     """The sweep of ``out`` with its tables, merging finished chunks first when the tables are missing or older.
 
     Never runs code named by the directory: a sweep with a user sampler is merged only by ``jaxsym sweep``
@@ -185,7 +185,7 @@ def fig_spectra(minima: pd.DataFrame, path: Path) -> None:
 def write_report(out: str | Path) -> Path:
     """Write ``DIR/report.md`` (and figures) for the sweep in ``DIR``; returns the report's path."""
     out = Path(out)
-    cfg, runs, minima, state = _load(out)
+    cfg, runs, minima, state = load_tables(out)
     figs = out / "figures"
     figs.mkdir(exist_ok=True)
     title = f"# jaxsym report: {cfg.name}\n"

@@ -40,8 +40,33 @@ __all__ = ["SweepDirError", "finalize", "run_sweep"]
 
 
 def sweep_manifest(cfg: SweepConfig) -> dict[str, Any]:
+    """``DIR/sweep.json``: the config, its fingerprint, the thresholds, and what made the directory (versions,
+    backend and device, jaxsym's git revision when it runs from a checkout)."""
+    import platform
+
+    import jaxlib
+
+    dev = jax.devices()[0]
     return {"fingerprint": cfg.fingerprint(), "config": cfg.to_dict(), "jaxsym": __version__,
+            "made_by": {"jaxsym": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
+                        "python": platform.python_version(), "backend": jax.default_backend(),
+                        "device": getattr(dev, "device_kind", str(dev)), "devices": jax.device_count(),
+                        "git": _git_revision()},
             "thresholds": {**cfg.to_dict()["certify"], **(cfg.to_dict()["sampled"] or {})}}
+
+
+def _git_revision() -> str | None:
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    if not (repo / ".git").exists():  # an installed copy: not a checkout of jaxsym
+        return None
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
@@ -59,7 +84,11 @@ def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
                                 f"sweep's fingerprint, so with the original config file you can rebuild it: "
                                 f"move {manifest} away and run that config again on {out}; a different config "
                                 f"will redo every run rather than adopt them.") from None
-        if old.get("fingerprint") != cfg.fingerprint():
+        if old.get("fingerprint") == cfg.legacy_fingerprint():  # made by jaxsym <= 0.1: upgrade the manifest
+            log.warning("%s was made by jaxsym %s; its sweep.json is upgraded. Its chunk files carry no identity "
+                        "and will be redone.", out, old.get("jaxsym", "<= 0.1"))
+            results.atomic_write_text(json.dumps(sweep_manifest(cfg), indent=2, default=str), manifest)
+        elif old.get("fingerprint") != cfg.fingerprint():
             raise SweepDirError(
                 f"{out} holds results of a different sweep config (fingerprint {old.get('fingerprint')}, "
                 f"this config {cfg.fingerprint()}). Use another --out DIR, or restore the original config. "

@@ -1,5 +1,6 @@
 """Sweep files: the documented example works as written; bad input gives a clear error."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,21 @@ def test_fingerprint_ignores_name_and_chunk_size_only():
     assert a.fingerprint() == config.from_dict({**GOOD, "name": "other", "chunk_size": 7}).fingerprint()
     assert a.fingerprint() != config.from_dict({**GOOD, "seed": 1}).fingerprint()
     assert a.fingerprint() != config.from_dict({**GOOD, "train": {"steps": 5}}).fingerprint()
+
+
+def test_fingerprint_hashes_only_values_that_differ_from_defaults():
+    """A default given explicitly is the same sweep (so a field added later with a default that keeps the old
+    behaviour keeps every fingerprint); every non-default value of every section changes it."""
+    a = config.from_dict(GOOD)
+    defaults = dataclasses.asdict(config.TrainConfig())
+    explicit = {k: v for k, v in defaults.items() if k in ("momentum", "init_scale", "optimizer", "protocol")}
+    assert config.from_dict({**GOOD, "train": {**GOOD.get("train", {}), **explicit}}).fingerprint() == a.fingerprint()
+    assert config.from_dict({**GOOD, "certify": dataclasses.asdict(config.CertifyConfig())}).fingerprint() \
+        == a.fingerprint()
+    changed = [{"train": {**GOOD.get("train", {}), "momentum": 0.5}}, {"certify": {"hess_tol": 1e-5}},
+               {"sampled": {}}, {"runs": GOOD["runs"] + 1}]
+    prints = {config.from_dict({**GOOD, **c}).fingerprint() for c in changed}
+    assert len(prints) == len(changed) and a.fingerprint() not in prints
 
 
 def test_k_and_m_expressions():

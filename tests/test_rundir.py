@@ -179,3 +179,16 @@ def test_report_never_imports_a_sampler_named_by_the_directory(finished: Path, t
 def test_cli_errors_are_messages_with_exit_2(args: list[str], message: str):
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_directory_made_by_jaxsym_0_1_is_upgraded_not_refused(finished: Path, tmp_path: Path):
+    cfg = config.from_dict(TINY)
+    d = _copy(finished, tmp_path / "d")
+    manifest = json.loads((d / "sweep.json").read_text())
+    manifest["fingerprint"] = cfg.legacy_fingerprint()  # as written by 0.1, whose chunks had no identity
+    (d / "sweep.json").write_text(json.dumps(manifest))
+    for p in (d / "chunks").rglob("*.chunk.json"):
+        p.unlink()
+    run_sweep(cfg, d, progress=False)
+    _same(_tables(d), _tables(finished))
+    assert json.loads((d / "sweep.json").read_text())["fingerprint"] == cfg.fingerprint()
