@@ -103,7 +103,8 @@ def test_sigkill_inside_a_chunk_resumes_from_the_inflight_checkpoint(baseline, t
     out = tmp_path / "out"
 
     def inflight_saved(o: Path) -> bool:
-        return any(p.name.isdigit() for p in (o / "inflight").glob("*/*/*")) if (o / "inflight").exists() else False
+        # a saved step counts once its checksum is written (a step without one is not resumed)
+        return any((o / "inflight").glob("*/*/sha256-*.txt")) if (o / "inflight").exists() else False
 
     _kill_when(cfg, out, inflight_saved)
     assert (out / "inflight").exists()
@@ -235,7 +236,8 @@ def test_sampled_sweep_resumes_mid_chunk_and_ignores_the_device_count(tmp_path):
     _run(cfg, tmp_path / "base")
 
     def inflight_saved(o: Path) -> bool:
-        return any(p.name.isdigit() for p in (o / "inflight").glob("*/*/*")) if (o / "inflight").exists() else False
+        # a saved step counts once its checksum is written (a step without one is not resumed)
+        return any((o / "inflight").glob("*/*/sha256-*.txt")) if (o / "inflight").exists() else False
 
     _kill_when(cfg, tmp_path / "killed", inflight_saved)
     _run(cfg, tmp_path / "killed")
