@@ -13,7 +13,7 @@ from jaxsym.rundir import RunDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Map the critical points of shallow ReLU networks and explain them by symmetry.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # paths in messages are not broken across lines
 
 
 def _version(value: bool) -> None:

@@ -106,6 +106,7 @@ class CompactOps(NamedTuple):
     next_phase: Callable[[CompactState, Array, Array], CompactState]   # (state, tol (N,), handed (N,))
     resize: Callable[[CompactState, int], CompactState]
     slots: int
+    round_steps: int = ROUND_STEPS
 
 
 def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, slots: int,
@@ -189,11 +190,12 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
         engine = Engine(programs.jit(init, name="compact-init", key=key),
                         programs.jit(advance, name="compact-advance", key=key),
                         programs.jit(finish, name="compact-finish", key=key), host_n_running)
-        return CompactOps(engine, programs.jit(next_phase, name="compact-next-phase", key=key), resize, slots)
+        return CompactOps(engine, programs.jit(next_phase, name="compact-next-phase", key=key), resize, slots,
+                          round_steps)
 
     ops = in_dtype(build, cfg.dtype)()
     eng = Engine(*(in_dtype(f, cfg.dtype) for f in ops.engine[:3]), ops.engine.n_running)
-    return CompactOps(eng, in_dtype(ops.next_phase, cfg.dtype), in_dtype(ops.resize, cfg.dtype), slots)
+    return CompactOps(eng, in_dtype(ops.next_phase, cfg.dtype), in_dtype(ops.resize, cfg.dtype), slots, round_steps)
 
 
 def _busy(s: CompactState) -> np.ndarray:
@@ -290,6 +292,6 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
     if n < len(runs):  # padding repeats the last run: copy its result
         res = jax.tree.map(lambda x: np.concatenate([x[:n], np.repeat(x[n - 1:n], len(runs) - n, axis=0)]), res)
     handed = np.asarray(state.handed)
-    stats = DescentStats(int(np.sum(res.steps[:n])), ROUND_STEPS * int(state.slot_rounds), int(state.phase) + 1,
+    stats = DescentStats(int(np.sum(res.steps[:n])), ops.round_steps * int(state.slot_rounds), int(state.phase) + 1,
                          int(handed[:n].sum()))
     return res, handed, stats

@@ -242,8 +242,11 @@ def _progress(enabled: bool) -> Any:
             speed = task.finished_speed or task.speed
             return Text(f"{speed:,.0f} runs/s" if speed else "… runs/s")
 
+    from rich.console import Console
+
+    # on stderr: stdout keeps only the tables, so `jaxsym sweep … > summary.txt` stays clean
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                    RunsPerSecond(""), TimeElapsedColumn(), TimeRemainingColumn())
+                    RunsPerSecond(""), TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
 
 
 # --------------------------------------------------------------------------------------------------

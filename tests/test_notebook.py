@@ -19,3 +19,25 @@ def test_colab_notebook_executes_on_cpu(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.get("output_type") == "error"]
     assert any("image/png" in o.get("data", {}) for o in outputs)
     assert os.environ["JAXSYM_NOTEBOOK_TINY"] == "1"
+
+
+def test_install_cell_builds_requirements_pip_accepts(tmp_path, monkeypatch):
+    """The install cell's helpers: PEP 508 requirements (no '#egg=' fragments), the extra from the runtime."""
+    from packaging.requirements import Requirement
+
+    nb = nbformat.read(ROOT / "notebooks" / "colab.ipynb", as_version=4)
+    ns: dict = {}
+    exec(nb.cells[1].source.split("SOURCE = ")[0], ns)  # the helpers, not the install itself
+    url = "git+https://example.org/jaxsym.git@v0.1"
+    for extra in ("", "cuda12", "tpu"):
+        req = Requirement(ns["pip_spec"](url, extra))
+        assert req.name == "jaxsym" and req.url == url and req.extras == ({extra} if extra else set())
+    assert ns["pip_spec"](str(ROOT), "cuda12") == f"{ROOT}[cuda12]"
+    monkeypatch.setattr(ns["shutil"], "which", lambda name: None)
+    monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
+    monkeypatch.delenv("TPU_ACCELERATOR_TYPE", raising=False)
+    assert ns["accelerator_extra"]() in ("", "tpu")  # "" unless this machine has /dev/accel0
+    monkeypatch.setenv("COLAB_TPU_ADDR", "10.0.0.2:8470")
+    assert ns["accelerator_extra"]() == "tpu"
+    monkeypatch.setattr(ns["shutil"], "which", lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi" else None)
+    assert ns["accelerator_extra"]() == "cuda12"
