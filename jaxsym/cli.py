@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -42,6 +43,8 @@ def sweep(
     coordinator: Annotated[str | None, typer.Option(help="multi-process: coordinator host:port")] = None,
     num_processes: Annotated[int | None, typer.Option(help="multi-process: number of processes")] = None,
     process_id: Annotated[int | None, typer.Option(help="multi-process: this process's id")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value, e.g. "
+                                                   "train.learning_rate=0.05 (repeatable)")] = None,
 ) -> None:
     """Run a sweep; running it again on the same --out resumes where it stopped."""
     import dataclasses
@@ -53,7 +56,7 @@ def sweep(
 
     use_compilation_cache()  # compiled programs are reused by later sweeps (JAXSYM_COMPILATION_CACHE=off: not)
     try:
-        cfg = cfgmod.load(config)
+        cfg = cfgmod.load(config, set_ or ())
         if chunk_size is not None:
             cfg = dataclasses.replace(cfg, chunk_size=chunk_size)
     except cfgmod.ConfigError as e:
@@ -77,6 +80,51 @@ def sweep(
     rd = RunDir(out)
     print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))
     console.print(f"tables in {rd.runs_table} and {rd.minima_table}")
+
+
+@app.command()
+def plan(
+    config: Annotated[Path, typer.Argument(help="sweep TOML file")],
+    out: Annotated[Path | None, typer.Option(help="results directory (default results/<name>): count what is done")]
+    = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value (repeatable)")]
+    = None,
+) -> None:
+    """Dry run: the cells, chunk sizes and memory a sweep would use, and what is already done; runs nothing."""
+    from rich.table import Table
+
+    from jaxsym import config as cfgmod
+    from jaxsym import plan as planmod
+    from jaxsym.rundir import SweepDirError
+
+    try:
+        cfg = cfgmod.load(config, set_ or ())
+        planmod.validate(cfg)
+    except cfgmod.ConfigError as e:
+        _fail(f"config error: {e}")
+    rd = RunDir(out or Path("results") / cfg.name)
+    fp = cfg.fingerprint()
+    t = Table(title=f"{cfg.name}: {len(cfg.cells())} cells × {cfg.runs:,} runs (fingerprint {fp})")
+    for col in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done"):
+        t.add_column(col, justify="right")
+    try:
+        same = rd.manifest.is_file() and json.loads(rd.manifest.read_text()).get("fingerprint") == fp
+    except (OSError, ValueError, AttributeError):
+        same = False
+    for cell in cfg.cells():
+        size = planmod.chunk_size_for(cfg, cell)
+        train_mb = planmod.train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype) * size / 2**20
+        cert_mb = planmod.certify_bytes_per_run(cell.d, cell.k, cell.teacher_width) / 2**20
+        try:
+            done = sum(b - a for a, b in (RunDir.chunk_range(p) for p, _ in rd.chunk_files(cell.label)
+                                          if same and rd.verify_chunk(fp, cell.label, p) is None))
+        except SweepDirError:
+            done = 0
+        t.add_row(cell.label, f"{size:,}", f"{-(-cfg.runs // size):,}", f"{train_mb:.1f}", f"{cert_mb:.2f}",
+                  f"{done:,}")
+    console.print(t)
+    console.print(f"results directory: {rd.root} ({'holds this sweep' if same else 'new or another sweep'}); "
+                  f"time depends on the steps runs need (see docs/benchmarks.md for rates on a CPU)")
 
 
 @app.command()

@@ -576,8 +576,30 @@ def from_manifest(data: dict[str, Any]) -> SweepConfig:
     return SweepConfig(**data)
 
 
-def load(path: str | Path) -> SweepConfig:
-    """Read and validate a sweep TOML file."""
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``raw`` with ``key=value`` settings applied, e.g. ``train.learning_rate=0.05``, ``grid.d=[4, 5]``,
+    ``name=quick``: the value is read as a TOML value (a bare word is a string)."""
+    out = json.loads(json.dumps(raw))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        path = key.strip().split(".")
+        if not sep or not all(path):
+            raise ConfigError(f"--set takes key=value (e.g. train.learning_rate=0.05), got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {text.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a section")
+        node[path[-1]] = value
+    return out
+
+
+def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
+    """Read and validate a sweep TOML file, with ``key=value`` overrides (:func:`apply_overrides`)."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -591,4 +613,4 @@ def load(path: str | Path) -> SweepConfig:
         raise ConfigError(f"cannot read {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
-    return from_dict(raw)
+    return from_dict(apply_overrides(raw, overrides))

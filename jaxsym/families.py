@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -450,9 +451,12 @@ def plot_family(table: object, spectra: object, title: str, path: object) -> dic
     ax.set_ylabel("loss F")
     ax.legend(fontsize=7)
     ax = axes[1]
-    ax.loglog(spectra["k"], spectra["hess_min"], "o-")
+    ax.plot(spectra["k"], spectra["hess_min"], "o-")  # signed: a family is a saddle before it is born
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=1e-4)
     ax.set_xlabel("k = d")
-    ax.set_ylabel("smallest Hessian eigenvalue")
+    ax.set_ylabel(r"smallest Hessian eigenvalue $\lambda_{\min}$")
     ax = axes[2]
     for _, r in spectra.iterrows():
         ax.scatter([r["k"]] * len(r["eig_values"]), r["eig_values"], s=6 + 4 * np.log2(np.asarray(r["eig_mults"])),
@@ -463,6 +467,7 @@ def plot_family(table: object, spectra: object, title: str, path: object) -> dic
     ax.set_ylabel("Hessian eigenvalues (size ~ log multiplicity)")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=200)
+    fig.savefig(Path(path).with_suffix(".pdf"))
     plt.close(fig)
     return fit

@@ -6,10 +6,12 @@
 - :func:`isotropy_type`: the same group written relative to ``k`` (``[9, 1]`` at k = 10 → ``Δ(S_{k−1}×S_1)``),
   so that one family of critical points has one label across k (reports, families, atlas).
 - :func:`ascii_name`: a plain-ASCII form of either (``D(S9xS1)``, ``D(S_{k-1}xS_1)``) for file names and shells.
+- :func:`tex_label`: either as Matplotlib mathtext (``$\\Delta(S_{k-1}\\times S_1)$``) for figure labels.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 
@@ -41,3 +43,12 @@ def isotropy_type(neuron_orbits: Sequence[int], k: int) -> str:
 def ascii_name(name: str) -> str:
     """``Δ(S9×S1)`` → ``D(S9xS1)``: the same name in plain ASCII."""
     return name.replace("Δ", "D").replace("×", "x").replace("−", "-")
+
+
+def tex_label(name: str) -> str:
+    """A group name as Matplotlib mathtext, so that figures show ``S_{k−1}`` as a subscript, not braces."""
+    if name in ("1", ""):
+        return name
+    body = name.replace("Δ", r"\Delta ").replace("×", r"\times ").replace("−", "-")
+    body = re.sub(r"S(\d+)", r"S_{\1}", body)  # S9 → S_{9}; S_{k-1} and S_1 are already subscripts
+    return f"${body}$"

@@ -26,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from jaxsym import config, results
 from jaxsym.certify import STATUSES
-from jaxsym.naming import isotropy_type
+from jaxsym.naming import isotropy_type, tex_label
 from jaxsym.rundir import RunDir, SweepDirError
 from jaxsym.summary import markdown, minima_table, status_table
 from jaxsym.sweep import finalize
@@ -83,10 +83,46 @@ def load_tables(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFra
     return cfg, runs, minima, state + note
 
 
-def fig_status(runs: pd.DataFrame, path: Path) -> None:
-    """Share per status vs k: one panel when k = d throughout, else one panel per d."""
+TYPE_COLOURS = ("tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive", "tab:cyan",
+                "tab:blue")  # isotropy types (green is the global minimum's)
+DPI = 200  # PNG resolution; every figure is also written as a PDF (vector) next to it, for papers
+
+
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.savefig(path, dpi=DPI)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+
+
+def _series(runs: pd.DataFrame) -> pd.Series:
+    """The part of each row's cell label beyond d and k (other grid axes: m, learning rate, target, …), so that
+    figures never pool cells that differ in anything but k."""
+    if "cell" not in runs:
+        return pd.Series("", index=runs.index)
+    return runs["cell"].astype(str).str.replace(r"^d\d+-k\d+-?", "", regex=True)
+
+
+def _panels(runs: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """One panel per d (one for all when k = d throughout) and per value of the other grid axes."""
     diagonal = bool((runs["k"] == runs["d"]).all())
-    groups = [("k = d", runs)] if diagonal else [(f"d = {d}", g) for d, g in runs.groupby("d")]
+    series = _series(runs)
+    out = []
+    for rest, g in runs.groupby(series, sort=True):
+        groups = [("k = d", g)] if diagonal else [(f"d = {d}", gd) for d, gd in g.groupby("d")]
+        out += [(f"{t}, {rest}" if rest else t, gg) for t, gg in groups]
+    return out
+
+
+def _types(df: pd.DataFrame) -> list[str]:
+    """The k-independent isotropy type of each row of a minima table ("global" for global minima)."""
+    return ["global" if st == "global" else isotropy_type(o, k)
+            for st, o, k in zip(df["status"], df["neuron_orbits"], df["k"])]
+
+
+def fig_status(runs: pd.DataFrame, path: Path) -> None:
+    """Share per status vs k: one panel when k = d throughout, else one panel per d (and per other grid value)."""
+    groups = _panels(runs)
+    diagonal = len(groups) == 1
     fig, axes = plt.subplots(1, len(groups), figsize=(6.4 if diagonal else 3.6 * len(groups), 4.0), squeeze=False)
     for ax, (title, g) in zip(axes[0], groups):
         counts = g.groupby("k")["status"].value_counts().unstack(fill_value=0)
@@ -107,8 +143,7 @@ def fig_status(runs: pd.DataFrame, path: Path) -> None:
     axes[0][0].set_ylabel("share of runs (%)")
     fig.suptitle("End points per status (95% Wilson intervals)", fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_losses(minima: pd.DataFrame, path: Path) -> None:
@@ -122,7 +157,7 @@ def fig_losses(minima: pd.DataFrame, path: Path) -> None:
             s = sel[sel["status"] == status]
             if len(s):
                 ax.scatter(s["k"], s["loss"], marker=marker, color=cmap(i % 10), s=20 + 10 * np.log10(s["count"]),
-                           label=f"{t} ({status})")
+                           label=f"{tex_label(t)} ({status})")
     ax.set_yscale("log")
     ax.set_xlabel("k (student neurons)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -133,8 +168,7 @@ def fig_losses(minima: pd.DataFrame, path: Path) -> None:
     else:  # none, or only not_converged ones (not plotted)
         ax.text(0.5, 0.5, "no non-global critical point found", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_loss_hist(runs: pd.DataFrame, path: Path) -> None:
@@ -153,8 +187,7 @@ def fig_loss_hist(runs: pd.DataFrame, path: Path) -> None:
     ax.set_title("Final losses")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def fig_spectra(minima: pd.DataFrame, path: Path) -> None:
@@ -172,14 +205,66 @@ def fig_spectra(minima: pd.DataFrame, path: Path) -> None:
             ax.scatter(r["eig_values"], r["eig_mults"], s=14, color=cmap(ks.index(r["k"])), label=f"k={r['k']}")
         ax.set_xscale("symlog", linthresh=1e-2)
         ax.set_yscale("log")
-        ax.set_title(kind, fontsize=9)
+        ax.set_title("global " + tex_label("ΔS_k") if kind.startswith("global") else tex_label(kind), fontsize=9)
         ax.set_xlabel("eigenvalue")
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("multiplicity")
     fig.suptitle("Hessian spectra of distinct critical points (one per type and k)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
+
+
+def fig_type_shares(runs: pd.DataFrame, minima: pd.DataFrame, path: Path) -> None:
+    """Share of runs ending in each isotropy type vs k, stacked (runs that are not certified critical points:
+    "other"); one panel per d and other grid value."""
+    key = ["cell", "orbit"]
+    typ = minima.assign(_type=_types(minima))[[*key, "_type"]]
+    r = runs.merge(typ, on=key, how="left")
+    r["_type"] = r["_type"].fillna("other")
+    kinds = ["global", *sorted(set(r["_type"]) - {"global", "other"}), "other"]
+    kinds = [t for t in kinds if (r["_type"] == t).any()]
+    palette = TYPE_COLOURS
+    groups = _panels(r)
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(6.4, 3.8 * len(groups)), 4.0), squeeze=False)
+    for ax, (title, g) in zip(axes[0], groups):
+        share = g.groupby("k")["_type"].value_counts(normalize=True).unstack(fill_value=0.0)
+        bottom = np.zeros(len(share))
+        for i, t in enumerate(kinds):
+            v = 100 * share[t].to_numpy() if t in share else np.zeros(len(share))
+            colour = "0.85" if t == "other" else COLOURS["global"] if t == "global" else palette[i % len(palette)]
+            ax.bar(share.index, v, bottom=bottom, color=colour, label=tex_label(t) if t not in ("global", "other")
+                   else t)
+            bottom += v
+        ax.set_xlabel("k (student neurons)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title, fontsize=10)
+    axes[0][0].set_ylabel("share of runs (%)")
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.suptitle("End points by isotropy type", fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def fig_lambda_min(minima: pd.DataFrame, path: Path) -> None:
+    """Signed smallest Hessian eigenvalue of each distinct critical point vs k, per isotropy type (symlog, so
+    that saddles below zero show)."""
+    m = minima.assign(_type=_types(minima))
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, (t, g) in enumerate(m.groupby("_type", sort=True)):
+        colour = COLOURS["global"] if t == "global" else TYPE_COLOURS[i % len(TYPE_COLOURS)]
+        ax.scatter(g["k"], g["hess_min"], s=24, color=colour, label=tex_label(t) if t != "global" else t)
+    ax.axhline(0, color="0.5", lw=0.8)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    top = float(np.nanmax(np.abs(m["hess_min"]))) if m["hess_min"].notna().any() else 1.0
+    lo = float(np.nanmin(m["hess_min"])) if m["hess_min"].notna().any() else 0.0
+    ax.set_ylim(min(-2e-3, 2 * lo), 2 * top)
+    ax.set_xlabel("k (student neurons)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(r"$\lambda_{\min}$ of the Hessian")
+    ax.set_title("Smallest Hessian eigenvalue of the distinct critical points")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
 
 
 def write_report(out: str | Path) -> Path:
@@ -215,10 +300,15 @@ def write_report(out: str | Path) -> Path:
         if not minima.empty:
             fig_losses(minima, figs / "losses.png")
             fig_spectra(minima, figs / "spectra.png")
+            fig_type_shares(runs, minima, figs / "types.png")
+            fig_lambda_min(minima, figs / "lambda_min.png")
             lines += ["## Distinct critical points (modulo the symmetry group)\n",
                       markdown(minima_table(minima, per_cell=12)), "",
+                      "![share of runs per isotropy type](figures/types.png)\n",
                       "![loss of distinct critical points](figures/losses.png)\n",
-                      "![Hessian spectra](figures/spectra.png)\n"]
+                      "![smallest Hessian eigenvalue](figures/lambda_min.png)\n",
+                      "![Hessian spectra](figures/spectra.png)\n",
+                      "Every figure is also in `figures/` as a PDF.\n"]
     path = out / "report.md"
     results.atomic_write_text("\n".join(lines), path)  # replaces a link rather than writing through it
     return path

@@ -32,6 +32,8 @@ def minima_table(minima: pd.DataFrame, per_cell: int | None = None) -> pd.DataFr
     if per_cell is not None:
         minima = (minima.sort_values("count", ascending=False, kind="stable").groupby("cell", sort=False)
                   .head(per_cell).sort_values(["d", "k", "cell", "orbit"], kind="stable"))
+    if "cell" in minima and (minima.groupby(["d", "k"])["cell"].nunique() > 1).any():  # other grid axes
+        cols = ["cell", *cols]
     return minima[cols]
 
 

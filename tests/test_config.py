@@ -155,3 +155,17 @@ def test_non_finite_numbers_are_refused(field, value):
 def test_duplicate_grid_values_are_refused():
     with pytest.raises(ConfigError, match=r"grid.d lists \[4\] more than once"):
         config.from_dict({**GOOD, "grid": {"d": [4, 5, 4], "k": "d"}})
+
+
+def test_overrides_set_nested_values_as_toml(tmp_path):
+    raw = {"name": "x", "seed": 0, "runs": 8, "grid": {"d": [4], "k": "d"}}
+    out = config.apply_overrides(raw, ["train.learning_rate=0.05", "grid.d=[4, 5]", "name=quick", "seed=3"])
+    assert out["train"]["learning_rate"] == 0.05 and out["grid"]["d"] == [4, 5]
+    assert out["name"] == "quick" and out["seed"] == 3 and raw["grid"]["d"] == [4]  # the input is not changed
+    cfg = config.from_dict(out)
+    assert cfg.train.learning_rate == 0.05 and cfg.d == (4, 5)
+    for bad in ("noequals", "=3", "a..b=1"):
+        with pytest.raises(ConfigError, match="key=value"):
+            config.apply_overrides(raw, [bad])
+    with pytest.raises(ConfigError, match="learning_rate"):
+        config.from_dict(config.apply_overrides(raw, ["train.learning_rate=-1"]))

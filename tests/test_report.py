@@ -23,9 +23,11 @@ def test_report_on_a_finished_sweep(tiny_cfg, tmp_path):
     assert res.exit_code == 0, res.output
     text = (tmp_path / "report.md").read_text()
     assert "State: **finished**" in text and "| d | k | runs |" in text and "ΔS4" in text
-    assert {"status.png", "loss_hist.png", "losses.png", "spectra.png"} <= _pngs_ok(tmp_path)
-    for name in ("status", "loss_hist", "losses", "spectra"):
+    names = ("status", "loss_hist", "losses", "spectra", "types", "lambda_min")
+    assert {f"{n}.png" for n in names} <= _pngs_ok(tmp_path)
+    for name in names:
         assert f"figures/{name}.png" in text
+        assert (tmp_path / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"  # vector copies for papers
 
 
 def test_report_on_a_partial_sweep(tiny_cfg, tmp_path):
@@ -75,3 +77,19 @@ def test_isotropy_type_labels():
     assert isotropy_type([6, 2, 1], 9) == "Δ(S_{k−3}×S_2×S_1)"
     assert isotropy_type([7], 7) == "ΔS_k"
     assert isotropy_type([1, 1, 1], 3) == "1"
+
+
+def test_figure_labels_are_mathtext_and_panels_split_other_grid_axes():
+    import pandas as pd
+
+    from jaxsym.naming import tex_label
+    from jaxsym.report import _panels
+
+    assert tex_label(isotropy_type([9, 1], 10)) == r"$\Delta (S_{k-1}\times S_1)$"
+    assert tex_label("Δ(S8×S2)") == r"$\Delta (S_{8}\times S_{2})$" and tex_label("1") == "1"
+    runs = pd.DataFrame({"d": [6, 6, 7, 7], "k": [6, 6, 7, 7], "status": ["global"] * 4,
+                         "cell": ["d6-k6-learning_rate=0.1", "d6-k6-learning_rate=0.5", "d7-k7-learning_rate=0.1",
+                                  "d7-k7-learning_rate=0.5"]})
+    panels = _panels(runs)
+    assert [t for t, _ in panels] == ["k = d, learning_rate=0.1", "k = d, learning_rate=0.5"]
+    assert all(len(g) == 2 and g["cell"].str.endswith(t.split(", ")[1]).all() for t, g in panels)

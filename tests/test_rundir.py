@@ -211,3 +211,14 @@ def test_io_errors_are_messages(tmp_path: Path):
     finally:
         ro.chmod(0o700)
     assert r.exit_code == 2 and "Permission denied" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_plan_is_a_dry_run_that_counts_verified_chunks(finished: Path, tmp_path: Path):
+    toml = tmp_path / "tiny.toml"
+    toml.write_text('name = "tiny"\nseed = 0\nruns = 24\nchunk_size = 8\n[grid]\nd = [4, 5]\nk = "d"\n'
+                    '[train]\nsteps = 2500\nlearning_rate = 0.1\ngrad_tol = 1e-6\n')
+    r = CliRunner().invoke(app, ["plan", str(toml), "--out", str(finished)])
+    assert r.exit_code == 0, r.output
+    assert "holds this sweep" in r.output and r.output.count("24") >= 2  # both cells done
+    r = CliRunner().invoke(app, ["plan", str(toml), "--out", str(tmp_path / "new"), "--set", "runs=40"])
+    assert r.exit_code == 0 and "new or another sweep" in r.output and not (tmp_path / "new").exists(), r.output
