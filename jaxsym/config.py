@@ -72,6 +72,8 @@ class TrainConfig:
       optimizer: one of :data:`OPTIMIZERS` (optax).
       learning_rate: step size (> 0), or ``"c/k"`` for ``c/k`` in each cell (the published ``"5/k"``).
       momentum: momentum for ``momentum``/``nesterov`` (default 0.9).
+      b1, b2: Adam's moment decay rates (``adam``, ``adamw``; optax's defaults 0.9, 0.999).
+      weight_decay: AdamW's decoupled weight decay (optax's default 1e-4).
       steps: step budget per run.
       grad_tol: per-run early stop when ‖∇F‖ ≤ grad_tol (in the training dtype).
       dtype: ``float32`` or ``float64``.
@@ -88,6 +90,9 @@ class TrainConfig:
     optimizer: str = "sgd"
     learning_rate: float | str = 0.1
     momentum: float = 0.9
+    b1: float = 0.9
+    b2: float = 0.999
+    weight_decay: float = 1e-4
     steps: int = 10000
     grad_tol: float = 1e-6
     dtype: str = "float32"
@@ -119,6 +124,12 @@ class TrainConfig:
                               f"{self.steps:,}")
         if not _is_real(self.momentum) or not 0 <= self.momentum < 1:
             raise ConfigError(f"train.momentum must be a number in [0, 1), got {self.momentum!r}")
+        for name in ("b1", "b2"):
+            v = getattr(self, name)
+            if not _is_real(v) or not 0 <= v < 1:
+                raise ConfigError(f"train.{name} must be a number in [0, 1), got {v!r}")
+        if not _is_real(self.weight_decay) or self.weight_decay < 0:
+            raise ConfigError(f"train.weight_decay must be a number >= 0, got {self.weight_decay!r}")
         if not _is_real(self.grad_tol) or not self.grad_tol >= 0:
             raise ConfigError(f"train.grad_tol must be >= 0, got {self.grad_tol!r}")
 
@@ -369,10 +380,14 @@ class SweepConfig:
         data = self.to_dict()
         for key in _NOT_RESULTS:
             data.pop(key)
+        for section, names in _ADDED_AFTER_0_1.items():  # 0.1 had no such fields: hash as it did
+            for name in names:
+                data[section].pop(name)
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 FINGERPRINT_SCHEMA = 2
+_ADDED_AFTER_0_1 = {"train": ("b1", "b2", "weight_decay")}
 _NOT_RESULTS = ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots")
 
 

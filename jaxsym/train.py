@@ -73,7 +73,7 @@ def make_optimizer(cfg: TrainConfig, schedule: optax.Schedule | None = None) -> 
     """The optax transformation named by ``cfg.optimizer`` (:mod:`jaxsym.optimizers`), at
     ``cfg.learning_rate`` or a ``schedule``."""
     lr = cfg.learning_rate if schedule is None else schedule
-    return optimizers.make(cfg.optimizer, lr, cfg.momentum)
+    return optimizers.make(cfg.optimizer, lr, optimizers.Hyper(cfg.momentum, cfg.b1, cfg.b2, cfg.weight_decay))
 
 
 class TrainState(NamedTuple):

@@ -169,3 +169,31 @@ def test_overrides_set_nested_values_as_toml(tmp_path):
             config.apply_overrides(raw, [bad])
     with pytest.raises(ConfigError, match="learning_rate"):
         config.from_dict(config.apply_overrides(raw, ["train.learning_rate=-1"]))
+
+
+@pytest.mark.parametrize("sweep, fingerprint", [
+    # computed by jaxsym 0.1 as landed at commit a0dc743: `git archive a0dc743 | tar -x -C /tmp/old && cd /tmp/old
+    # && python -c "from jaxsym import config; print(config.load('sweeps/demo.toml').fingerprint())"`
+    ("demo.toml", "1ffed392596b14ec"), ("safran_shamir.toml", "10d84a1bc1e4c052"), ("tiny.toml", "dfe928d589155394"),
+])
+def test_legacy_fingerprint_is_the_one_jaxsym_0_1_wrote(sweep, fingerprint):
+    assert config.load(ROOT / "sweeps" / sweep).legacy_fingerprint() == fingerprint
+
+
+def test_adam_hyperparameters_reach_the_optimizer():
+    import jax.numpy as jnp
+    import optax
+
+    from jaxsym.train import make_optimizer
+
+    g = jnp.array([1.0, -2.0])
+    for cfg, want in ((config.TrainConfig(optimizer="adam", b1=0.5, b2=0.9), optax.adam(0.1, b1=0.5, b2=0.9)),
+                      (config.TrainConfig(optimizer="adamw", weight_decay=0.3), optax.adamw(0.1, weight_decay=0.3))):
+        opt = make_optimizer(cfg)
+        got, _ = opt.update(g, opt.init(g), g)
+        ref, _ = want.update(g, want.init(g), g)
+        assert jnp.allclose(got, ref)
+    default, _ = make_optimizer(config.TrainConfig(optimizer="adamw")).update(g, optax.adamw(0.1).init(g), g)
+    assert not jnp.allclose(default, optax.adamw(0.1, weight_decay=0.3).update(g, optax.adamw(0.1).init(g), g)[0])
+    with pytest.raises(ConfigError, match="b1"):
+        config.TrainConfig(optimizer="adam", b1=1.5)
