@@ -45,6 +45,9 @@ def sweep(
     process_id: Annotated[int | None, typer.Option(help="multi-process: this process's id")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value, e.g. "
                                                    "train.learning_rate=0.05 (repeatable)")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="run share i of N independent jobs, 'i/N' (default from SLURM_ARRAY_TASK_ID / "
+             "SLURM_ARRAY_TASK_COUNT under a SLURM array); merge with `jaxsym merge DIR`")] = None,
 ) -> None:
     """Run a sweep; running it again on the same --out resumes where it stopped."""
     import dataclasses
@@ -62,11 +65,15 @@ def sweep(
     except cfgmod.ConfigError as e:
         _fail(f"config error: {e}")
     out = out or Path("results") / cfg.name
+    try:
+        shard_ix = _shard(shard)
+    except ValueError as e:
+        _fail(e)
     if distributed or coordinator is not None:
         from jaxsym.parallel import initialize_distributed
         initialize_distributed(coordinator, num_processes, process_id)
     try:
-        sw.run_sweep(cfg, out, progress=progress)
+        sw.run_sweep(cfg, out, progress=progress, shard=shard_ix)
     except cfgmod.ConfigError as e:
         _fail(f"config error: {e}")
     except sw.SweepDirError as e:
@@ -75,8 +82,42 @@ def sweep(
         _fail(f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}. Finished chunks are kept; fix this "
               f"and run the same command again to resume.")
     import jax
+    if shard_ix is not None:
+        console.print(f"shard {shard_ix[0]}/{shard_ix[1]} done; when every shard is, run: jaxsym merge {out}")
+        return
     if jax.process_index() != 0:
         return
+    rd = RunDir(out)
+    print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))
+    console.print(f"tables in {rd.runs_table} and {rd.minima_table}")
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"``, or the SLURM array's task id and count, or None."""
+    import os
+
+    if text is None:
+        task, count = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
+        if task is None or count is None:
+            return None
+        first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+        text = f"{int(task) - first}/{count}"
+    i, sep, n = text.partition("/")
+    if not sep or not i.strip().isdigit() or not n.strip().isdigit() or not 0 <= int(i) < int(n):
+        raise ValueError(f"--shard takes i/N with 0 <= i < N, e.g. 0/4; got {text!r}")
+    return int(i), int(n)
+
+
+@app.command()
+def merge(out: Annotated[Path, typer.Argument(help="results directory of a sharded sweep")]) -> None:
+    """Merge a sharded sweep's chunks into the tables once every shard is in (refuses, naming what is missing)."""
+    from jaxsym import sweep as sw
+    from jaxsym.summary import print_summary
+
+    try:
+        sw.merge(out)
+    except sw.SweepDirError as e:
+        _fail(e)
     rd = RunDir(out)
     print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))
     console.print(f"tables in {rd.runs_table} and {rd.minima_table}")

@@ -29,14 +29,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jaxsym import __version__, checkpoint, plan, results
-from jaxsym.config import Cell, SweepConfig
+from jaxsym.config import Cell, ConfigError, SweepConfig, from_manifest
 from jaxsym.parallel import n_local_devices
 from jaxsym.pipelines import choose
 from jaxsym.rundir import RunDir, SweepDirError
 
 log = logging.getLogger("jaxsym")
 
-__all__ = ["SweepDirError", "finalize", "run_sweep"]
+__all__ = ["SweepDirError", "finalize", "merge", "missing_runs", "run_sweep"]
 
 
 def sweep_manifest(cfg: SweepConfig) -> dict[str, Any]:
@@ -119,13 +119,17 @@ def iter_work(cfg: SweepConfig, rd: RunDir, process_index: int = 0, process_coun
 
 def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, process_index: int | None = None,
               process_count: int | None = None, on_chunk: Callable[[Cell, int, int], None] | None = None,
-              wait_timeout_s: float = 7 * 86400) -> None:
+              wait_timeout_s: float = 7 * 86400, shard: tuple[int, int] | None = None) -> None:
     """Run (or resume) every missing chunk of this process's share, then :func:`finalize` (process 0).
 
     ``process_index``/``process_count`` default to ``jax.process_index()``/``jax.process_count()``;
-    process 0 waits for the other processes' chunk files before merging. The directory's lock is held
-    throughout (one lock per process index): a second sweep on the same DIR is refused.
+    process 0 waits for the other processes' chunk files before merging. ``shard = (i, N)`` runs share ``i``
+    of ``N`` independent jobs (e.g. a SLURM array) and neither waits nor merges: :func:`merge` does, once all
+    shards are in. The directory's lock is held throughout (one lock per process or shard): a second sweep
+    of the same share on the same DIR is refused.
     """
+    if shard is not None:
+        process_index, process_count = shard
     rd = RunDir(Path(out))
     process_index = jax.process_index() if process_index is None else process_index
     process_count = jax.process_count() if process_count is None else process_count
@@ -141,9 +145,40 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
         prepare_dir(cfg, rd)
         with _log_to(rd):
             _run(cfg, rd, progress, process_index, process_count, on_chunk)
-            if process_index == 0:
+            if process_index == 0 and shard is None:
                 _wait_for_all_chunks(cfg, rd, wait_timeout_s)
                 finalize(cfg, rd.root, locked=True)
+
+
+def missing_runs(cfg: SweepConfig, rd: RunDir) -> dict[str, list[tuple[int, int]]]:
+    """Per cell, the run ranges no verified chunk covers (empty when the sweep is complete)."""
+    fp = cfg.fingerprint()
+    out = {}
+    for cell in cfg.cells():
+        done = [RunDir.chunk_range(p) for p, _ in rd.done_chunks(cell.label, fp)]
+        gaps = plan.missing_ranges(cfg.runs, done)
+        if gaps:
+            out[cell.label] = gaps
+    return out
+
+
+def merge(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Merge a sharded sweep (``run_sweep(..., shard=(i, N))`` for every i) once all its runs are in; refuses,
+    naming the missing runs, while any are missing. Takes the config from ``DIR/sweep.json``."""
+    rd = RunDir(Path(out))
+    if not rd.manifest.is_file():
+        raise SweepDirError(f"{rd.root} holds no sweep (no sweep.json)")
+    try:
+        cfg = from_manifest(json.loads(rd.manifest.read_text())["config"])
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
+        raise SweepDirError(f"{rd.manifest} is not a readable sweep manifest ({e})") from None
+    with rd.lock("merge"):
+        gaps = missing_runs(cfg, rd)
+        if gaps:
+            listed = "; ".join(f"{c}: runs {', '.join(f'{a}..{b - 1}' for a, b in g)}" for c, g in gaps.items())
+            raise SweepDirError(f"{rd.root} is missing runs, so it is not merged: {listed}. Run the shards that "
+                                f"hold them (the same command resumes), then merge again.")
+        return finalize(cfg, rd.root, locked=True)
 
 
 def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, process_count: int,

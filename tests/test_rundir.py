@@ -222,3 +222,24 @@ def test_plan_is_a_dry_run_that_counts_verified_chunks(finished: Path, tmp_path:
     assert "holds this sweep" in r.output and r.output.count("24") >= 2  # both cells done
     r = CliRunner().invoke(app, ["plan", str(toml), "--out", str(tmp_path / "new"), "--set", "runs=40"])
     assert r.exit_code == 0 and "new or another sweep" in r.output and not (tmp_path / "new").exists(), r.output
+
+
+def test_shards_then_merge_equal_one_unsharded_run(finished: Path, tmp_path: Path):
+    toml = tmp_path / "tiny.toml"
+    toml.write_text('name = "tiny"\nseed = 0\nruns = 24\nchunk_size = 8\n[grid]\nd = [4, 5]\nk = "d"\n'
+                    '[train]\nsteps = 2500\nlearning_rate = 0.1\ngrad_tol = 1e-6\n')
+    d = tmp_path / "sharded"
+    r = CliRunner().invoke(app, ["sweep", str(toml), "--out", str(d), "--shard", "1/2", "--no-progress"])
+    assert r.exit_code == 0 and "jaxsym merge" in r.output, r.output
+    assert not (d / "runs.parquet").exists()  # a shard does not merge
+    r = CliRunner().invoke(app, ["merge", str(d)])
+    assert r.exit_code == 2 and "missing runs" in r.output and "d4-k4: runs 0..7, 16..23" in r.output, r.output
+    r = CliRunner().invoke(app, ["sweep", str(toml), "--out", str(d), "--no-progress"],
+                           env={"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "2"})
+    assert r.exit_code == 0 and "shard 0/2" in r.output, r.output
+    r = CliRunner().invoke(app, ["merge", str(d)])
+    assert r.exit_code == 0, r.output
+    _same(_tables(d), _tables(finished))
+    for bad in ("2/2", "x", "1/0"):
+        r = CliRunner().invoke(app, ["sweep", str(toml), "--out", str(d), "--shard", bad])
+        assert r.exit_code == 2 and "i/N" in r.output
