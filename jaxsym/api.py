@@ -15,6 +15,7 @@ directory (see :func:`jaxsym.report.load_tables`).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,23 @@ class Results:
     runs: pd.DataFrame
     minima: pd.DataFrame
     state: str
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """``sweep.json``: the config, its fingerprint and what made the directory (``made_by``: versions,
+        backend, device, git revision)."""
+        return manifest(self.dir)
+
+    @property
+    def thresholds(self) -> dict[str, Any]:
+        """The certificate thresholds the statuses were decided with."""
+        return dict(self.manifest.get("thresholds", {}))
+
+    def report(self, formats: tuple[str, ...] = ("png", "pdf")) -> Path:
+        """Write ``DIR/report.md`` with its figures (:func:`jaxsym.report.write_report`); returns its path."""
+        from jaxsym.report import write_report
+
+        return write_report(self.dir, formats=formats)
 
     def shares(self) -> pd.DataFrame:
         """Share of runs per status (columns) in each cell (rows ``(d, k, m)``)."""
@@ -71,12 +89,14 @@ def _as_config(cfg: str | Path | dict[str, Any] | config.SweepConfig) -> config.
 
 
 def run(cfg: str | Path | dict[str, Any] | config.SweepConfig, out: str | Path | None = None, *,
-        progress: bool = True) -> Results:
+        progress: bool = True, on_chunk: Callable[[str, pd.DataFrame], None] | None = None) -> Results:
     """Run (or resume) a sweep and return its :class:`Results`.
 
     ``cfg`` is a sweep TOML path, a dict of the same keys, or a :class:`~jaxsym.config.SweepConfig`; ``out``
-    defaults to ``results/<name>``. Raises :class:`~jaxsym.config.ConfigError` for a bad config and
-    :class:`~jaxsym.rundir.SweepDirError` for a directory that cannot be used (another sweep's, locked).
+    defaults to ``results/<name>``. ``on_chunk(cell_label, rows)`` is called after each chunk is written, with
+    its rows (chunk-local orbit ids), e.g. to log to an experiment tracker. Raises
+    :class:`~jaxsym.config.ConfigError` for a bad config and :class:`~jaxsym.rundir.SweepDirError` for a
+    directory that cannot be used (another sweep's, locked).
     """
     from jaxsym.parallel import use_compilation_cache
     from jaxsym.sweep import run_sweep
@@ -87,7 +107,13 @@ def run(cfg: str | Path | dict[str, Any] | config.SweepConfig, out: str | Path |
 
     if not jax.config.jax_compilation_cache_dir:  # keep a cache the user configured
         use_compilation_cache()
-    run_sweep(c, out, progress=progress)
+    rd = RunDir(out)
+
+    def chunk_done(cell: config.Cell, start: int, stop: int) -> None:
+        if on_chunk is not None:
+            on_chunk(cell.label, pd.read_parquet(rd.chunk_paths(cell.label, start, stop)[0]))
+
+    run_sweep(c, out, progress=progress, on_chunk=chunk_done)
     return load(out)
 
 

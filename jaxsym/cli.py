@@ -169,14 +169,16 @@ def plan(
 
 
 @app.command()
-def report(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
+def report(out: Annotated[Path, typer.Argument(help="results directory")],
+           format_: Annotated[str, typer.Option("--format", help="figure formats, e.g. png,pdf,svg")] = "png,pdf",
+           ) -> None:
     """Write DIR/report.md with PNG figures (works on finished, running, interrupted and empty sweeps)."""
     from jaxsym.report import write_report
     from jaxsym.rundir import SweepDirError
 
     try:
-        path = write_report(out)
-    except (SweepDirError, OSError) as e:
+        path = write_report(out, tuple(f.strip().lower() for f in format_.split(",") if f.strip()))
+    except (SweepDirError, OSError, ValueError) as e:
         _fail(e)
     console.print(f"report written to {path}")
 

@@ -369,7 +369,7 @@ class SweepConfig:
         leaves every existing fingerprint (and results directory) valid; changing a default that changes
         results must bump :data:`FINGERPRINT_SCHEMA`."""
         data = _non_default(self)
-        for key in _NOT_RESULTS:
+        for key in NOT_RESULTS:
             data.pop(key, None)
         data["schema"] = FINGERPRINT_SCHEMA
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -378,7 +378,7 @@ class SweepConfig:
         """The fingerprint of jaxsym ≤ 0.1 (every field, defaults included): accepted for directories made
         then, whose ``sweep.json`` is upgraded."""
         data = self.to_dict()
-        for key in _NOT_RESULTS:
+        for key in NOT_RESULTS:
             data.pop(key)
         for section, names in _ADDED_AFTER_0_1.items():  # 0.1 had no such fields: hash as it did
             for name in names:
@@ -388,7 +388,7 @@ class SweepConfig:
 
 FINGERPRINT_SCHEMA = 2
 _ADDED_AFTER_0_1 = {"train": ("b1", "b2", "weight_decay")}
-_NOT_RESULTS = ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots")
+NOT_RESULTS = ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots")
 
 
 def _non_default(obj: Any) -> dict[str, Any]:

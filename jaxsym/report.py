@@ -88,9 +88,14 @@ TYPE_COLOURS = ("tab:orange", "tab:red", "tab:purple", "tab:brown", "tab:pink", 
 DPI = 200  # PNG resolution; every figure is also written as a PDF (vector) next to it, for papers
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
-    fig.savefig(path, dpi=DPI)
-    fig.savefig(path.with_suffix(".pdf"))
+FORMATS = ("png", "pdf", "svg")
+Formats = tuple[str, ...]
+
+
+def _save(fig: plt.Figure, path: Path, formats: Formats) -> None:
+    """``path`` (a .png name) in every format asked for: PNG at :data:`DPI`, PDF and SVG as vectors."""
+    for fmt in formats:
+        fig.savefig(path.with_suffix(f".{fmt}"), dpi=DPI if fmt == "png" else None)
     plt.close(fig)
 
 
@@ -119,7 +124,7 @@ def _types(df: pd.DataFrame) -> list[str]:
             for st, o, k in zip(df["status"], df["neuron_orbits"], df["k"])]
 
 
-def fig_status(runs: pd.DataFrame, path: Path) -> None:
+def fig_status(runs: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")) -> None:
     """Share per status vs k: one panel when k = d throughout, else one panel per d (and per other grid value)."""
     groups = _panels(runs)
     diagonal = len(groups) == 1
@@ -143,10 +148,10 @@ def fig_status(runs: pd.DataFrame, path: Path) -> None:
     axes[0][0].set_ylabel("share of runs (%)")
     fig.suptitle("End points per status (95% Wilson intervals)", fontsize=11)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, formats)
 
 
-def fig_losses(minima: pd.DataFrame, path: Path) -> None:
+def fig_losses(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     crit = minima[minima["status"] != "global"]
     types = sorted({isotropy_type(o, k) for o, k in zip(crit["neuron_orbits"], crit["k"])})
@@ -168,10 +173,10 @@ def fig_losses(minima: pd.DataFrame, path: Path) -> None:
     else:  # none, or only not_converged ones (not plotted)
         ax.text(0.5, 0.5, "no non-global critical point found", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, formats)
 
 
-def fig_loss_hist(runs: pd.DataFrame, path: Path) -> None:
+def fig_loss_hist(runs: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     loss = runs["loss"].to_numpy(dtype=float)
     floor = 1e-16
@@ -187,10 +192,10 @@ def fig_loss_hist(runs: pd.DataFrame, path: Path) -> None:
     ax.set_title("Final losses")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, formats)
 
 
-def fig_spectra(minima: pd.DataFrame, path: Path) -> None:
+def fig_spectra(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")) -> None:
     types = []
     for _, r in minima.iterrows():
         types.append("global ΔS_k" if r["status"] == "global" else isotropy_type(r["neuron_orbits"], r["k"]))
@@ -211,10 +216,10 @@ def fig_spectra(minima: pd.DataFrame, path: Path) -> None:
     axes[0][0].set_ylabel("multiplicity")
     fig.suptitle("Hessian spectra of distinct critical points (one per type and k)", fontsize=10)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, formats)
 
 
-def fig_type_shares(runs: pd.DataFrame, minima: pd.DataFrame, path: Path) -> None:
+def fig_type_shares(runs: pd.DataFrame, minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")) -> None:
     """Share of runs ending in each isotropy type vs k, stacked (runs that are not certified critical points:
     "other"); one panel per d and other grid value."""
     key = ["cell", "orbit"]
@@ -242,10 +247,10 @@ def fig_type_shares(runs: pd.DataFrame, minima: pd.DataFrame, path: Path) -> Non
     axes[0][-1].legend(fontsize=7, loc="lower left")
     fig.suptitle("End points by isotropy type", fontsize=11)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, formats)
 
 
-def fig_lambda_min(minima: pd.DataFrame, path: Path) -> None:
+def fig_lambda_min(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")) -> None:
     """Signed smallest Hessian eigenvalue of each distinct critical point vs k, per isotropy type (symlog, so
     that saddles below zero show)."""
     m = minima.assign(_type=_types(minima))
@@ -264,11 +269,16 @@ def fig_lambda_min(minima: pd.DataFrame, path: Path) -> None:
     ax.set_title("Smallest Hessian eigenvalue of the distinct critical points")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    _save(fig, path)
+    _save(fig, path, formats)
 
 
-def write_report(out: str | Path) -> Path:
-    """Write ``DIR/report.md`` (and figures) for the sweep in ``DIR``; returns the report's path."""
+def write_report(out: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> Path:
+    """Write ``DIR/report.md`` (and figures in ``formats``, from :data:`FORMATS`; the report shows the PNGs,
+    which are always written) for the sweep in ``DIR``; returns the report's path."""
+    bad = set(formats) - set(FORMATS)
+    if bad:
+        raise ValueError(f"figure formats must be among {FORMATS}, got {sorted(bad)}")
+    formats = ("png", *(f for f in formats if f != "png"))
     out = Path(out)
     cfg, runs, minima, state = load_tables(out)
     figs = out / "figures"
@@ -292,23 +302,23 @@ def write_report(out: str | Path) -> Path:
     if runs.empty:
         lines.append("No finished runs to report yet.\n")
     else:
-        fig_status(runs, figs / "status.png")
-        fig_loss_hist(runs, figs / "loss_hist.png")
+        fig_status(runs, figs / "status.png", formats)
+        fig_loss_hist(runs, figs / "loss_hist.png", formats)
         lines += ["## End points per cell\n", markdown(status_table(runs), ".1f"), "",
                   "![share of runs per status](figures/status.png)\n",
                   "![histogram of final losses](figures/loss_hist.png)\n"]
         if not minima.empty:
-            fig_losses(minima, figs / "losses.png")
-            fig_spectra(minima, figs / "spectra.png")
-            fig_type_shares(runs, minima, figs / "types.png")
-            fig_lambda_min(minima, figs / "lambda_min.png")
+            fig_losses(minima, figs / "losses.png", formats)
+            fig_spectra(minima, figs / "spectra.png", formats)
+            fig_type_shares(runs, minima, figs / "types.png", formats)
+            fig_lambda_min(minima, figs / "lambda_min.png", formats)
             lines += ["## Distinct critical points (modulo the symmetry group)\n",
                       markdown(minima_table(minima, per_cell=12)), "",
                       "![share of runs per isotropy type](figures/types.png)\n",
                       "![loss of distinct critical points](figures/losses.png)\n",
                       "![smallest Hessian eigenvalue](figures/lambda_min.png)\n",
                       "![Hessian spectra](figures/spectra.png)\n",
-                      "Every figure is also in `figures/` as a PDF.\n"]
+                      f"Every figure is in `figures/` as {', '.join(formats).upper()}.\n"]
     path = out / "report.md"
     results.atomic_write_text("\n".join(lines), path)  # replaces a link rather than writing through it
     return path

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from jaxsym import __version__, checkpoint, plan, results
-from jaxsym.config import Cell, ConfigError, SweepConfig, from_manifest
+from jaxsym.config import NOT_RESULTS, Cell, ConfigError, SweepConfig, from_manifest
 from jaxsym.parallel import n_local_devices
 from jaxsym.pipelines import choose
 from jaxsym.rundir import RunDir, SweepDirError
@@ -53,6 +53,31 @@ def sweep_manifest(cfg: SweepConfig) -> dict[str, Any]:
                         "device": getattr(dev, "device_kind", str(dev)), "devices": jax.device_count(),
                         "git": _git_revision()},
             "thresholds": {**cfg.to_dict()["certify"], **(cfg.to_dict()["sampled"] or {})}}
+
+
+def _differences(old: Any, cfg: SweepConfig) -> str:
+    """``; differing: train.learning_rate 0.1 → 0.05, seed 0 → 1`` (settings that change results), or ""."""
+    if not isinstance(old, dict):
+        return ""
+    new = cfg.to_dict()
+    diffs = []
+
+    def walk(a: Any, b: Any, prefix: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                if not prefix and key in NOT_RESULTS:
+                    continue
+                walk(a.get(key), b.get(key), f"{prefix}{key}.")
+        elif a != b and not (isinstance(a, list) and isinstance(b, (list, tuple)) and list(map(_plain, a))
+                             == list(map(_plain, b))):
+            diffs.append(f"{prefix[:-1]} {a!r} → {b!r}")
+
+    walk(old, new, "")
+    return f"; differing: {', '.join(diffs[:8])}" if diffs else ""
+
+
+def _plain(x: Any) -> Any:
+    return list(map(_plain, x)) if isinstance(x, (list, tuple)) else x
 
 
 def _git_revision() -> str | None:
@@ -91,8 +116,8 @@ def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
         elif old.get("fingerprint") != cfg.fingerprint():
             raise SweepDirError(
                 f"{out} holds results of a different sweep config (fingerprint {old.get('fingerprint')}, "
-                f"this config {cfg.fingerprint()}). Use another --out DIR, or restore the original config. "
-                f"Nothing was changed."
+                f"this config {cfg.fingerprint()}){_differences(old.get('config'), cfg)}. Use another --out DIR, "
+                f"or restore the original config. Nothing was changed."
             )
     else:
         try:
@@ -188,6 +213,8 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
     log.info("sweep %s (process %d/%d, %d local devices): %d cells, %d runs each, %d chunks to run", cfg.name,
              process_index, process_count, n_local_devices(), len(work), cfg.runs, sum(len(c) for _, _, c in work))
     with _progress(progress) as bar:
+        total = bar.add_task("all cells", total=cfg.runs * len(work), completed=sum(d for _, d, _ in work)) \
+            if bar is not None else None
         for cell, done, chunks in work:
             task = bar.add_task(cell.label, total=cfg.runs, completed=done) if bar else None
             if not chunks:
@@ -205,6 +232,7 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
                          f" {stats}" if stats else "")
                 if bar is not None:
                     bar.advance(task, stop - start)
+                    bar.advance(total, stop - start)  # its ETA is the sweep's
                 if on_chunk is not None:
                     on_chunk(cell, start, stop)
 
@@ -302,7 +330,8 @@ def finalize(cfg: SweepConfig, out: str | Path, *, locked: bool = False) -> tupl
         with rd.lock("merge"):
             return finalize(cfg, out, locked=True)
     out = rd.root
-    meta = {"thresholds": sweep_manifest(cfg)["thresholds"], "fingerprint": cfg.fingerprint()}
+    manifest = sweep_manifest(cfg)
+    meta = {"thresholds": manifest["thresholds"], "fingerprint": cfg.fingerprint(), "made_by": manifest["made_by"]}
     all_minima: list[dict[str, Any]] = []
     tmp = out / f".runs.parquet.{os.getpid()}.tmp"
     writer: pq.ParquetWriter | None = None

@@ -28,3 +28,21 @@ def test_run_and_load_give_the_directory_tables(tmp_path):
 def test_load_refuses_what_is_not_a_sweep(tmp_path):
     with pytest.raises(SweepDirError, match="no sweep"):
         jaxsym.load(tmp_path)
+
+
+def test_notebook_style_run_load_report_and_chunk_callback(tmp_path):
+    seen = []
+    res = jaxsym.run({**TINY, "runs": 16}, tmp_path, progress=True, on_chunk=lambda cell, rows: seen.append(
+        (cell, len(rows), int(rows["run"].min()))))
+    assert sorted(seen) == [("d4-k4", 8, 0), ("d4-k4", 8, 8), ("d5-k5", 8, 0), ("d5-k5", 8, 8)]
+    res = jaxsym.load(tmp_path)
+    assert res.thresholds["grad_tol"] == res.config.certify.grad_tol
+    assert res.manifest["made_by"]["jax"] and res.manifest["fingerprint"] == res.config.fingerprint()
+    from jaxsym.results import read_metadata
+
+    assert read_metadata(tmp_path / "runs.parquet")["made_by"] == res.manifest["made_by"]  # provenance in tables
+    path = res.report(formats=("png", "svg"))
+    assert path.exists() and (tmp_path / "figures" / "status.svg").exists()
+    assert not (tmp_path / "figures" / "status.pdf").exists()
+    with pytest.raises(ValueError, match="formats"):
+        res.report(formats=("gif",))
