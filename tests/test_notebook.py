@@ -4,6 +4,7 @@ import os
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,3 +42,25 @@ def test_install_cell_builds_requirements_pip_accepts(tmp_path, monkeypatch):
     assert ns["accelerator_extra"]() == "tpu"
     monkeypatch.setattr(ns["shutil"], "which", lambda name: "/usr/bin/nvidia-smi" if name == "nvidia-smi" else None)
     assert ns["accelerator_extra"]() == "cuda12"
+
+
+@pytest.mark.slow
+def test_install_cell_installs_a_built_wheel_in_a_fresh_environment(tmp_path):
+    """Build jaxsym's wheel, then run the notebook's install cell with JAXSYM_SOURCE = that wheel in a new
+    virtual environment (dependencies from the package index): it must end importing jaxsym."""
+    import subprocess
+    import sys
+    import venv
+
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+                   check=True, timeout=600)
+    (wheel,) = wheels.glob("jaxsym-*.whl")
+    env_dir = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=True).create(env_dir)
+    python = env_dir / "bin" / "python"
+    nb = nbformat.read(ROOT / "notebooks" / "colab.ipynb", as_version=4)
+    r = subprocess.run([str(python), "-c", nb.cells[1].source], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=1500, env={**os.environ, "JAXSYM_SOURCE": str(wheel), "PYTHONPATH": ""})
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    assert r.stdout.strip().endswith(f"jaxsym {wheel.name.split('-')[1]}")

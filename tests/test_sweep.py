@@ -83,7 +83,7 @@ def test_a_dir_from_another_config_is_refused(tiny_cfg, tmp_path):
     run_sweep(tiny_cfg, tmp_path, progress=False)
     before = (tmp_path / "runs.parquet").read_bytes()
     other = dataclasses.replace(tiny_cfg, seed=1)
-    with pytest.raises(SweepDirError, match="different sweep config.*differing: seed 0 → 1"):
+    with pytest.raises(SweepDirError, match=r"different sweep config.*differing: seed 0 → 1"):
         run_sweep(other, tmp_path, progress=False)
     other = dataclasses.replace(tiny_cfg, train=dataclasses.replace(tiny_cfg.train, learning_rate=0.2), chunk_size=4)
     with pytest.raises(SweepDirError, match=r"differing: train\.learning_rate 0\.1 → 0\.2$|differing: train\."

@@ -1,0 +1,136 @@
+"""Sweeps from Python: :func:`run` a sweep (or resume it) and :func:`load` a results directory as one object.
+
+    import jaxsym
+    res = jaxsym.run("sweeps/tiny.toml", "results/tiny")       # or a dict, or a SweepConfig
+    res.runs, res.minima                                        # pandas DataFrames (runs.parquet, minima.parquet)
+    res.shares()                                                # share of each status per cell
+    res = jaxsym.load("results/tiny")                           # later, in another session
+
+Both go through the same driver as ``jaxsym sweep`` (:func:`jaxsym.sweep.run_sweep`), so a sweep started from
+a notebook resumes from the shell and the other way round; :func:`load` never runs code named by the
+directory (see :func:`jaxsym.report.load_tables`).
+
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from jaxsym import config
+from jaxsym.rundir import RunDir, SweepDirError
+
+
+@dataclass(frozen=True)
+class Results:
+    """A sweep's results directory, read.
+
+    Attributes:
+      dir: the results directory.
+      config: the sweep's :class:`~jaxsym.config.SweepConfig` (from ``sweep.json``).
+      runs: one row per run (``runs.parquet``; empty when nothing is merged yet).
+      minima: one row per distinct critical point modulo the group (``minima.parquet``).
+      state: ``"finished"``, ``"partial: …"``, or why there are no tables yet.
+    """
+
+    dir: Path
+    config: config.SweepConfig
+    runs: pd.DataFrame
+    minima: pd.DataFrame
+    state: str
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        """``sweep.json``: the config, its fingerprint and what made the directory (``made_by``: versions,
+        backend, device, git revision)."""
+        return manifest(self.dir)
+
+    @property
+    def thresholds(self) -> dict[str, Any]:
+        """The certificate thresholds the statuses were decided with."""
+        return dict(self.manifest.get("thresholds", {}))
+
+    def report(self, formats: tuple[str, ...] = ("png", "pdf")) -> Path:
+        """Write ``DIR/report.md`` with its figures (:func:`jaxsym.report.write_report`); returns its path."""
+        from jaxsym.report import write_report
+
+        return write_report(self.dir, formats=formats)
+
+    def shares(self) -> pd.DataFrame:
+        """Share of runs per status (columns) in each cell (rows ``(d, k, m)``)."""
+        if self.runs.empty:
+            return pd.DataFrame()
+        keys = [c for c in ("d", "k", "m") if c in self.runs]
+        return self.runs.groupby(keys)["status"].value_counts(normalize=True).unstack(fill_value=0.0)
+
+    def __repr__(self) -> str:
+        return (f"Results({str(self.dir)!r}: {self.config.name}, {self.state}; {len(self.runs)} runs, "
+                f"{len(self.minima)} distinct critical points)")
+
+    def _repr_html_(self) -> str:
+        """A notebook shows the state and the status shares per cell."""
+        from html import escape
+
+        head = f"<p><b>jaxsym results</b> <code>{escape(str(self.dir))}</code>: {escape(repr(self)[8:-1])}</p>"
+        return head if self.runs.empty else head + self.shares().round(3).to_html()
+
+
+def _as_config(cfg: str | Path | dict[str, Any] | config.SweepConfig) -> config.SweepConfig:
+    if isinstance(cfg, config.SweepConfig):
+        return cfg
+    if isinstance(cfg, dict):
+        return config.from_dict(cfg)
+    return config.load(cfg)
+
+
+def run(cfg: str | Path | dict[str, Any] | config.SweepConfig, out: str | Path | None = None, *,
+        progress: bool = True, on_chunk: Callable[[str, pd.DataFrame], None] | None = None) -> Results:
+    """Run (or resume) a sweep and return its :class:`Results`.
+
+    ``cfg`` is a sweep TOML path, a dict of the same keys, or a :class:`~jaxsym.config.SweepConfig`; ``out``
+    defaults to ``results/<name>``. ``on_chunk(cell_label, rows)`` is called after each chunk is written, with
+    its rows (chunk-local orbit ids), e.g. to log to an experiment tracker. Raises
+    :class:`~jaxsym.config.ConfigError` for a bad config and :class:`~jaxsym.rundir.SweepDirError` for a
+    directory that cannot be used (another sweep's, locked).
+    """
+    from jaxsym.parallel import use_compilation_cache
+    from jaxsym.sweep import run_sweep
+
+    c = _as_config(cfg)
+    out = Path(out) if out is not None else Path("results") / c.name
+    import jax
+
+    if not jax.config.jax_compilation_cache_dir:  # keep a cache the user configured
+        use_compilation_cache()
+    rd = RunDir(out)
+
+    def chunk_done(cell: config.Cell, start: int, stop: int) -> None:
+        if on_chunk is not None:
+            on_chunk(cell.label, pd.read_parquet(rd.chunk_paths(cell.label, start, stop)[0]))
+
+    run_sweep(c, out, progress=progress, on_chunk=chunk_done)
+    return load(out)
+
+
+def load(out: str | Path) -> Results:
+    """Read a results directory (finished, partial or empty) as :class:`Results`; merges finished chunks
+    first when the tables are missing or older (never for a sweep whose merge would run a user sampler)."""
+    from jaxsym.report import load_tables
+
+    out = Path(out)
+    cfg, runs, minima, state = load_tables(out)
+    return Results(out, cfg, runs, minima, state)
+
+
+def manifest(out: str | Path) -> dict[str, Any]:
+    """``DIR/sweep.json`` as a dict (config, fingerprint, versions, thresholds)."""
+    rd = RunDir(Path(out))
+    try:
+        return json.loads(rd.manifest.read_text())
+    except (OSError, ValueError) as e:
+        raise SweepDirError(f"{rd.manifest} is not readable ({e})") from None

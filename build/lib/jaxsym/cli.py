@@ -1,0 +1,266 @@
+"""Command line: ``jaxsym sweep CONFIG [--out DIR]``, ``jaxsym report DIR``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from jaxsym.rundir import RunDir
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Map the critical points of shallow ReLU networks and explain them by symmetry.")
+console = Console(stderr=True, soft_wrap=True)  # paths in messages are not broken across lines
+
+
+def _version(value: bool) -> None:
+    if value:
+        import jax
+
+        from jaxsym import __version__
+        print(f"jaxsym {__version__} (jax {jax.__version__}, backend {jax.default_backend()})")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                               help="print the versions and exit")] = False) -> None:
+    """Map the critical points of shallow ReLU networks and explain them by symmetry."""
+
+
+@app.command()
+def sweep(
+    config: Annotated[Path, typer.Argument(help="sweep TOML file, e.g. sweeps/demo.toml")],
+    out: Annotated[Path | None, typer.Option(help="results directory (default results/<name>)")] = None,
+    progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    chunk_size: Annotated[int | None, typer.Option(help="override the config's chunk size")] = None,
+    distributed: Annotated[bool, typer.Option(help="jax.distributed.initialize() (auto-detects SLURM, TPU pods)")]
+    = False,
+    coordinator: Annotated[str | None, typer.Option(help="multi-process: coordinator host:port")] = None,
+    num_processes: Annotated[int | None, typer.Option(help="multi-process: number of processes")] = None,
+    process_id: Annotated[int | None, typer.Option(help="multi-process: this process's id")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value, e.g. "
+                                                   "train.learning_rate=0.05 (repeatable)")] = None,
+    shard: Annotated[str | None, typer.Option(
+        help="run share i of N independent jobs, 'i/N' (default from SLURM_ARRAY_TASK_ID / "
+             "SLURM_ARRAY_TASK_COUNT under a SLURM array); merge with `jaxsym merge DIR`")] = None,
+) -> None:
+    """Run a sweep; running it again on the same --out resumes where it stopped."""
+    import dataclasses
+
+    from jaxsym import config as cfgmod
+    from jaxsym import sweep as sw
+    from jaxsym.parallel import use_compilation_cache
+    from jaxsym.summary import print_summary
+
+    use_compilation_cache()  # compiled programs are reused by later sweeps (JAXSYM_COMPILATION_CACHE=off: not)
+    try:
+        cfg = cfgmod.load(config, set_ or ())
+        if chunk_size is not None:
+            cfg = dataclasses.replace(cfg, chunk_size=chunk_size)
+    except cfgmod.ConfigError as e:
+        _fail(f"config error: {e}")
+    out = out or Path("results") / cfg.name
+    try:
+        shard_ix = _shard(shard)
+    except ValueError as e:
+        _fail(e)
+    if distributed or coordinator is not None:
+        from jaxsym.parallel import initialize_distributed
+        initialize_distributed(coordinator, num_processes, process_id)
+    try:
+        sw.run_sweep(cfg, out, progress=progress, shard=shard_ix)
+    except cfgmod.ConfigError as e:
+        _fail(f"config error: {e}")
+    except sw.SweepDirError as e:
+        _fail(e)
+    except OSError as e:  # disk full, read-only, file-size limit: chunks already written are kept
+        _fail(f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}. Finished chunks are kept; fix this "
+              f"and run the same command again to resume.")
+    import jax
+    if shard_ix is not None:
+        console.print(f"shard {shard_ix[0]}/{shard_ix[1]} done; when every shard is, run: jaxsym merge {out}")
+        return
+    if jax.process_index() != 0:
+        return
+    rd = RunDir(out)
+    print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))
+    console.print(f"tables in {rd.runs_table} and {rd.minima_table}")
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"``, or the SLURM array's task id and count, or None."""
+    import os
+
+    if text is None:
+        task, count = os.environ.get("SLURM_ARRAY_TASK_ID"), os.environ.get("SLURM_ARRAY_TASK_COUNT")
+        if task is None or count is None:
+            return None
+        first = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+        text = f"{int(task) - first}/{count}"
+    i, sep, n = text.partition("/")
+    if not sep or not i.strip().isdigit() or not n.strip().isdigit() or not 0 <= int(i) < int(n):
+        raise ValueError(f"--shard takes i/N with 0 <= i < N, e.g. 0/4; got {text!r}")
+    return int(i), int(n)
+
+
+@app.command()
+def merge(out: Annotated[Path, typer.Argument(help="results directory of a sharded sweep")]) -> None:
+    """Merge a sharded sweep's chunks into the tables once every shard is in (refuses, naming what is missing)."""
+    from jaxsym import sweep as sw
+    from jaxsym.summary import print_summary
+
+    try:
+        sw.merge(out)
+    except sw.SweepDirError as e:
+        _fail(e)
+    rd = RunDir(out)
+    print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))
+    console.print(f"tables in {rd.runs_table} and {rd.minima_table}")
+
+
+@app.command()
+def plan(
+    config: Annotated[Path, typer.Argument(help="sweep TOML file")],
+    out: Annotated[Path | None, typer.Option(help="results directory (default results/<name>): count what is done")]
+    = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="override a setting: key=value (repeatable)")]
+    = None,
+) -> None:
+    """Dry run: the cells, chunk sizes and memory a sweep would use, and what is already done; runs nothing."""
+    from rich.table import Table
+
+    from jaxsym import config as cfgmod
+    from jaxsym import plan as planmod
+    from jaxsym.rundir import SweepDirError
+
+    try:
+        cfg = cfgmod.load(config, set_ or ())
+        planmod.validate(cfg)
+    except cfgmod.ConfigError as e:
+        _fail(f"config error: {e}")
+    rd = RunDir(out or Path("results") / cfg.name)
+    fp = cfg.fingerprint()
+    t = Table(title=f"{cfg.name}: {len(cfg.cells())} cells × {cfg.runs:,} runs (fingerprint {fp})")
+    for col in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done"):
+        t.add_column(col, justify="right")
+    try:
+        same = rd.manifest.is_file() and json.loads(rd.manifest.read_text()).get("fingerprint") == fp
+    except (OSError, ValueError, AttributeError):
+        same = False
+    for cell in cfg.cells():
+        size = planmod.chunk_size_for(cfg, cell)
+        train_mb = planmod.train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype) * size / 2**20
+        cert_mb = planmod.certify_bytes_per_run(cell.d, cell.k, cell.teacher_width) / 2**20
+        try:
+            done = sum(b - a for a, b in (RunDir.chunk_range(p) for p, _ in rd.chunk_files(cell.label)
+                                          if same and rd.verify_chunk(fp, cell.label, p) is None))
+        except SweepDirError:
+            done = 0
+        t.add_row(cell.label, f"{size:,}", f"{-(-cfg.runs // size):,}", f"{train_mb:.1f}", f"{cert_mb:.2f}",
+                  f"{done:,}")
+    console.print(t)
+    console.print(f"results directory: {rd.root} ({'holds this sweep' if same else 'new or another sweep'}); "
+                  f"time depends on the steps runs need (see docs/benchmarks.md for rates on a CPU)")
+
+
+@app.command()
+def report(out: Annotated[Path, typer.Argument(help="results directory")],
+           format_: Annotated[str, typer.Option("--format", help="figure formats, e.g. png,pdf,svg")] = "png,pdf",
+           ) -> None:
+    """Write DIR/report.md with PNG figures (works on finished, running, interrupted and empty sweeps)."""
+    from jaxsym.report import write_report
+    from jaxsym.rundir import SweepDirError
+
+    try:
+        path = write_report(out, tuple(f.strip().lower() for f in format_.split(",") if f.strip()))
+    except (SweepDirError, OSError, ValueError) as e:
+        _fail(e)
+    console.print(f"report written to {path}")
+
+
+@app.command()
+def family(
+    sweep_dir: Annotated[Path, typer.Argument(help="results directory with minima.parquet")],
+    k: Annotated[int, typer.Option(help="the cell k = d to start from")],
+    orbit: Annotated[int | None, typer.Option(help="orbit id in minima.parquet")] = None,
+    isotropy: Annotated[str | None, typer.Option(
+        help='or: the first point with this isotropy, e.g. "Δ(S9×S1)" or "D(S9xS1)"')] = None,
+    k_max: Annotated[int, typer.Option(help="follow the family up to this k")] = 1000,
+    spectra_at: Annotated[str, typer.Option(help="comma-separated k values for block spectra")]
+    = "10,20,50,100,200,500,1000",
+    out: Annotated[Path | None, typer.Option(help="output directory (default DIR/families/<name>)")] = None,
+) -> None:
+    """Follow a critical point's symmetry family in k, with its Hessian spectrum by isotypic blocks."""
+    import numpy as np
+
+    from jaxsym.families import follow, plot_family
+    from jaxsym.naming import ascii_name, isotropy_type
+
+    minima = _read_table(RunDir(sweep_dir).minima_table)
+    try:
+        spectra_ks = [int(v) for v in spectra_at.split(",") if v.strip()]
+    except ValueError:
+        _fail(f"--spectra-at must be comma-separated integers, got {spectra_at!r}")
+    sel = minima[(minima["k"] == k) & (minima["d"] == k)]
+    if orbit is not None:
+        sel = sel[sel["orbit"] == orbit]
+    if isotropy is not None:  # the Unicode name or its ASCII form, e.g. "D(S9xS1)"
+        sel = sel[[ascii_name(str(n)) == ascii_name(isotropy) for n in sel["isotropy"]]]
+    if sel.empty:
+        console.print(f"[red]error:[/red] no such point in {sweep_dir}/minima.parquet (k = d = {k})")
+        raise typer.Exit(2)
+    row = sel.iloc[0]
+    kind = isotropy_type(row["neuron_orbits"], k)
+    name = f"{kind}-from-k{k}-orbit{row['orbit']}"
+    slug = "".join(ch for ch in ascii_name(name) if ch.isalnum() or ch in "-_")
+    out = out or sweep_dir / "families" / slug
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(f"following {row['isotropy']} (loss {row['loss']:.6g}) from k = {k} to {k_max} ...")
+    table, spectra = follow(np.asarray(row["W"]).reshape(k, k), k_max,
+                            spectra_ks, progress=True)
+    table.to_parquet(out / "family.parquet", index=False)
+    spectra.to_parquet(out / "spectra.parquet", index=False)
+    fit = plot_family(table, spectra, f"family {kind} (from k = {k})", out / "family.png")
+    conv = table[table["converged"]]
+    minima_k = spectra[spectra["hess_min"] > 0]["k"]
+    console.print(f"critical point for k = {conv['k'].min()} … {conv['k'].max()}; a minimum from k = "
+                  f"{minima_k.min() if len(minima_k) else '—'} (of the k with spectra); loss fit {fit}; "
+                  f"tables and plot in {out}")
+
+
+@app.command()
+def summary(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
+    """Print the summary tables of a finished sweep directory."""
+
+    from jaxsym.summary import print_summary
+
+    rd = RunDir(out)
+    print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))
+
+
+def _fail(e: object) -> NoReturn:
+    """Print an error (no traceback, no rich markup in it) and exit with status 2."""
+    console.print(f"[red]error:[/red] {escape(str(e))}")
+    raise typer.Exit(2)
+
+
+def _read_table(path: Path) -> Any:
+    """A result table, or a clear error naming the file (exit 2)."""
+    import pandas as pd
+
+    if not path.is_file():
+        _fail(f"{path} does not exist: give the --out directory of a finished sweep (or run `jaxsym report` on "
+              f"a partial one)")
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:
+        _fail(f"{path} is not a readable table ({type(e).__name__}: {e})")
+
+
+if __name__ == "__main__":
+    app()

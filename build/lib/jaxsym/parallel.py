@@ -1,0 +1,60 @@
+"""Devices and hosts: a mesh over the run axis of a chunk, and multi-process sweeps.
+
+Within a process, a chunk's runs are sharded over all local devices (``jax.sharding.Mesh`` with one axis
+``"runs"``); the jitted, vmapped programs then run data-parallel with no communication. Across processes
+(``jax.distributed``), each process takes every ``process_count``-th chunk of each cell and writes its chunk
+files into the shared results directory; process 0 waits for all chunks and writes the merged tables, which
+are therefore the same as a single-process run's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+
+def local_mesh() -> Mesh:
+    """A 1-d mesh over this process's devices, axis name ``"runs"``."""
+    return Mesh(np.array(jax.local_devices()), ("runs",))
+
+
+def n_local_devices() -> int:
+    return jax.local_device_count()
+
+
+def shard_runs(x: np.ndarray, mesh: Mesh | None = None) -> jax.Array:
+    """Place an array with a leading run axis (length divisible by the device count) over the mesh."""
+    mesh = mesh or local_mesh()
+    spec = PartitionSpec("runs", *([None] * (np.ndim(x) - 1)))
+    return jax.device_put(x, NamedSharding(mesh, spec))
+
+
+def round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def initialize_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
+    """``jax.distributed.initialize``; with no arguments it auto-detects SLURM, TPU pods and similar."""
+    if coordinator is None and num_processes is None and process_id is None:
+        jax.distributed.initialize()
+    else:
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                   process_id=process_id)
+
+
+def use_compilation_cache(path: str | Path | None = None) -> Path | None:
+    """Keep compiled XLA programs on disk so that later processes skip compiling them (JAX's persistent
+    compilation cache). ``path`` defaults to ``$JAXSYM_COMPILATION_CACHE`` or ``~/.cache/jaxsym/xla``; setting
+    ``JAXSYM_COMPILATION_CACHE=off`` disables it. Returns the directory used, or None."""
+    where = path if path is not None else os.environ.get("JAXSYM_COMPILATION_CACHE",
+                                                            str(Path.home() / ".cache" / "jaxsym" / "xla"))
+    if str(where).lower() in ("", "off", "0", "none"):
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(where))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    return Path(where)

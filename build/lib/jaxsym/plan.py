@@ -1,0 +1,82 @@
+"""Planning a sweep: the memory model of the engines, chunk sizes, and which runs are left to do.
+
+A cell's runs ``0 … runs−1`` stream through fixed-size chunks (padded, so every chunk is one compiled
+program); a chunk is the unit of resumption. Chunks are aligned to multiples of the chunk size, so that a
+resumed sweep plans the same chunks whatever was finished before.
+
+Memory model (rough peak bytes per run, used to size chunks within ``memory_budget_mb``):
+
+- training state of the closed-form engine: ``item · (12 k d + 8 k (k + m))`` (weights, optimizer state,
+  gradient, the (k, k+m) angle matrices);
+- float64 certificate: ``8 · (6 (k d)² + 4 k (k + m) d)`` (the Hessian, its square, the solve, ``eigh``), one run
+  at a time (:func:`jaxsym.certify.per_run`).
+"""
+
+from __future__ import annotations
+
+from jaxsym.config import Cell, ConfigError, SweepConfig
+from jaxsym.parallel import n_local_devices, round_up
+
+SAMPLED_CHUNK = 128  # runs per chunk of a sampled sweep (its runs are long; a chunk is the unit of resume)
+
+
+def train_bytes_per_run(d: int, k: int, m: int, dtype: str = "float32") -> int:
+    """Rough peak device memory of one run's training state (weights, optimizer, gradient, angles)."""
+    item = 4 if dtype == "float32" else 8
+    return item * (12 * k * d + 8 * k * (k + m))
+
+
+def certify_bytes_per_run(d: int, k: int, m: int) -> int:
+    """Rough peak memory of one run's float64 certificate (Hessian, its square, the solve, eigh)."""
+    return 8 * (6 * (k * d) ** 2 + 4 * k * (k + m) * d)
+
+
+def validate(cfg: SweepConfig) -> None:
+    """Refuse a config whose cells cannot run within ``memory_budget_mb`` (raises :class:`ConfigError`)."""
+    for cell in cfg.cells():
+        need = certify_bytes_per_run(cell.d, cell.k, cell.teacher_width)
+        if need > cfg.memory_budget_mb * 2**20:
+            raise ConfigError(f"memory_budget_mb = {cfg.memory_budget_mb} cannot fit the float64 certificate "
+                              f"of one run of cell d={cell.d}, k={cell.k} ({need / 2**20:.0f} MB); raise it")
+
+
+def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
+    """Explicit ``chunk_size``, or the largest power of two whose *training* state fits the memory budget
+    (16 … 65536; the float64 certificate runs one run at a time, so it does not limit chunks); never more than
+    the runs of a cell (a chunk is not padded beyond them)."""
+    if cfg.chunk_size is not None:
+        return cfg.chunk_size
+    if cfg.sampled is not None:
+        return min(SAMPLED_CHUNK, cfg.runs)
+    per_run = train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype)
+    n = max(16, min(65536, cfg.memory_budget_mb * 2**20 // per_run))
+    return min(1 << (int(n).bit_length() - 1), cfg.runs)
+
+
+def chunk_padded(cfg: SweepConfig, cell: Cell) -> int:
+    """The padded chunk size of a cell: a multiple of the local device count (one compiled program)."""
+    return round_up(chunk_size_for(cfg, cell), n_local_devices())
+
+
+def missing_ranges(total: int, done: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[0, total)`` not covered by the ``done`` ranges."""
+    out, pos = [], 0
+    for a, b in sorted(done):
+        if a > pos:
+            out.append((pos, min(a, total)))
+        pos = max(pos, b)
+    if pos < total:
+        out.append((pos, total))
+    return [(a, b) for a, b in out if b > a]
+
+
+def plan_chunks(total: int, done: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
+    """Chunks of at most ``size`` runs covering what is not done, aligned to multiples of ``size``."""
+    chunks = []
+    for a, b in missing_ranges(total, done):
+        start = a
+        while start < b:
+            stop = min(b, (start // size + 1) * size)
+            chunks.append((start, stop))
+            start = stop
+    return chunks
