@@ -34,6 +34,10 @@ def test_install_cell_builds_requirements_pip_accepts(tmp_path, monkeypatch):
         req = Requirement(ns["pip_spec"](url, extra))
         assert req.name == "jaxsym" and req.url == url and req.extras == ({extra} if extra else set())
     assert ns["pip_spec"](str(ROOT), "cuda12") == f"{ROOT}[cuda12]"
+    wheel = tmp_path / "jaxsym-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    req = Requirement(ns["pip_spec"](str(wheel), "tpu"))
+    assert req.url == wheel.resolve().as_uri() and req.extras == {"tpu"}
     monkeypatch.setattr(ns["shutil"], "which", lambda name: None)
     monkeypatch.delenv("COLAB_TPU_ADDR", raising=False)
     monkeypatch.delenv("TPU_ACCELERATOR_TYPE", raising=False)
