@@ -68,3 +68,6 @@ def test_install_cell_installs_a_built_wheel_in_a_fresh_environment(tmp_path):
                        timeout=1500, env={**os.environ, "JAXSYM_SOURCE": str(wheel), "PYTHONPATH": ""})
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     assert r.stdout.strip().endswith(f"jaxsym {wheel.name.split('-')[1]}")
+    r = subprocess.run([str(python), "-c", "from jaxsym.config import load; print(load('tiny').name)"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": ""})
+    assert r.stdout.strip() == "tiny", r.stderr[-2000:]  # the sweep files ship with the wheel
