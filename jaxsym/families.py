@@ -63,6 +63,12 @@ class FixedSpace:
 
     blocks: tuple[int, ...]
 
+    def __post_init__(self) -> None:
+        blocks = tuple(int(p) for p in self.blocks)  # numpy integers overflow in the multiplicities
+        if not blocks or min(blocks) < 1:
+            raise ValueError(f"block sizes must be positive integers, got {self.blocks!r}")
+        object.__setattr__(self, "blocks", blocks)
+
     @property
     def r(self) -> int:
         return len(self.blocks)

@@ -69,7 +69,7 @@ def spectrum(W: np.ndarray, V: np.ndarray, *, tol: float = 1e-6) -> list[tuple[f
 
 def irrep_dim(partition: tuple[int, ...]) -> int:
     """Dimension of the irreducible representation of ``S_n`` for a partition of n (hook length formula)."""
-    parts = [p for p in partition if p > 0]
+    parts = [int(p) for p in partition if int(p) > 0]  # Python ints: numpy ones overflow in the product
     if not parts:
         return 1
     n = sum(parts)

@@ -156,3 +156,18 @@ def test_continued_point_is_the_one_the_sweep_pipeline_finds():
     W8 = np.asarray(FixedSpace((7, 1)).embed(jnp.asarray(pts[-1].x)))
     assert find_element(found[0], W8, tol=1e-7) is not None
     assert float(model.loss(jnp.asarray(found[0]), V)) == pytest.approx(pts[-1].loss, rel=1e-9)
+
+
+def test_numpy_block_sizes_work_at_large_k():
+    """Issue 17's bug: numpy integer block sizes overflowed in irrep_dim at k = 50."""
+    import numpy as np
+
+    from jaxsym.families import FixedSpace
+    from jaxsym.spectra import irrep_dim
+
+    for n in (10, 50, 200):
+        # dimensions of [n−1, 1] and [n−2, 2] by their closed forms (not the hook length formula)
+        assert irrep_dim((np.int64(n - 1), np.int64(1))) == n - 1
+        assert irrep_dim((np.int64(n - 2), np.int64(2))) == n * (n - 3) // 2
+    space = FixedSpace((np.int64(48), np.int64(2)))
+    assert space.blocks == (48, 2) and all(type(p) is int for p in space.blocks)

@@ -613,13 +613,25 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...])
     return out
 
 
+SHIPPED = Path(__file__).parent / "sweeps"  # the sweep files installed with jaxsym (sweeps/ in a checkout)
+
+
+def shipped() -> list[str]:
+    """Names of the sweep files installed with jaxsym (``demo``, ``safran_shamir``, …)."""
+    return sorted(p.stem for p in SHIPPED.glob("*.toml"))
+
+
 def load(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> SweepConfig:
-    """Read and validate a sweep TOML file, with ``key=value`` overrides (:func:`apply_overrides`)."""
+    """Read and validate a sweep TOML file, with ``key=value`` overrides (:func:`apply_overrides`). A bare name
+    that is not a file, such as ``demo``, is the sweep file of that name installed with jaxsym (:func:`shipped`)."""
     path = Path(path)
+    if not path.exists() and path.parent == Path(".") and (SHIPPED / f"{path.stem}.toml").is_file():
+        path = SHIPPED / f"{path.stem}.toml"
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"sweep file {path} does not exist") from None
+        raise ConfigError(f"sweep file {path} does not exist (installed sweeps, usable by name: "
+                          f"{', '.join(shipped())})") from None
     except IsADirectoryError:
         raise ConfigError(f"{path} is a directory; give a sweep TOML file such as sweeps/demo.toml") from None
     except UnicodeDecodeError as e:
