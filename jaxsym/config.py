@@ -362,53 +362,32 @@ class SweepConfig:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes results: the values that differ from their defaults, and
-        :data:`FINGERPRINT_SCHEMA` (not the name, chunking, slots or checkpoint cadence, which do not).
+        """Hash of everything that changes results: the canonical config, defaults included by value (not the
+        name, chunking, slots or checkpoint cadence, which do not change results).
 
-        Only non-default values are hashed, so a field added with a default that keeps the old behaviour
-        leaves every existing fingerprint (and results directory) valid; changing a default that changes
-        results must bump :data:`FINGERPRINT_SCHEMA`."""
-        data = _non_default(self)
-        for key in NOT_RESULTS:
-            data.pop(key, None)
-        data["schema"] = FINGERPRINT_SCHEMA
-        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-    def legacy_fingerprint(self) -> str:
-        """The fingerprint of jaxsym ≤ 0.1 (every field, defaults included): accepted for directories made
-        then, whose ``sweep.json`` is upgraded."""
+        A setting added after :data:`FINGERPRINT_SCHEMA` 1 (jaxsym 0.1) is listed in :data:`ADDED_SETTINGS`
+        with the value that reproduces the behaviour before it existed, and left out of the hash while it has
+        that value: an upgraded jaxsym then resumes an older directory of the same effective config, while a
+        changed default changes every fingerprint that depends on it. Forgetting to list a new setting only
+        makes older directories refuse (never mix) results; a change of the canonical form itself bumps
+        :data:`FINGERPRINT_SCHEMA`, which enters the hash from 2 on."""
         data = self.to_dict()
         for key in NOT_RESULTS:
             data.pop(key)
-        for section, names in _ADDED_AFTER_0_1.items():  # 0.1 had no such fields: hash as it did
-            for name in names:
+        for path, neutral in ADDED_SETTINGS.items():
+            section, name = path.split(".")
+            if data[section] is not None and data[section].get(name) == neutral:
                 data[section].pop(name)
+        if FINGERPRINT_SCHEMA != 1:
+            data["fingerprint_schema"] = FINGERPRINT_SCHEMA
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-FINGERPRINT_SCHEMA = 2
-_ADDED_AFTER_0_1 = {"train": ("b1", "b2", "weight_decay")}
+FINGERPRINT_SCHEMA = 1  # the canonical form of jaxsym 0.1; bump when it changes (not when a setting is added)
+ADDED_SETTINGS: dict[str, Any] = {  # settings added since schema 1, with the value that keeps the old behaviour
+    "train.b1": 0.9, "train.b2": 0.999, "train.weight_decay": 1e-4,
+}
 NOT_RESULTS = ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots")
-
-
-def _non_default(obj: Any) -> dict[str, Any]:
-    """The fields of a config dataclass that differ from their defaults (nested configs recursively; a field
-    without a default is always kept)."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if f.default is not dataclasses.MISSING:
-            default = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
-            default = dataclasses.MISSING
-        if dataclasses.is_dataclass(value):
-            if value != default:
-                out[f.name] = _non_default(value)
-        elif default is dataclasses.MISSING or value != default:
-            out[f.name] = value
-    return out
 
 
 _SIZE = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?([dk])\s*(?:([+-])\s*(\d+))?\s*$")

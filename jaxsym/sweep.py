@@ -109,11 +109,7 @@ def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
                                 f"sweep's fingerprint, so with the original config file you can rebuild it: "
                                 f"move {manifest} away and run that config again on {out}; a different config "
                                 f"will redo every run rather than adopt them.") from None
-        if old.get("fingerprint") == cfg.legacy_fingerprint():  # made by jaxsym <= 0.1: upgrade the manifest
-            log.warning("%s was made by jaxsym %s; its sweep.json is upgraded. Its chunk files carry no identity "
-                        "and will be redone.", out, old.get("jaxsym", "<= 0.1"))
-            results.atomic_write_text(json.dumps(sweep_manifest(cfg), indent=2, default=str), manifest)
-        elif old.get("fingerprint") != cfg.fingerprint():
+        if old.get("fingerprint") != cfg.fingerprint():
             raise SweepDirError(
                 f"{out} holds results of a different sweep config (fingerprint {old.get('fingerprint')}, "
                 f"this config {cfg.fingerprint()}){_differences(old.get('config'), cfg)}. Use another --out DIR, "

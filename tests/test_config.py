@@ -79,9 +79,9 @@ def test_fingerprint_ignores_name_and_chunk_size_only():
     assert a.fingerprint() != config.from_dict({**GOOD, "train": {"steps": 5}}).fingerprint()
 
 
-def test_fingerprint_hashes_only_values_that_differ_from_defaults():
-    """A default given explicitly is the same sweep (so a field added later with a default that keeps the old
-    behaviour keeps every fingerprint); every non-default value of every section changes it."""
+def test_fingerprint_is_the_canonical_config():
+    """A default given explicitly is the same sweep; every changed value of every section changes it, and so
+    would a changed default (defaults are hashed by value)."""
     a = config.from_dict(GOOD)
     defaults = dataclasses.asdict(config.TrainConfig())
     explicit = {k: v for k, v in defaults.items() if k in ("momentum", "init_scale", "optimizer", "protocol")}
@@ -92,6 +92,9 @@ def test_fingerprint_hashes_only_values_that_differ_from_defaults():
                {"sampled": {}}, {"runs": GOOD["runs"] + 1}]
     prints = {config.from_dict({**GOOD, **c}).fingerprint() for c in changed}
     assert len(prints) == len(changed) and a.fingerprint() not in prints
+    # a file that omits grad_tol means the default *value*: were the default 1e-5, the file would mean this
+    assert config.from_dict({**GOOD, "train": {**GOOD.get("train", {}), "grad_tol": 1e-5}}).fingerprint() \
+        != a.fingerprint()
 
 
 def test_k_and_m_expressions():
@@ -176,8 +179,14 @@ def test_overrides_set_nested_values_as_toml(tmp_path):
     # && python -c "from jaxsym import config; print(config.load('sweeps/demo.toml').fingerprint())"`
     ("demo.toml", "1ffed392596b14ec"), ("safran_shamir.toml", "10d84a1bc1e4c052"), ("tiny.toml", "dfe928d589155394"),
 ])
-def test_legacy_fingerprint_is_the_one_jaxsym_0_1_wrote(sweep, fingerprint):
-    assert config.load(ROOT / "sweeps" / sweep).legacy_fingerprint() == fingerprint
+def test_fingerprint_is_the_one_jaxsym_0_1_wrote(sweep, fingerprint):
+    """Settings added since 0.1 (Adam's betas, AdamW's decay) at their old behaviour leave the fingerprint as it
+    was, so 0.1's directories resume; set to anything else, they change it."""
+    cfg = config.load(ROOT / "sweeps" / sweep)
+    assert cfg.fingerprint() == fingerprint
+    for name, value in (("b1", 0.5), ("weight_decay", 0.0)):
+        assert dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **{name: value})).fingerprint() \
+            != fingerprint
 
 
 def test_adam_hyperparameters_reach_the_optimizer():
