@@ -55,7 +55,8 @@ def load_tables(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFra
     if not rd.manifest.is_file():
         raise SweepDirError(f"{out} holds no sweep (no sweep.json); give the --out directory of a sweep")
     try:
-        cfg = config.from_manifest(json.loads(rd.manifest.read_text())["config"])
+        manifest = json.loads(rd.manifest.read_text())
+        cfg = config.from_manifest(manifest["config"])
     except (OSError, ValueError, KeyError, TypeError, config.ConfigError) as e:
         raise SweepDirError(f"{rd.manifest} is not a readable sweep manifest ({e})") from None
     rd.check_no_links([c.label for c in cfg.cells()])
@@ -65,7 +66,11 @@ def load_tables(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFra
     newest = max(p.stat().st_mtime for p in chunks)
     stale = not rd.runs_table.exists() or rd.runs_table.stat().st_mtime < newest
     note = ""
-    if stale and cfg.sampled is not None and cfg.sampled.distribution == "user":
+    if stale and manifest.get("fingerprint") != cfg.fingerprint():  # never move another version's chunks
+        note = (f"; tables not merged: {out} was fingerprinted by another jaxsym version "
+                f"({manifest.get('fingerprint')}, now {cfg.fingerprint()}); run `jaxsym sweep` with its config to "
+                f"merge")
+    elif stale and cfg.sampled is not None and cfg.sampled.distribution == "user":
         note = (f"; tables not merged: this sweep's merge runs its user sampler {cfg.sampled.sampler!r}, which "
                 f"`jaxsym report` never imports — run `jaxsym sweep CONFIG --out {out}` to merge")
     elif stale:
@@ -151,7 +156,29 @@ def fig_status(runs: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")
     _save(fig, path, formats)
 
 
-def fig_losses(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")) -> None:
+def load_families(out: Path) -> list[tuple[str, pd.DataFrame]]:
+    """The families followed with ``jaxsym family`` into ``DIR/families/<name>/family.parquet``: (type label,
+    converged rows ``k, loss``), for overlaying on the sweep's points."""
+    fams: list[tuple[str, pd.DataFrame]] = []
+    seen: set[tuple[str, int, float]] = set()
+    for f in sorted((out / "families").glob("*/family.parquet")):
+        t = pd.read_parquet(f)
+        if "loss" not in t or "blocks" not in t:
+            continue
+        t = t[t["converged"]] if "converged" in t else t
+        if len(t):
+            r = t.iloc[-1]
+            key = (isotropy_type(list(r["blocks"]), int(r["k"])), int(r["k"]), round(float(r["loss"]), 9))
+            if key not in seen:  # one family followed from two of its points is drawn once
+                seen.add(key)
+                fams.append((key[0], t[["k", "loss"]]))
+    return fams
+
+
+def fig_losses(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf"),
+               families: list[tuple[str, pd.DataFrame]] = ()) -> None:  # type: ignore[assignment]
+    """Loss of the distinct non-global critical points vs k, per isotropy type, with the families followed in
+    k (``jaxsym family``) drawn as curves over the same range of k."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     crit = minima[minima["status"] != "global"]
     types = sorted({isotropy_type(o, k) for o, k in zip(crit["neuron_orbits"], crit["k"])})
@@ -163,6 +190,14 @@ def fig_losses(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf
             if len(s):
                 ax.scatter(s["k"], s["loss"], marker=marker, color=cmap(i % 10), s=20 + 10 * np.log10(s["count"]),
                            label=f"{tex_label(t)} ({status})")
+    if len(crit):
+        lo, hi = crit["k"].min() - 0.5, crit["k"].max() + 0.5
+        for label, t in families:
+            t = t[(t["k"] >= lo) & (t["k"] <= hi)]
+            if len(t):
+                ax.plot(t["k"], t["loss"], "-", lw=1, color="0.4", zorder=0)
+                ax.annotate(f"family {tex_label(label)}", (t["k"].iloc[-1], t["loss"].iloc[-1]), fontsize=6,
+                            color="0.3", xytext=(3, 0), textcoords="offset points")
     ax.set_yscale("log")
     ax.set_xlabel("k (student neurons)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -308,7 +343,7 @@ def write_report(out: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
                   "![share of runs per status](figures/status.png)\n",
                   "![histogram of final losses](figures/loss_hist.png)\n"]
         if not minima.empty:
-            fig_losses(minima, figs / "losses.png", formats)
+            fig_losses(minima, figs / "losses.png", formats, load_families(out))
             fig_spectra(minima, figs / "spectra.png", formats)
             fig_type_shares(runs, minima, figs / "types.png", formats)
             fig_lambda_min(minima, figs / "lambda_min.png", formats)

@@ -110,10 +110,13 @@ def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
                                 f"move {manifest} away and run that config again on {out}; a different config "
                                 f"will redo every run rather than adopt them.") from None
         if old.get("fingerprint") != cfg.fingerprint():
+            diffs = _differences(old.get("config"), cfg)
+            what = "a different sweep config" if diffs else \
+                "the same settings fingerprinted by another jaxsym version (another fingerprint schema)"
             raise SweepDirError(
-                f"{out} holds results of a different sweep config (fingerprint {old.get('fingerprint')}, "
-                f"this config {cfg.fingerprint()}){_differences(old.get('config'), cfg)}. Use another --out DIR, "
-                f"or restore the original config. Nothing was changed."
+                f"{out} holds results of {what} (fingerprint {old.get('fingerprint')}, this config "
+                f"{cfg.fingerprint()}){diffs}. Use another --out DIR, or restore the original config (or "
+                f"jaxsym version). Nothing was changed."
             )
     else:
         try:
@@ -190,9 +193,13 @@ def merge(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not rd.manifest.is_file():
         raise SweepDirError(f"{rd.root} holds no sweep (no sweep.json)")
     try:
-        cfg = from_manifest(json.loads(rd.manifest.read_text())["config"])
+        manifest = json.loads(rd.manifest.read_text())
+        cfg = from_manifest(manifest["config"])
     except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
         raise SweepDirError(f"{rd.manifest} is not a readable sweep manifest ({e})") from None
+    if manifest.get("fingerprint") != cfg.fingerprint():
+        raise SweepDirError(f"{rd.root} was fingerprinted by another jaxsym version ({manifest.get('fingerprint')}, "
+                            f"now {cfg.fingerprint()}); nothing was changed. Run `jaxsym sweep` with its config.")
     with rd.lock("merge"):
         gaps = missing_runs(cfg, rd)
         if gaps:

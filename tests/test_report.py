@@ -93,3 +93,18 @@ def test_figure_labels_are_mathtext_and_panels_split_other_grid_axes():
     panels = _panels(runs)
     assert [t for t, _ in panels] == ["k = d, learning_rate=0.1", "k = d, learning_rate=0.5"]
     assert all(len(g) == 2 and g["cell"].str.endswith(t.split(", ")[1]).all() for t, g in panels)
+
+
+def test_families_followed_in_k_are_overlaid_once(tmp_path):
+    import pandas as pd
+
+    from jaxsym.report import load_families
+
+    for name in ("a", "b"):  # the same family followed from two of its points
+        d = tmp_path / "families" / name
+        d.mkdir(parents=True)
+        pd.DataFrame({"k": [8, 9, 10], "blocks": [[7, 1], [8, 1], [9, 1]], "loss": [0.0215, 0.0200, 0.0187],
+                      "converged": [True, True, True]}).to_parquet(d / "family.parquet")
+    fams = load_families(tmp_path)
+    assert [label for label, _ in fams] == [isotropy_type([9, 1], 10)]
+    assert fams[0][1]["k"].tolist() == [8, 9, 10]
