@@ -52,12 +52,16 @@ def test_install_cell_builds_requirements_pip_accepts(tmp_path, monkeypatch):
 def test_install_cell_installs_a_built_wheel_in_a_fresh_environment(tmp_path):
     """Build jaxsym's wheel, then run the notebook's install cell with JAXSYM_SOURCE = that wheel in a new
     virtual environment (dependencies from the package index): it must end importing jaxsym."""
+    import shutil
     import subprocess
     import sys
     import venv
 
+    src = tmp_path / "src"  # build from a copy: setuptools writes build/ next to the sources
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "results", "build", "*.egg-info", "__pycache__", ".pytest_cache", ".ruff_cache"))
     wheels = tmp_path / "wheels"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(src)],
                    check=True, timeout=600)
     (wheel,) = wheels.glob("jaxsym-*.whl")
     env_dir = tmp_path / "venv"
