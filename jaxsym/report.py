@@ -14,6 +14,7 @@ Works on a finished, a running or an interrupted sweep (it reports the chunks fi
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -176,7 +177,7 @@ def load_families(out: Path) -> list[tuple[str, pd.DataFrame]]:
 
 
 def fig_losses(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf"),
-               families: list[tuple[str, pd.DataFrame]] = ()) -> None:  # type: ignore[assignment]
+               families: Sequence[tuple[str, pd.DataFrame]] = ()) -> None:
     """Loss of the distinct non-global critical points vs k, per isotropy type, with the families followed in
     k (``jaxsym family``) drawn as curves over the same range of k."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))

@@ -44,7 +44,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,7 @@ class RunDir:
     # ---------------------------------------------------------------------------------------------
     # safety: links, one writer, leftovers
     # ---------------------------------------------------------------------------------------------
-    def check_no_links(self, cells: list[str] = ()) -> None:  # type: ignore[assignment]
+    def check_no_links(self, cells: Sequence[str] = ()) -> None:
         """Refuse DIR when a path jaxsym writes or reads in it is a symbolic link."""
         paths = [self.root, self.manifest, self.log, self.runs_table, self.minima_table, self.lock_file,
                  self.root / "chunks", self.root / "inflight", self.root / "quarantine",
