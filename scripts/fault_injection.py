@@ -291,6 +291,7 @@ def main() -> None:
     shutil.copytree(ref_dir, d)
     manifest = json.loads((d / "sweep.json").read_text())
     manifest["config"]["sampled"] = {**config.SampledConfig(distribution="user", sampler="evilmod:sample").__dict__}
+    manifest["fingerprint"] = config.from_manifest(manifest["config"]).fingerprint()  # a consistent forgery
     (d / "sweep.json").write_text(json.dumps(manifest))
     marker = work / "IMPORTED"
     (d / "evilmod.py").write_text(f"open({str(marker)!r}, 'w').write('x')\ndef sample(*a):\n    raise SystemExit\n")

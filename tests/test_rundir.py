@@ -153,6 +153,7 @@ def test_report_never_imports_a_sampler_named_by_the_directory(finished: Path, t
     d = _copy(finished, tmp_path / "d")
     manifest = json.loads((d / "sweep.json").read_text())
     manifest["config"]["sampled"] = dict(config.SampledConfig(distribution="user", sampler="evilmod:sample").__dict__)
+    manifest["fingerprint"] = config.from_manifest(manifest["config"]).fingerprint()  # a consistent forgery
     (d / "sweep.json").write_text(json.dumps(manifest))
     marker = tmp_path / "imported"
     (d / "evilmod.py").write_text(f"open({str(marker)!r}, 'w').close()\ndef sample(*a):\n    pass\n")
