@@ -128,8 +128,9 @@ class RunDir:
     # safety: links, one writer, leftovers
     # ---------------------------------------------------------------------------------------------
     def check_no_links(self, cells: Sequence[str] = ()) -> None:
-        """Refuse DIR when a path jaxsym writes or reads in it is a symbolic link."""
-        paths = [self.root, self.manifest, self.log, self.runs_table, self.minima_table, self.lock_file,
+        """Refuse DIR when a path jaxsym writes or reads inside it is a symbolic link (DIR itself may be one: where
+        the results live is the user's choice)."""
+        paths = [self.manifest, self.log, self.runs_table, self.minima_table, self.lock_file,
                  self.root / "chunks", self.root / "inflight", self.root / "quarantine",
                  self.root / "report.md", self.root / "figures"]
         paths += [self.chunk_dir(c) for c in cells] + [self.root / "inflight" / c for c in cells]

@@ -227,3 +227,10 @@ def test_shards_then_merge_equal_one_unsharded_run(finished: Path, tmp_path: Pat
     for bad in ("2/2", "x", "1/0"):
         r = CliRunner().invoke(app, ["sweep", str(toml), "--out", str(d), "--shard", bad])
         assert r.exit_code == 2 and "i/N" in r.output
+
+
+def test_the_directory_itself_may_be_a_link(finished: Path, tmp_path: Path):
+    real = _copy(finished, tmp_path / "real")
+    (tmp_path / "link").symlink_to(real)
+    run_sweep(config.from_dict(TINY), tmp_path / "link", progress=False)
+    _same(_tables(real), _tables(finished))
