@@ -1,0 +1,55 @@
+"""The atlas: critical points of fixed-point spaces found by Newton, checked in the full space."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from typer.testing import CliRunner
+
+from jaxsym import model
+from jaxsym.atlas import atlas, types_up_to
+from jaxsym.cli import app
+from jaxsym.sweep import run_sweep
+
+
+def test_types_are_the_partitions_with_few_blocks():
+    assert types_up_to(4) == [(4,), (3, 1), (2, 2), (2, 1, 1)]
+    # count by brute force: non-increasing tuples of positive integers summing to k, length <= 3
+    k = 9
+    brute = {(a, b, c)[: 3 - [a, b, c].count(0)] for a in range(1, k + 1) for b in range(0, a + 1)
+             for c in range(0, b + 1) if a + b + c == k and (b or not c)}
+    assert set(types_up_to(k)) == brute
+
+
+def test_every_atlas_point_is_critical_and_its_index_is_the_dense_hessians():
+    df = atlas(6, starts=8)
+    assert len(df) >= 5 and (df["kind"] == "global").sum() == 1
+    with jax.enable_x64(True):
+        for row in df.itertuples():
+            W = jnp.asarray(np.reshape(row.W, (6, 6)), jnp.float64)
+            V = jnp.eye(6, dtype=jnp.float64)
+            assert float(jnp.linalg.norm(model.grad(W, V))) <= 1e-10
+            eigs = np.linalg.eigvalsh(np.asarray(model.hessian(W, V)))  # dense, not the block spectrum
+            assert int((eigs < -1e-6).sum()) == row.index
+            assert abs(eigs[0] - row.hess_min) <= 1e-8 * max(1.0, abs(eigs[0]))
+
+
+def test_the_atlas_contains_what_descent_finds(tmp_path):
+    cfg = {"name": "a7", "seed": 0, "runs": 200, "grid": {"d": [7], "k": "d"},
+           "train": {"learning_rate": "5/k", "steps": 20000}}
+    from jaxsym import config
+
+    run_sweep(config.from_dict(cfg), tmp_path / "sweep", progress=False)
+    minima = pd.read_parquet(tmp_path / "sweep" / "minima.parquet")
+    assert set(minima["status"]) >= {"global", "spurious"}  # the sweep found the k = 7 spurious minimum
+    r = CliRunner().invoke(app, ["atlas", "--k", "7", "--max-blocks", "2", "--starts", "8", "--out",
+                                 str(tmp_path / "atlas")])
+    assert r.exit_code == 0, r.output
+    at = pd.read_parquet(tmp_path / "atlas" / "atlas.parquet")
+    for m in minima.itertuples():
+        same = at[(at["isotropy"] == m.isotropy) & (np.abs(at["loss"] - m.loss) <= 1e-9)]
+        assert len(same) == 1, (m.isotropy, m.loss)
+        assert (same["kind"].iloc[0] in ("global", "minimum")) == (m.status in ("global", "spurious"))
+    assert "| isotropy |" in (tmp_path / "atlas" / "atlas.md").read_text()
