@@ -185,8 +185,9 @@ def report(out: Annotated[Path, typer.Argument(help="results directory")],
 
 @app.command()
 def family(
-    sweep_dir: Annotated[Path, typer.Argument(help="results directory with minima.parquet")],
     k: Annotated[int, typer.Option(help="the cell k = d to start from")],
+    sweep_dir: Annotated[Path | None, typer.Argument(
+        help="results directory with minima.parquet (or none: start from the atlas of --isotropy)")] = None,
     orbit: Annotated[int | None, typer.Option(help="orbit id in minima.parquet")] = None,
     isotropy: Annotated[str | None, typer.Option(
         help='or: the first point with this isotropy, e.g. "Δ(S9×S1)" or "D(S9xS1)"')] = None,
@@ -201,11 +202,15 @@ def family(
     from jaxsym.families import follow, plot_family
     from jaxsym.naming import ascii_name, isotropy_type
 
-    minima = _read_table(RunDir(sweep_dir).minima_table)
     try:
         spectra_ks = [int(v) for v in spectra_at.split(",") if v.strip()]
     except ValueError:
         _fail(f"--spectra-at must be comma-separated integers, got {spectra_at!r}")
+    if sweep_dir is None:  # from the type alone: the atlas of its fixed-point space at k
+        minima = _atlas_start(k, isotropy)
+        sweep_dir = Path("results")
+    else:
+        minima = _read_table(RunDir(sweep_dir).minima_table)
     sel = minima[(minima["k"] == k) & (minima["d"] == k)]
     if orbit is not None:
         sel = sel[sel["orbit"] == orbit]
@@ -258,6 +263,24 @@ def atlas(
             + markdown(df[cols].assign(space=[str(tuple(s)) for s in df["space"]])) + "\n")
     (out / "atlas.md").write_text(text)
     console.print(f"{len(df)} distinct critical points; tables in {out / 'atlas.parquet'} and {out / 'atlas.md'}")
+
+
+def _atlas_start(k: int, isotropy: str | None) -> Any:
+    """Rows like minima.parquet's for the critical points of ``Fix(isotropy)`` at k (jaxsym.atlas), lowest
+    Hessian index first, then lowest loss."""
+    import re
+
+    from jaxsym.atlas import critical_points
+
+    blocks = tuple(int(p) for p in re.findall(r"S_?\{?(\d+)", isotropy or ""))
+    if not blocks or sum(blocks) != k:
+        _fail(f"without a sweep directory, give --isotropy as a product type of k = {k} neurons, e.g. "
+              f"D(S{k - 1}xS1); got {isotropy!r}")
+    import pandas as pd
+
+    pts = sorted(critical_points(blocks), key=lambda p: (p.index, p.loss))
+    return pd.DataFrame([{"k": k, "d": k, "orbit": i, "isotropy": p.isotropy, "neuron_orbits": p.neuron_orbits,
+                          "loss": p.loss, "W": p.W.ravel()} for i, p in enumerate(pts)])
 
 
 @app.command()

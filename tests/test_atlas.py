@@ -53,3 +53,14 @@ def test_the_atlas_contains_what_descent_finds(tmp_path):
         assert len(same) == 1, (m.isotropy, m.loss)
         assert (same["kind"].iloc[0] in ("global", "minimum")) == (m.status in ("global", "spurious"))
     assert "| isotropy |" in (tmp_path / "atlas" / "atlas.md").read_text()
+
+
+def test_family_from_a_type_alone(tmp_path):
+    r = CliRunner().invoke(app, ["family", "--k", "7", "--isotropy", "D(S6xS1)", "--k-max", "9", "--spectra-at", "7",
+                                 "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    table = pd.read_parquet(tmp_path / "family.parquet")
+    row = table[table["k"] == 7].iloc[0]
+    assert abs(row["loss"] - 0.0232027149136) <= 1e-9  # the k = 7 spurious minimum (docs/reproduction.md)
+    r = CliRunner().invoke(app, ["family", "--k", "7", "--isotropy", "D(S5xS1)"])
+    assert r.exit_code == 2 and "product type of k = 7" in r.output
