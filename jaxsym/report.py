@@ -242,15 +242,19 @@ def fig_spectra(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pd
         sel = minima[minima["_type"] == kind]
         ks = sorted(sel["k"].unique())
         cmap = plt.get_cmap("viridis", max(2, len(ks)))
-        for _, r in sel.drop_duplicates(["k", "_type"]).iterrows():
-            ax.scatter(r["eig_values"], r["eig_mults"], s=14, color=cmap(ks.index(r["k"])), label=f"k={r['k']}")
+        markers = "os^Dv<>"
+        for _, r in sel.sort_values(["k", "loss"]).iterrows():  # every orbit: a marker per orbit of one k
+            nth = int(((sel["k"] == r["k"]) & (sel["loss"] < r["loss"])).sum())
+            ax.scatter(r["eig_values"], r["eig_mults"], s=14, color=cmap(ks.index(r["k"])),
+                       marker=markers[nth % len(markers)], facecolors="none" if nth else None,
+                       label=f"k={r['k']}" + (f", F={r['loss']:.3g}" if (sel["k"] == r["k"]).sum() > 1 else ""))
         ax.set_xscale("symlog", linthresh=1e-2)
         ax.set_yscale("log")
         ax.set_title("global " + tex_label("ΔS_k") if kind.startswith("global") else tex_label(kind), fontsize=9)
         ax.set_xlabel("eigenvalue")
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("multiplicity")
-    fig.suptitle("Hessian spectra of distinct critical points (one per type and k)", fontsize=10)
+    fig.suptitle("Hessian spectra of the distinct critical points, per isotropy type", fontsize=10)
     fig.tight_layout()
     _save(fig, path, formats)
 
