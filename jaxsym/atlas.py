@@ -141,7 +141,9 @@ def atlas(k: int, *, max_blocks: int = 3, types: list[tuple[int, ...]] | None = 
                    for q in rows):
                 continue
             kind = "global" if p.loss <= 1e-8 else "minimum" if p.index == 0 else "saddle"
-            rows.append({"k": k, "space": list(p.space), "type": isotropy_type(p.neuron_orbits, k),
+            # the k-independent type of a diagonal product group; any other group is named as it is
+            typ = isotropy_type(p.neuron_orbits, k) if p.isotropy.startswith("Δ") else p.isotropy
+            rows.append({"k": k, "space": list(p.space), "type": typ,
                          "isotropy": p.isotropy, "isotropy_order": p.isotropy_order,
                          "neuron_orbits": p.neuron_orbits, "loss": p.loss, "grad_norm": p.grad_norm,
                          "index": p.index, "hess_min": p.hess_min, "n_distinct_eigs": p.n_distinct_eigs,

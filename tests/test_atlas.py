@@ -26,6 +26,8 @@ def test_types_are_the_partitions_with_few_blocks():
 def test_every_atlas_point_is_critical_and_its_index_is_the_dense_hessians():
     df = atlas(6, starts=8)
     assert len(df) >= 5 and (df["kind"] == "global").sum() == 1
+    other = df[~df["isotropy"].str.startswith("Δ")]
+    assert len(other) and (other["type"] == other["isotropy"]).all()  # only diagonal products get a k-free type
     with jax.enable_x64(True):
         for row in df.itertuples():
             W = jnp.asarray(np.reshape(row.W, (6, 6)), jnp.float64)
