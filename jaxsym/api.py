@@ -14,7 +14,6 @@ directory (see :func:`jaxsym.report.load_tables`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from jaxsym import config
-from jaxsym.rundir import RunDir, SweepDirError
+from jaxsym.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -98,13 +97,13 @@ def run(cfg: str | Path | dict[str, Any] | config.SweepConfig, out: str | Path |
     :class:`~jaxsym.config.ConfigError` for a bad config and :class:`~jaxsym.rundir.SweepDirError` for a
     directory that cannot be used (another sweep's, locked).
     """
+    import jax
+
     from jaxsym.parallel import use_compilation_cache
     from jaxsym.sweep import run_sweep
 
     c = _as_config(cfg)
     out = Path(out) if out is not None else Path("results") / c.name
-    import jax
-
     if not jax.config.jax_compilation_cache_dir:  # keep a cache the user configured
         use_compilation_cache()
     rd = RunDir(out)
@@ -129,8 +128,6 @@ def load(out: str | Path) -> Results:
 
 def manifest(out: str | Path) -> dict[str, Any]:
     """``DIR/sweep.json`` as a dict (config, fingerprint, versions, thresholds)."""
-    rd = RunDir(Path(out))
-    try:
-        return json.loads(rd.manifest.read_text())
-    except (OSError, ValueError) as e:
-        raise SweepDirError(f"{rd.manifest} is not readable ({e})") from None
+    from jaxsym.sweep import read_sweep
+
+    return read_sweep(RunDir(Path(out)))[0]

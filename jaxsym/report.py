@@ -13,7 +13,6 @@ Works on a finished, a running or an interrupted sweep (it reports the chunks fi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from jaxsym.certify import STATUSES
 from jaxsym.naming import isotropy_type, tex_label
 from jaxsym.rundir import RunDir, SweepDirError
 from jaxsym.summary import markdown, minima_table, status_table
-from jaxsym.sweep import finalize
+from jaxsym.sweep import finalize, read_sweep
 
 COLOURS = {"global": "tab:green", "spurious": "tab:red", "saddle": "tab:orange", "degenerate": "tab:purple",
            "not_converged": "tab:gray", "diverged": "black"}
@@ -51,15 +50,7 @@ def load_tables(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFra
     Never runs code named by the directory: a sweep with a user sampler is merged only by ``jaxsym sweep``
     with its config file (the merge draws from the sampler), so here its tables are used as they are."""
     rd = RunDir(out)
-    if not rd.root.is_dir():
-        raise SweepDirError(f"{out} is not a directory; give the --out directory of a sweep")
-    if not rd.manifest.is_file():
-        raise SweepDirError(f"{out} holds no sweep (no sweep.json); give the --out directory of a sweep")
-    try:
-        manifest = json.loads(rd.manifest.read_text())
-        cfg = config.from_manifest(manifest["config"])
-    except (OSError, ValueError, KeyError, TypeError, config.ConfigError) as e:
-        raise SweepDirError(f"{rd.manifest} is not a readable sweep manifest ({e})") from None
+    manifest, cfg = read_sweep(rd)
     rd.check_no_links([c.label for c in cfg.cells()])
     chunks = rd.all_chunk_files()
     if not chunks:
@@ -232,9 +223,7 @@ def fig_loss_hist(runs: pd.DataFrame, path: Path, formats: Formats = ("png", "pd
 
 
 def fig_spectra(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pdf")) -> None:
-    types = []
-    for _, r in minima.iterrows():
-        types.append("global ΔS_k" if r["status"] == "global" else isotropy_type(r["neuron_orbits"], r["k"]))
+    types = _types(minima)
     minima = minima.assign(_type=types)
     kinds = sorted(set(types))
     fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(3.2 * max(1, len(kinds)), 3.4), squeeze=False)
@@ -250,7 +239,7 @@ def fig_spectra(minima: pd.DataFrame, path: Path, formats: Formats = ("png", "pd
                        label=f"k={r['k']}" + (f", F={r['loss']:.3g}" if (sel["k"] == r["k"]).sum() > 1 else ""))
         ax.set_xscale("symlog", linthresh=1e-2)
         ax.set_yscale("log")
-        ax.set_title("global " + tex_label("ΔS_k") if kind.startswith("global") else tex_label(kind), fontsize=9)
+        ax.set_title("global " + tex_label("ΔS_k") if kind == "global" else tex_label(kind), fontsize=9)
         ax.set_xlabel("eigenvalue")
         ax.legend(fontsize=6)
     axes[0][0].set_ylabel("multiplicity")

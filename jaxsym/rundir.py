@@ -262,6 +262,10 @@ class RunDir:
                 self.quarantine(p, why)
         return done
 
+    def done_ranges(self, cell: str, fingerprint: str) -> list[tuple[int, int]]:
+        """Run ranges of the verified finished chunks of a cell (:meth:`done_chunks`)."""
+        return [self.chunk_range(p) for p, _ in self.done_chunks(cell, fingerprint)]
+
     def all_chunk_files(self) -> list[Path]:
         """Every chunk runs file of every cell (by name)."""
         root = self.root / "chunks"

@@ -135,7 +135,7 @@ def iter_work(cfg: SweepConfig, rd: RunDir, process_index: int = 0, process_coun
     fp = cfg.fingerprint()
     for cell in cfg.cells():
         size = plan.chunk_size_for(cfg, cell)
-        done = [RunDir.chunk_range(p) for p, _ in rd.done_chunks(cell.label, fp)]
+        done = rd.done_ranges(cell.label, fp)
         todo = plan.plan_chunks(cfg.runs, done, size)
         mine = [c for c in todo if (c[0] // size) % process_count == process_index]
         yield cell, sum(b - a for a, b in done), mine
@@ -174,13 +174,25 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
                 finalize(cfg, rd.root, locked=True)
 
 
+def read_sweep(rd: RunDir) -> tuple[dict[str, Any], SweepConfig]:
+    """``DIR/sweep.json`` and the config it records; :class:`SweepDirError` when DIR holds no readable sweep."""
+    if not rd.root.is_dir():
+        raise SweepDirError(f"{rd.root} is not a directory; give the --out directory of a sweep")
+    if not rd.manifest.is_file():
+        raise SweepDirError(f"{rd.root} holds no sweep (no sweep.json); give the --out directory of a sweep")
+    try:
+        manifest = json.loads(rd.manifest.read_text())
+        return manifest, from_manifest(manifest["config"])
+    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
+        raise SweepDirError(f"{rd.manifest} is not a readable sweep manifest ({e})") from None
+
+
 def missing_runs(cfg: SweepConfig, rd: RunDir) -> dict[str, list[tuple[int, int]]]:
     """Per cell, the run ranges no verified chunk covers (empty when the sweep is complete)."""
     fp = cfg.fingerprint()
     out = {}
     for cell in cfg.cells():
-        done = [RunDir.chunk_range(p) for p, _ in rd.done_chunks(cell.label, fp)]
-        gaps = plan.missing_ranges(cfg.runs, done)
+        gaps = plan.missing_ranges(cfg.runs, rd.done_ranges(cell.label, fp))
         if gaps:
             out[cell.label] = gaps
     return out
@@ -190,13 +202,7 @@ def merge(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Merge a sharded sweep (``run_sweep(..., shard=(i, N))`` for every i) once all its runs are in; refuses,
     naming the missing runs, while any are missing. Takes the config from ``DIR/sweep.json``."""
     rd = RunDir(Path(out))
-    if not rd.manifest.is_file():
-        raise SweepDirError(f"{rd.root} holds no sweep (no sweep.json)")
-    try:
-        manifest = json.loads(rd.manifest.read_text())
-        cfg = from_manifest(manifest["config"])
-    except (OSError, ValueError, KeyError, TypeError, ConfigError) as e:
-        raise SweepDirError(f"{rd.manifest} is not a readable sweep manifest ({e})") from None
+    manifest, cfg = read_sweep(rd)
     if manifest.get("fingerprint") != cfg.fingerprint():
         raise SweepDirError(f"{rd.root} was fingerprinted by another jaxsym version ({manifest.get('fingerprint')}, "
                             f"now {cfg.fingerprint()}); nothing was changed. Run `jaxsym sweep` with its config.")
@@ -252,12 +258,8 @@ def _wait_for_all_chunks(cfg: SweepConfig, rd: RunDir, timeout_s: float) -> None
         return sum(len(plan.plan_chunks(cfg.runs, ranges(label), cfg.runs)) for label in labels)
 
     fp = cfg.fingerprint()
-
-    def verified(label: str) -> list[tuple[int, int]]:
-        return [RunDir.chunk_range(p) for p, _ in rd.done_chunks(label, fp)]
-
     while True:
-        if not missing(rd.named_chunks) and not missing(verified):
+        if not missing(rd.named_chunks) and not missing(lambda label: rd.done_ranges(label, fp)):
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"chunks of other processes still missing in {rd.root} after {timeout_s:.0f}s; "
