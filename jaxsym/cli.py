@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -137,6 +136,7 @@ def plan(
     from jaxsym import config as cfgmod
     from jaxsym import plan as planmod
     from jaxsym.rundir import SweepDirError
+    from jaxsym.sweep import read_sweep
 
     try:
         cfg = cfgmod.load(config, set_ or ())
@@ -149,18 +149,14 @@ def plan(
     for col in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done"):
         t.add_column(col, justify="right")
     try:
-        same = rd.manifest.is_file() and json.loads(rd.manifest.read_text()).get("fingerprint") == fp
-    except (OSError, ValueError, AttributeError):
+        same = read_sweep(rd)[0].get("fingerprint") == fp
+    except SweepDirError:  # no sweep there yet (or an unreadable one): nothing counts as done
         same = False
     for cell in cfg.cells():
         size = planmod.chunk_size_for(cfg, cell)
         train_mb = planmod.train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype) * size / 2**20
         cert_mb = planmod.certify_bytes_per_run(cell.d, cell.k, cell.teacher_width) / 2**20
-        try:
-            done = sum(b - a for a, b in (RunDir.chunk_range(p) for p, _ in rd.chunk_files(cell.label)
-                                          if same and rd.verify_chunk(fp, cell.label, p) is None))
-        except SweepDirError:
-            done = 0
+        done = sum(b - a for a, b in rd.done_ranges(cell.label, fp, quarantine=False)) if same else 0
         t.add_row(cell.label, f"{size:,}", f"{-(-cfg.runs // size):,}", f"{train_mb:.1f}", f"{cert_mb:.2f}",
                   f"{done:,}")
     console.print(t)

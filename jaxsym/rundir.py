@@ -243,28 +243,31 @@ class RunDir:
         """Ranges of the chunk files present, by name only (cheap; for polling)."""
         return [self.chunk_range(p) for p, _ in self.chunk_files(cell)]
 
-    def done_chunks(self, cell: str, fingerprint: str) -> list[tuple[Path, Path]]:
+    def done_chunks(self, cell: str, fingerprint: str, *, quarantine: bool = True) -> list[tuple[Path, Path]]:
         """The verified finished chunks of a cell, in run order, without overlaps; every other chunk file is
-        quarantined (its runs will be redone). Call with the lock held."""
+        quarantined (its runs will be redone; call with the lock held), or only skipped with
+        ``quarantine=False`` (a read-only look, e.g. a dry run)."""
         done: list[tuple[Path, Path]] = []
         covered = -1
         for runs_path, reps_path in self.chunk_files(cell):
             why = self.verify_chunk(fingerprint, cell, runs_path)
-            start, _ = self.chunk_range(runs_path)
+            start, stop = self.chunk_range(runs_path)
             if why is None and start <= covered:
                 why = "it overlaps an earlier chunk"
             if why is None:
                 done.append((runs_path, reps_path))
-                covered = self.chunk_range(runs_path)[1] - 1
+                covered = stop - 1
+                continue
+            if not quarantine:
                 continue
             log.warning("chunk %s/%s is not used: %s; its runs will be redone", cell, runs_path.name, why)
             for p in (runs_path, reps_path, self.chunk_identity(runs_path)):
                 self.quarantine(p, why)
         return done
 
-    def done_ranges(self, cell: str, fingerprint: str) -> list[tuple[int, int]]:
+    def done_ranges(self, cell: str, fingerprint: str, *, quarantine: bool = True) -> list[tuple[int, int]]:
         """Run ranges of the verified finished chunks of a cell (:meth:`done_chunks`)."""
-        return [self.chunk_range(p) for p, _ in self.done_chunks(cell, fingerprint)]
+        return [self.chunk_range(p) for p, _ in self.done_chunks(cell, fingerprint, quarantine=quarantine)]
 
     def all_chunk_files(self) -> list[Path]:
         """Every chunk runs file of every cell (by name)."""
