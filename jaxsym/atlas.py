@@ -82,6 +82,12 @@ def types_up_to(k: int, max_blocks: int = 3) -> list[tuple[int, ...]]:
     return out
 
 
+def _same_point(loss_a: float, iso_a: str, loss_b: float, iso_b: str) -> bool:
+    """Two critical points are one orbit when their losses agree to 1e-10 (relative) and their exact isotropy
+    groups have the same name (points related by the normaliser of H, e.g. two swapped blocks of equal size)."""
+    return abs(loss_a - loss_b) <= 1e-10 * max(1.0, abs(loss_b)) and iso_a == iso_b
+
+
 @functools.cache
 def _full_polish(k: int) -> Callable[..., Polished]:
     """The float64 Levenberg–Marquardt polish of the sweeps (:func:`jaxsym.certify.make_polish`) for k = d,
@@ -116,7 +122,7 @@ def critical_points(blocks: tuple[int, ...], *, starts: int = 32, seed: int = 0,
             continue
         x = space.project(W)
         iso = isotropy(W, np.eye(space.k))
-        if any(abs(p.loss - loss) <= 1e-10 * max(1.0, abs(loss)) and p.isotropy == iso.name for p in found):
+        if any(_same_point(p.loss, p.isotropy, loss, iso.name) for p in found):
             continue
         bs = block_spectrum(space, x)
         found.append(AtlasPoint(space.blocks, np.asarray(x), W, loss, gnorm,
@@ -137,8 +143,7 @@ def atlas(k: int, *, max_blocks: int = 3, types: list[tuple[int, ...]] | None = 
     rows: list[dict[str, object]] = []
     for blocks in types if types is not None else types_up_to(k, max_blocks):
         for p in critical_points(tuple(blocks), starts=starts, seed=seed):
-            if any(abs(float(q["loss"]) - p.loss) <= 1e-10 * max(1.0, abs(p.loss)) and q["isotropy"] == p.isotropy
-                   for q in rows):
+            if any(_same_point(float(q["loss"]), str(q["isotropy"]), p.loss, p.isotropy) for q in rows):
                 continue
             kind = "global" if p.loss <= 1e-8 else "minimum" if p.index == 0 else "saddle"
             # the k-independent type of a diagonal product group; any other group is named as it is
