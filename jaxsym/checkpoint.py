@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from typing import Any
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from jaxsym import results
 
 log = logging.getLogger("jaxsym")
 
@@ -68,10 +69,7 @@ def claim(path: Path, identity: dict[str, Any]) -> None:
                         path)
             clear(path)
     if not ident_path.exists():
-        path.mkdir(parents=True, exist_ok=True)
-        tmp = path / f".identity.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(identity))
-        os.replace(tmp, ident_path)
+        results.atomic_write_text(json.dumps(identity), ident_path)
 
 
 def save(path: Path, step: int, state: Any) -> bool:
@@ -84,9 +82,7 @@ def save(path: Path, step: int, state: Any) -> bool:
         with _manager(path) as mngr:
             mngr.save(step, args=ocp.args.StandardSave(_host(state)), force=True)
             mngr.wait_until_finished()
-        tmp = path / f".sha256-{step}.{os.getpid()}.tmp"
-        tmp.write_text(digest(state))
-        os.replace(tmp, _digest_file(path, step))
+        results.atomic_write_text(digest(state), _digest_file(path, step))
         return True
     except Exception as e:
         log.warning("in-flight checkpoint %s step %d not saved: %s", path, step, e)
