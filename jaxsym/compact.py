@@ -36,7 +36,7 @@ import numpy as np
 
 from jaxsym import checkpoint, programs
 from jaxsym.config import TrainConfig
-from jaxsym.engine import Engine
+from jaxsym.engine import Engine, StoppedError, stop_requested
 from jaxsym.train import RunLoop, RunResult, TrainState, cell_key, in_dtype, init_weights, make_run_loop, run_key
 
 log = logging.getLogger("jaxsym")
@@ -250,6 +250,8 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
     """Train a (padded) chunk with the fast protocol; returns host results (N), the hand-off mask and stats.
 
     ``handoff(positions, W)`` decides for runs that stopped at a phase's threshold whether they leave descent.
+    Under a set :func:`~jaxsym.engine.stop_on` event it saves and raises :class:`~jaxsym.engine.StoppedError`
+    after the current host segment.
     """
     eng = ops.engine
     taus = thresholds(cfg)
@@ -268,10 +270,13 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
             busy = int(_busy(state).sum())
             if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B) < B:
                 state = ops.resize(state, _target_slots(busy, B))
-            if inflight is not None and time.monotonic() - last_save > checkpoint_interval_s \
+            stop = stop_requested()
+            if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) \
                     and int(eng.n_running(state)) > 0:
                 checkpoint.save(inflight, int(state.clock), ops.resize(state, full_b))
                 last_save = time.monotonic()
+            if stop:
+                raise StoppedError(label)
         phase = int(state.phase)
         if phase >= len(taus) - 1:
             break

@@ -275,6 +275,7 @@ class SweepConfig:
     checkpoint_interval_s: float = 60.0
     save_weights: bool = False
     slots: int | None = None
+    workers: int | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     certify: CertifyConfig = field(default_factory=CertifyConfig)
     train_grid: tuple[tuple[str, tuple[Any, ...]], ...] = ()
@@ -291,6 +292,8 @@ class SweepConfig:
             _positive("segment_steps", self.segment_steps, integer=True)
         if self.slots is not None:
             _positive("slots", self.slots, integer=True)
+        if self.workers is not None:
+            _positive("workers", self.workers, integer=True)
         _positive("checkpoint_interval_s", self.checkpoint_interval_s)
         if not isinstance(self.save_weights, bool):
             raise ConfigError(f"save_weights must be true or false, got {self.save_weights!r}")
@@ -363,7 +366,7 @@ class SweepConfig:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes results: the canonical config, defaults included by value (not the
-        name, chunking, slots or checkpoint cadence, which do not change results).
+        name, chunking, slots, workers or checkpoint cadence, which do not change results).
 
         A setting added after :data:`FINGERPRINT_SCHEMA` 1 (jaxsym 0.1) is listed in :data:`ADDED_SETTINGS`
         with the value that reproduces the behaviour before it existed, and left out of the hash while it has
@@ -387,7 +390,8 @@ FINGERPRINT_SCHEMA = 1  # the canonical form of jaxsym 0.1; bump when it changes
 ADDED_SETTINGS: dict[str, Any] = {  # settings added since schema 1, with the value that keeps the old behaviour
     "train.b1": 0.9, "train.b2": 0.999, "train.weight_decay": 1e-4,
 }
-NOT_RESULTS = ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots")
+NOT_RESULTS = ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots",
+               "workers")
 
 
 _SIZE = re.compile(r"^\s*(?:(\d+)\s*\*?\s*)?([dk])\s*(?:([+-])\s*(\d+))?\s*$")
@@ -430,7 +434,7 @@ def _positive(name: str, value: Any, *, integer: bool = False) -> None:
 
 
 _TOP_KEYS = {"name", "seed", "runs", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s",
-             "save_weights", "slots", "grid", "train", "certify", "sampled"}
+             "save_weights", "slots", "workers", "grid", "train", "certify", "sampled"}
 _GRID_KEYS = {"d", "k", "m", "target"}
 
 
@@ -547,7 +551,7 @@ def from_dict(raw: dict[str, Any]) -> SweepConfig:
         target=_as_targets(grid.get("target", "identity")), chunk_size=raw.get("chunk_size"),
         memory_budget_mb=raw.get("memory_budget_mb", 1024), segment_steps=raw.get("segment_steps"),
         checkpoint_interval_s=raw.get("checkpoint_interval_s", 60.0), save_weights=raw.get("save_weights", False),
-        slots=raw.get("slots"),
+        slots=raw.get("slots"), workers=raw.get("workers"),
         train=train_cfg, certify=certify_cfg,
         train_grid=tuple(train_grid), sampled=sampled_cfg,
     )

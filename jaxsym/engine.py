@@ -14,13 +14,20 @@ global index only, so the results of a run do not depend on the chunk or the slo
 
 Implementations: the closed-form gradient-descent engine (:func:`jaxsym.train.make_batch_engine`) and the
 sampled-SGD engine (:func:`jaxsym.sampled.make_engine`).
+
+**Stopping.** A chunk driver running under :func:`stop_on` checks its event between segments; once it is set,
+the driver saves its in-flight state (when it has a checkpoint directory) and raises :class:`StoppedError`, so a
+sweep that is interrupted while several chunks run at once loses none of their work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Generic, NamedTuple, TypeVar
 
@@ -45,6 +52,29 @@ class Engine(NamedTuple, Generic[S, R]):
     n_running: Callable[[S], jax.Array]
 
 
+class StoppedError(Exception):
+    """A chunk driver stopped because its :func:`stop_on` event was set (its in-flight state is saved)."""
+
+
+_STOP: ContextVar[threading.Event | None] = ContextVar("jaxsym_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_on(event: threading.Event) -> Iterator[None]:
+    """Chunk drivers called in this context (this thread) stop at their next segment once ``event`` is set."""
+    token = _STOP.set(event)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def stop_requested() -> bool:
+    """Whether the current context's :func:`stop_on` event is set."""
+    event = _STOP.get()
+    return event is not None and event.is_set()
+
+
 def padded(runs: np.ndarray, size: int) -> np.ndarray:
     """Pad to a multiple of ``size`` by repeating the last entry (results of padding are dropped)."""
     n = len(runs)
@@ -57,7 +87,8 @@ def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_s
 
     By default the whole budget of ``steps`` is one call of ``advance``; with ``segment_steps`` the chunk is
     advanced in segments and its state saved to ``inflight`` every ``checkpoint_interval_s`` seconds between
-    them; a usable checkpoint there is resumed from (the segment law makes the result identical).
+    them; a usable checkpoint there is resumed from (the segment law makes the result identical). Under a set
+    :func:`stop_on` event it saves and raises :class:`StoppedError` after the current segment.
     """
     state = engine.init(shard_runs(runs.astype(np.uint32)))
     until = 0
@@ -70,8 +101,11 @@ def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_s
     while int(engine.n_running(state)) > 0:
         until += segment
         state = engine.advance(state, np.int32(until))
-        if inflight is not None and time.monotonic() - last_save > checkpoint_interval_s \
+        stop = stop_requested()
+        if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) \
                 and int(engine.n_running(state)) > 0:
             checkpoint.save(inflight, until, state)
             last_save = time.monotonic()
+        if stop:
+            raise StoppedError(label)
     return jax.tree.map(np.asarray, jax.device_get(engine.finish(state)))

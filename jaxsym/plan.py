@@ -10,14 +10,35 @@ Memory model (rough peak bytes per run, used to size chunks within ``memory_budg
   gradient, the (k, k+m) angle matrices);
 - float64 certificate: ``8 · (6 (k d)² + 4 k (k + m) d)`` (the Hessian, its square, the solve, ``eigh``), one run
   at a time (:func:`jaxsym.certify.per_run`).
+
+Workers: a process runs up to :func:`workers_for` chunks at once, each in its own thread (each chunk's work is
+mostly in XLA programs, which release the GIL). The memory budget is shared among them.
 """
 
 from __future__ import annotations
+
+import os
+
+import jax
 
 from jaxsym.config import Cell, ConfigError, SweepConfig
 from jaxsym.parallel import n_local_devices, round_up
 
 SAMPLED_CHUNK = 128  # runs per chunk of a sampled sweep (its runs are long; a chunk is the unit of resume)
+MAX_AUTO_WORKERS = 4  # chunks at once on a CPU when ``workers`` is not set
+
+
+def workers_for(cfg: SweepConfig) -> int:
+    """Chunks a process runs at once: ``workers`` when set; else, on a CPU backend with one device, one per
+    core available to the process (at most :data:`MAX_AUTO_WORKERS`): XLA runs these small programs on one
+    core each, so concurrent chunks use the others; on an accelerator (or a multi-device CPU mesh) one, whose
+    chunks already fill the devices."""
+    if cfg.workers is not None:
+        return cfg.workers
+    if jax.default_backend() != "cpu" or n_local_devices() > 1:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, MAX_AUTO_WORKERS))
 
 
 def train_bytes_per_run(d: int, k: int, m: int, dtype: str = "float32") -> int:
@@ -42,14 +63,14 @@ def validate(cfg: SweepConfig) -> None:
 
 def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
     """Explicit ``chunk_size``, or the largest power of two whose *training* state fits the memory budget
-    (16 … 65536; the float64 certificate runs one run at a time, so it does not limit chunks); never more than
-    the runs of a cell (a chunk is not padded beyond them)."""
+    divided among the workers (16 … 65536; the float64 certificate runs one run at a time, so it does not limit
+    chunks); never more than the runs of a cell (a chunk is not padded beyond them)."""
     if cfg.chunk_size is not None:
         return cfg.chunk_size
     if cfg.sampled is not None:
         return min(SAMPLED_CHUNK, cfg.runs)
     per_run = train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype)
-    n = max(16, min(65536, cfg.memory_budget_mb * 2**20 // per_run))
+    n = max(16, min(65536, cfg.memory_budget_mb * 2**20 // workers_for(cfg) // per_run))
     return min(1 << (int(n).bit_length() - 1), cfg.runs)
 
 

@@ -26,6 +26,7 @@ import hashlib
 import io
 import os
 import pickle
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -115,7 +116,7 @@ def _load(path: Path) -> tuple[jax.export.Exported, Any] | None:
 
 def _save(path: Path, exp: jax.export.Exported, out_tree: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         tmp.write_bytes(pickle.dumps({"module": bytes(exp.serialize()), "out_tree": out_tree}))
         os.replace(tmp, path)
@@ -131,6 +132,7 @@ class Program(Generic[R]):
         self.name = name
         self.key = digest((name, key))
         self._calls: dict[Any, tuple[Callable[..., Any], Any]] = {}
+        self._lock = threading.Lock()  # one export/load per signature when chunks run in threads
         self._jit = jax.jit(fn)
 
     def __call__(self, *args: Any) -> R:
@@ -140,8 +142,9 @@ class Program(Generic[R]):
         leaves, in_tree = jax.tree.flatten(args)
         avals = [jax.typeof(x) for x in leaves]
         sig = (in_tree, tuple((a.shape, a.dtype.str, a.weak_type) for a in avals), bool(jax.config.jax_enable_x64))
-        if sig not in self._calls:
-            self._calls[sig] = self._program(store, avals, in_tree, sig)
+        with self._lock:
+            if sig not in self._calls:
+                self._calls[sig] = self._program(store, avals, in_tree, sig)
         call, out_tree = self._calls[sig]
         return jax.tree.unflatten(out_tree, call(*leaves))
 

@@ -13,10 +13,12 @@ into ``minima.parquet`` (through the cell's pipeline).
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ import pyarrow.parquet as pq
 
 from jaxsym import __version__, checkpoint, plan, results
 from jaxsym.config import NOT_RESULTS, Cell, ConfigError, SweepConfig, from_manifest
+from jaxsym.engine import StoppedError, stop_on
 from jaxsym.parallel import n_local_devices
 from jaxsym.pipelines import choose
 from jaxsym.rundir import RunDir, SweepDirError
@@ -215,35 +218,83 @@ def merge(out: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
         return finalize(cfg, rd.root, locked=True)
 
 
+class _CellPrograms:
+    """Each cell's pipeline and programs, built once by the first chunk that needs them and dropped after the
+    cell's last chunk (so a long sweep holds the compiled programs of at most ``workers`` cells)."""
+
+    def __init__(self, cfg: SweepConfig, chunks_per_cell: dict[str, int]) -> None:
+        self.cfg = cfg
+        self.left = dict(chunks_per_cell)
+        self.built: dict[str, tuple[Any, Any]] = {}
+        self.locks = {label: threading.Lock() for label in chunks_per_cell}
+        self.lock = threading.Lock()
+
+    def get(self, cell: Cell) -> tuple[Any, Any]:
+        with self.locks[cell.label]:
+            if cell.label not in self.built:
+                pipeline = choose(self.cfg, cell)
+                self.built[cell.label] = (pipeline, pipeline.build(self.cfg, cell))
+            return self.built[cell.label]
+
+    def done(self, cell: Cell) -> None:
+        with self.lock:
+            self.left[cell.label] -= 1
+            if self.left[cell.label] == 0:
+                self.built.pop(cell.label, None)
+
+
 def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, process_count: int,
          on_chunk: Callable[[Cell, int, int], None] | None) -> None:
+    """Run this process's chunks, up to :func:`~jaxsym.plan.workers_for` at once (one thread each), in the
+    order of the grid; the main thread shows progress and calls ``on_chunk``. An exception in a chunk, or in
+    the main thread (Ctrl-C, ``on_chunk``), stops the other chunks at their next segment with their in-flight
+    state saved (:func:`~jaxsym.engine.stop_on`), then propagates: chunks are independent, so which of them
+    finished first changes no result."""
     fp = cfg.fingerprint()
     work = list(iter_work(cfg, rd, process_index, process_count))
-    log.info("sweep %s (process %d/%d, %d local devices): %d cells, %d runs each, %d chunks to run", cfg.name,
-             process_index, process_count, n_local_devices(), len(work), cfg.runs, sum(len(c) for _, _, c in work))
-    with _progress(progress) as bar:
+    workers = plan.workers_for(cfg)
+    log.info("sweep %s (process %d/%d, %d local devices, %d workers): %d cells, %d runs each, %d chunks to run",
+             cfg.name, process_index, process_count, n_local_devices(), workers, len(work), cfg.runs,
+             sum(len(c) for _, _, c in work))
+    cells = _CellPrograms(cfg, {cell.label: len(chunks) for cell, _, chunks in work})
+    stop = threading.Event()
+
+    def run_one(cell: Cell, start: int, stop_: int) -> None:
+        with stop_on(stop):
+            if stop.is_set():
+                raise StoppedError(cell.label)
+            pipeline, programs = cells.get(cell)
+            t0 = time.perf_counter()
+            inflight = rd.inflight(cell.label, start, stop_)
+            checkpoint.claim(inflight, {"fingerprint": fp, "cell": cell.label, "start": start, "stop": stop_})
+            rows, reps, stats = pipeline.run_chunk(cfg, programs, start, stop_, inflight)
+            rd.write_chunk(fp, cell.label, start, stop_, rows, reps)
+            checkpoint.clear(inflight)
+            cells.done(cell)
+            log.info("%s runs %d..%d done in %.1fs%s", cell.label, start, stop_ - 1, time.perf_counter() - t0,
+                     f" {stats}" if stats else "")
+
+    with _progress(progress) as bar, concurrent.futures.ThreadPoolExecutor(workers, "jaxsym-chunk") as pool:
         total = bar.add_task("all cells", total=cfg.runs * len(work), completed=sum(d for _, d, _ in work)) \
             if bar is not None else None
-        for cell, done, chunks in work:
-            task = bar.add_task(cell.label, total=cfg.runs, completed=done) if bar else None
-            if not chunks:
-                continue
-            pipeline = choose(cfg, cell)
-            programs = pipeline.build(cfg, cell)
-            for start, stop in chunks:
-                t0 = time.perf_counter()
-                inflight = rd.inflight(cell.label, start, stop)
-                checkpoint.claim(inflight, {"fingerprint": fp, "cell": cell.label, "start": start, "stop": stop})
-                rows, reps, stats = pipeline.run_chunk(cfg, programs, start, stop, inflight)
-                rd.write_chunk(fp, cell.label, start, stop, rows, reps)
-                checkpoint.clear(inflight)
-                log.info("%s runs %d..%d done in %.1fs%s", cell.label, start, stop - 1, time.perf_counter() - t0,
-                         f" {stats}" if stats else "")
+        tasks = {cell.label: bar.add_task(cell.label, total=cfg.runs, completed=done) if bar else None
+                 for cell, done, _ in work}
+        futures = {pool.submit(run_one, cell, a, b): (cell, a, b) for cell, _, chunks in work for a, b in chunks}
+        try:
+            for fut in concurrent.futures.as_completed(futures):
+                fut.result()
+                cell, a, b = futures[fut]
                 if bar is not None:
-                    bar.advance(task, stop - start)
-                    bar.advance(total, stop - start)  # its ETA is the sweep's
+                    bar.advance(tasks[cell.label], b - a)
+                    bar.advance(total, b - a)  # its ETA is the sweep's
                 if on_chunk is not None:
-                    on_chunk(cell, start, stop)
+                    on_chunk(cell, a, b)
+        except BaseException:
+            stop.set()  # the chunks in flight save and stop; the queued ones do not start
+            for fut in futures:
+                fut.cancel()
+            concurrent.futures.wait(futures)
+            raise
 
 
 def _wait_for_all_chunks(cfg: SweepConfig, rd: RunDir, timeout_s: float) -> None:

@@ -176,14 +176,17 @@ def test_truncated_inflight_checkpoint_falls_back(tmp_path, caplog):
 
 def test_memory_budget_sets_chunk_sizes():
     from jaxsym.config import ConfigError
-    from jaxsym.plan import certify_bytes_per_run, chunk_size_for, train_bytes_per_run, validate
+    from jaxsym.plan import certify_bytes_per_run, chunk_size_for, train_bytes_per_run, validate, workers_for
     cfg = config.from_dict({"name": "m", "seed": 0, "runs": 10**7, "memory_budget_mb": 64,
                             "grid": {"d": [10, 50], "k": "d"}})
     small, large = cfg.cells()
     assert chunk_size_for(cfg, small) > chunk_size_for(cfg, large) >= 16
     n = chunk_size_for(cfg, small)
-    # from the training state alone: the certificate runs one run at a time
-    assert n * train_bytes_per_run(10, 10, 10) <= 64 * 2**20 < 2 * n * train_bytes_per_run(10, 10, 10)
+    # from the training state alone (the certificate runs one run at a time), the budget shared by the workers
+    share = 64 * 2**20 // workers_for(cfg)
+    assert n * train_bytes_per_run(10, 10, 10) <= share < 2 * n * train_bytes_per_run(10, 10, 10)
+    one = dataclasses.replace(cfg, workers=1)
+    assert chunk_size_for(one, small) * train_bytes_per_run(10, 10, 10) <= 64 * 2**20
     assert np.log2(n) == int(np.log2(n))
     few = config.from_dict({"name": "m", "seed": 0, "runs": 1000, "grid": {"d": [10], "k": "d"}})
     assert chunk_size_for(few, few.cells()[0]) == 1000  # never larger than the runs it holds
