@@ -245,8 +245,8 @@ class _CellPrograms:
 
 def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, process_count: int,
          on_chunk: Callable[[Cell, int, int], None] | None) -> None:
-    """Run this process's chunks, up to :func:`~jaxsym.plan.workers_for` at once (one thread each), in the
-    order of the grid; the main thread shows progress and calls ``on_chunk``. An exception in a chunk, or in
+    """Run this process's chunks, up to :func:`~jaxsym.plan.workers_for` at once (one thread each; with more
+    than one, the costliest first: runs × k·d·(k+m)); the main thread shows progress and calls ``on_chunk``. An exception in a chunk, or in
     the main thread (Ctrl-C, ``on_chunk``), stops the other chunks at their next segment with their in-flight
     state saved (:func:`~jaxsym.engine.stop_on`), then propagates: chunks are independent, so which of them
     finished first changes no result."""
@@ -279,7 +279,10 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
             if bar is not None else None
         tasks = {cell.label: bar.add_task(cell.label, total=cfg.runs, completed=done) if bar else None
                  for cell, done, _ in work}
-        futures = {pool.submit(run_one, cell, a, b): (cell, a, b) for cell, _, chunks in work for a, b in chunks}
+        jobs = [(cell, a, b) for cell, _, chunks in work for a, b in chunks]
+        if workers > 1:  # the costliest chunks first, so that the workers finish together
+            jobs.sort(key=lambda j: -(j[2] - j[1]) * j[0].k * j[0].d * (j[0].k + j[0].teacher_width))
+        futures = {pool.submit(run_one, *job): job for job in jobs}
         try:
             for fut in concurrent.futures.as_completed(futures):
                 fut.result()
