@@ -145,7 +145,8 @@ def plan(
         _fail(f"config error: {e}")
     rd = RunDir(out or Path("results") / cfg.name)
     fp = cfg.fingerprint()
-    t = Table(title=f"{cfg.name}: {len(cfg.cells())} cells × {cfg.runs:,} runs (fingerprint {fp})")
+    t = Table(title=f"{cfg.name}: {len(cfg.cells())} cells × {cfg.runs:,} runs, {planmod.workers_for(cfg)} chunks "
+                    f"at once (fingerprint {fp})")
     for col in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done"):
         t.add_column(col, justify="right")
     try:

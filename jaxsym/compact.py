@@ -37,6 +37,7 @@ import numpy as np
 from jaxsym import checkpoint, programs
 from jaxsym.config import TrainConfig
 from jaxsym.engine import Engine, StoppedError, stop_requested
+from jaxsym.parallel import batch_invariant_options
 from jaxsym.train import RunLoop, RunResult, TrainState, cell_key, in_dtype, init_weights, make_run_loop, run_key
 
 log = logging.getLogger("jaxsym")
@@ -45,7 +46,7 @@ Array = jax.Array
 ROUND_STEPS = 16        # steps per round between harvests
 HOST_STEPS = 512        # clock steps per host segment (shrink checks, checkpoints)
 SHRINK = 4              # slots shrink by this factor when the queue is empty and few are busy
-MIN_SLOTS = 2           # never fewer slots: XLA compiles a batch of one to other float32 arithmetic
+MIN_SLOTS = 2           # never fewer slots (one is not faster than two)
 
 
 class CompactState(NamedTuple):
@@ -126,7 +127,7 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
 
         def init(runs: Array) -> CompactState:
             N = runs.shape[0]
-            B = max(MIN_SLOTS, min(slots, N))  # a batch of one compiles to other float32 arithmetic
+            B = max(MIN_SLOTS, min(slots, N))
             base = cell_key(seed, d, k)
             W0 = jax.vmap(lambda r: init_weights(run_key(base, r), d, k, cfg.init_scale, dtype))(runs)
             queue = jax.vmap(loop.init)(W0)
@@ -187,11 +188,12 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
                               next_pos=jnp.int32(0), phase=s.phase + 1)
 
         key = (cfg, V, k, seed, slots, round_steps)
-        engine = Engine(programs.jit(init, name="compact-init", key=key),
-                        programs.jit(advance, name="compact-advance", key=key),
-                        programs.jit(finish, name="compact-finish", key=key), host_n_running)
-        return CompactOps(engine, programs.jit(next_phase, name="compact-next-phase", key=key), resize, slots,
-                          round_steps)
+        opts = batch_invariant_options()  # a run's steps do not depend on the slot count or the chunk
+        engine = Engine(programs.jit(init, name="compact-init", key=key, compiler_options=opts),
+                        programs.jit(advance, name="compact-advance", key=key, compiler_options=opts),
+                        programs.jit(finish, name="compact-finish", key=key, compiler_options=opts), host_n_running)
+        return CompactOps(engine, programs.jit(next_phase, name="compact-next-phase", key=key,
+                                               compiler_options=opts), resize, slots, round_steps)
 
     ops = in_dtype(build, cfg.dtype)()
     eng = Engine(*(in_dtype(f, cfg.dtype) for f in ops.engine[:3]), ops.engine.n_running)
@@ -209,7 +211,17 @@ def host_n_running(s: CompactState) -> int:
 
 
 def _target_slots(busy: int, B: int) -> int:
+    """Slots for ``busy`` runs once the queue is empty: the size ladder ``B, B/4, …`` shrinks while a quarter
+    of the slots would still hold every busy run."""
     while B > MIN_SLOTS and busy <= B // SHRINK:
+        B = max(MIN_SLOTS, B // SHRINK)
+    return B
+
+
+def _phase_slots(pending: int, B: int) -> int:
+    """Slots at the start of a phase with ``pending`` runs: the largest size of the ladder ``B, B/4, …`` that
+    the runs fill (the queue refills them), so that a phase of few runs does not turn mostly idle slots."""
+    while B > MIN_SLOTS and pending < B:
         B = max(MIN_SLOTS, B // SHRINK)
     return B
 
@@ -291,7 +303,7 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
             handed[cand] = handoff(cand, np.asarray(q.W)[cand])
         dtype = np.asarray(state.tol).dtype
         state = ops.next_phase(state, np.full(len(runs), taus[phase + 1], dtype), handed)
-        state = ops.resize(state, _target_slots(int(state.n_pending), full_b))
+        state = ops.resize(state, _phase_slots(int(state.n_pending), full_b))
     res = jax.tree.map(np.asarray, jax.device_get(eng.finish(state)))
     n = int(state.n_valid)
     if n < len(runs):  # padding repeats the last run: copy its result

@@ -46,6 +46,17 @@ def initialize_distributed(coordinator: str | None, num_processes: int | None, p
                                    process_id=process_id)
 
 
+def batch_invariant_options() -> dict[str, str]:
+    """XLA compiler options under which a run's arithmetic does not depend on how many runs share its program.
+
+    On a CPU, XLA hands a dot whose *whole batch* is large enough to YNNPACK and computes smaller ones with its
+    own loops; the two sum in different orders, so a vmapped run's float32 trajectory changed in the last bits
+    with the number of slots or the chunk size (at k = d = 8: 32 slots and 64 differ; at k = 20 already 8 and
+    16). Training programs are compiled with YNNPACK fusions off, which costs about 13% of the published
+    sweep's rate here (``docs/benchmarks.md``). Other backends: no options (not measured: no GPU was lent)."""
+    return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else {}
+
+
 def use_compilation_cache(path: str | Path | None = None) -> Path | None:
     """Keep compiled XLA programs on disk so that later processes skip compiling them (JAX's persistent
     compilation cache). ``path`` defaults to ``$JAXSYM_COMPILATION_CACHE`` or ``~/.cache/jaxsym/xla``; setting

@@ -127,13 +127,15 @@ def _save(path: Path, exp: jax.export.Exported, out_tree: Any) -> None:
 class Program(Generic[R]):
     """``fn`` jitted, with its lowered form stored per argument signature (module docstring)."""
 
-    def __init__(self, fn: Callable[..., R], name: str, key: Any) -> None:
+    def __init__(self, fn: Callable[..., R], name: str, key: Any, compiler_options: dict[str, Any] | None = None
+                 ) -> None:
         self.fn = fn
         self.name = name
         self.key = digest((name, key))
+        self.options = compiler_options
         self._calls: dict[Any, tuple[Callable[..., Any], Any]] = {}
         self._lock = threading.Lock()  # one export/load per signature when chunks run in threads
-        self._jit = jax.jit(fn)
+        self._jit = jax.jit(fn, compiler_options=compiler_options)
 
     def __call__(self, *args: Any) -> R:
         store = _store()
@@ -167,13 +169,16 @@ class Program(Generic[R]):
             got = (exp, box[0])
             _save(path, exp, box[0])
         exp, out_tree = got
-        return jax.jit(exp.call), out_tree
+        return jax.jit(exp.call, compiler_options=self.options), out_tree
 
 
-def jit(fn: Callable[..., R], *, name: str, key: Any) -> Callable[..., R]:
-    """``jax.jit(fn)``, stored across processes under ``(name, key)`` where a compilation cache is set.
+def jit(fn: Callable[..., R], *, name: str, key: Any, compiler_options: dict[str, Any] | None = None
+        ) -> Callable[..., R]:
+    """``jax.jit(fn, compiler_options=…)``, stored across processes under ``(name, key)`` where a compilation
+    cache is set.
 
     ``key`` must hold every value ``fn`` closes over (configs, target arrays, sizes), by content; the source
-    of jaxsym, the JAX versions, the device and the argument shapes are added here.
+    of jaxsym, the JAX versions, the device and the argument shapes are added here (the stored form is the
+    lowered program, which compiler options do not change; the compilation cache keys on them).
     """
-    return Program(fn, name, key)
+    return Program(fn, name, key, compiler_options)

@@ -246,10 +246,10 @@ class _CellPrograms:
 def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, process_count: int,
          on_chunk: Callable[[Cell, int, int], None] | None) -> None:
     """Run this process's chunks, up to :func:`~jaxsym.plan.workers_for` at once (one thread each; with more
-    than one, the costliest first: runs × k·d·(k+m)); the main thread shows progress and calls ``on_chunk``. An exception in a chunk, or in
-    the main thread (Ctrl-C, ``on_chunk``), stops the other chunks at their next segment with their in-flight
-    state saved (:func:`~jaxsym.engine.stop_on`), then propagates: chunks are independent, so which of them
-    finished first changes no result."""
+    than one, the costliest first: runs × k·d·(k+m)); the main thread shows progress and calls ``on_chunk``.
+    An exception in a chunk, or in the main thread (Ctrl-C, ``on_chunk``), stops the other chunks at their next
+    segment with their in-flight state saved (:func:`~jaxsym.engine.stop_on`), then propagates: chunks are
+    independent, so which of them finished first changes no result."""
     fp = cfg.fingerprint()
     work = list(iter_work(cfg, rd, process_index, process_count))
     workers = plan.workers_for(cfg)

@@ -26,6 +26,7 @@ import optax
 from jaxsym import activations, model, optimizers, programs
 from jaxsym.config import TrainConfig
 from jaxsym.engine import Engine
+from jaxsym.parallel import batch_invariant_options
 
 Array = jax.Array
 R = TypeVar("R")
@@ -208,11 +209,14 @@ def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> Engine[T
             return jax.vmap(eng.init)(W0)
 
         key = (cfg, V, k, seed)
+        opts = batch_invariant_options()  # a run's steps do not depend on the chunk size
         return Engine(
-            programs.jit(init, name="batch-init", key=key),
-            programs.jit(jax.vmap(eng.advance, in_axes=(0, None)), name="batch-advance", key=key),
-            programs.jit(jax.vmap(eng.finish), name="batch-finish", key=key),
-            programs.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s)), name="batch-running", key=key),
+            programs.jit(init, name="batch-init", key=key, compiler_options=opts),
+            programs.jit(jax.vmap(eng.advance, in_axes=(0, None)), name="batch-advance", key=key,
+                         compiler_options=opts),
+            programs.jit(jax.vmap(eng.finish), name="batch-finish", key=key, compiler_options=opts),
+            programs.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s)), name="batch-running", key=key,
+                         compiler_options=opts),
         )
 
     eng = in_dtype(build, cfg.dtype)()

@@ -349,7 +349,7 @@ def bench_published(ks: list[int], runs: int, numpy_runs: int) -> dict:
     from jaxsym.plan import workers_for
 
     cache = tempfile.mkdtemp(prefix="jaxsym-xla-")
-    workers = workers_for(config.from_dict({"name": "w", "seed": 0, "runs": 1, "grid": {"d": [2]}}))
+    workers = workers_for(config.from_dict({"name": "w", "seed": 0, "runs": 1, "grid": {"d": [2], "k": "d"}}))
     out: dict = {"ks": ks, "runs": runs, "numpy_runs": numpy_runs, "workers": workers}
     for protocol in ("fast", "fast-1", "full", "float64"):
         cold, _ = sweep_rate_in_new_process(protocol, ks, runs, cache)

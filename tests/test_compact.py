@@ -14,31 +14,53 @@ from jaxsym.certify import make_handoff
 from jaxsym.compact import descend, make_compact_engine, thresholds
 from jaxsym.config import CertifyConfig, TrainConfig
 from jaxsym.sweep import run_sweep
-from jaxsym.train import make_train_batch, make_train_from
+from jaxsym.train import make_train, make_train_batch, make_train_from
 
 
 def no_handoff(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
     return np.zeros(len(positions), bool)
 
 
-@pytest.mark.parametrize("slots", [1, 2, 3, 16])
-def test_compaction_keeps_every_run_bit_identical_to_the_plain_engine(slots):
-    """With one threshold (no hand-off), every run's end point, step count and flags equal the plain batch
-    engine's, whatever the number of slots; padding repeats the last run's result; the work counted is the
-    steps the runs took."""
-    k = 6
+@pytest.mark.parametrize("k,slots", [(6, 1), (6, 2), (6, 3), (6, 16), (8, 2), (8, 32), (8, 64), (8, 128)])
+def test_compaction_keeps_every_run_bit_identical_to_runs_trained_alone(k, slots):
+    """With one threshold (no hand-off), every run's end point, step count and flags equal those of the run
+    trained alone (its own one-run program), whatever the number of slots — at k = 8 also across 32 → 64
+    slots, where XLA's CPU dot would otherwise switch to YNNPACK (`parallel.batch_invariant_options`) —; and
+    equal the plain batch engine's; padding repeats the last run's result; the work counted is the steps the
+    runs took."""
     cfg = TrainConfig(learning_rate=5 / k, steps=3000, grad_tol=1e-4, handoff_from=1e-4)
     assert thresholds(cfg) == [1e-4]
     runs = np.concatenate([np.arange(37), [36, 36, 36]])  # 37 runs padded to 40
-    ref = jax.device_get(make_train_batch(cfg, jnp.eye(k), k, 0)(jnp.asarray(runs[:37], jnp.uint32)))
+    from jaxsym.parallel import batch_invariant_options
+    from jaxsym.train import cell_key, run_key
+
+    # its own one-run program, compiled with the engine's options (without them XLA's CPU dots of one run and
+    # of a batch sum in different orders: the reason for the options)
+    alone = jax.jit(make_train(cfg, jnp.eye(k), k), compiler_options=batch_invariant_options())
+
+    base = cell_key(0, k, k)
+    ref = [jax.device_get(alone(run_key(base, r))) for r in range(37)]
+    batch = jax.device_get(make_train_batch(cfg, jnp.eye(k), k, 0)(jnp.asarray(runs[:37], jnp.uint32)))
     res, handed, stats = descend(make_compact_engine(cfg, np.eye(k), k, 0, slots=slots), runs, cfg, no_handoff)
     for field in ("W", "steps", "diverged", "grad_norm"):
-        np.testing.assert_array_equal(getattr(res, field)[:37], getattr(ref, field))
-        np.testing.assert_array_equal(getattr(res, field)[37:], np.repeat(getattr(ref, field)[36:], 3, axis=0))
+        got = getattr(res, field)
+        np.testing.assert_array_equal(got[:37], np.stack([getattr(r, field) for r in ref]))
+        np.testing.assert_array_equal(got[:37], getattr(batch, field))
+        np.testing.assert_array_equal(got[37:], np.repeat(got[36:37], 3, axis=0))
     assert not handed.any()
-    assert stats.needed == int(np.sum(ref.steps)) and stats.executed >= stats.needed
+    assert stats.needed == int(np.sum(res.steps[:37])) and stats.executed >= stats.needed
     if slots <= 2:  # (one slot is two: see MIN_SLOTS) a slot idles at most the rest of a round per run
         assert stats.executed - stats.needed <= 37 * 15 + 2 * 15
+
+
+def test_fast_sweep_does_not_depend_on_chunk_size_at_k8(tmp_path):
+    """The default protocol at k = d = 8 in one chunk of 160 runs (128 slots) and in chunks of 32 (32 slots):
+    the same tables, bit for bit."""
+    raw = {"name": "c", "seed": 0, "runs": 160, "grid": {"d": [8], "k": "d"}, "train": {"learning_rate": "5/k"}}
+    run_sweep(config.from_dict(raw), tmp_path / "a", progress=False)
+    run_sweep(config.from_dict({**raw, "chunk_size": 32}), tmp_path / "b", progress=False)
+    for table in ("runs.parquet", "minima.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / table), pd.read_parquet(tmp_path / "b" / table))
 
 
 def test_compaction_is_efficient_when_runs_differ_in_length():
