@@ -22,8 +22,10 @@ others.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +34,10 @@ import pandas as pd
 
 from jaxsym.certify import Polished, make_polish
 from jaxsym.config import CertifyConfig
+from jaxsym.continuum import Family, blocks_at, components, follow_family
 from jaxsym.families import FixedSpace, block_spectrum, newton
 from jaxsym.naming import isotropy_type
+from jaxsym.spectra import group_eigenvalues
 from jaxsym.symmetry import isotropy
 
 BOX = {"a": (-1.5, 1.5), "b": (-1.0, 1.0), "c": (-1.0, 1.0)}  # sampling box of the parameters a, b, c
@@ -155,3 +159,80 @@ def atlas(k: int, *, max_blocks: int = 3, types: list[tuple[int, ...]] | None = 
                          "kind": kind, "W": p.W.ravel().tolist()})
     df = pd.DataFrame(rows)
     return df.sort_values(["loss", "isotropy"], kind="stable").reset_index(drop=True) if len(df) else df
+
+
+def families(table: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: float = 1e5,
+             kinds: tuple[str, ...] = ("global", "minimum"), progress: Callable[[str], None] | None = None
+             ) -> tuple[pd.DataFrame, pd.DataFrame, list[Family]]:
+    """Follow the family of every atlas row of the given ``kinds`` in continuous k
+    (:func:`jaxsym.continuum.follow_family`: within its space, the first block growing).
+
+    Returns ``(families, curves, objects)``: one ``families`` row per family (``family, isotropy, type, space,
+    k_start, loss_start, birth_k, death_k, end_low, end_high, sign_change_k, sign_change_kind, limit_kind,
+    limit_value, limit_error, bounded_eig_blocks, bounded_eig_limits, bounded_eig_errors``),
+    one ``curves`` row per family and integer k on its curve up to ``k_max``
+    (``k, family, type, blocks, loss, grad_norm, index, hess_min, n_distinct_eigs``), and the
+    :class:`~jaxsym.continuum.Family` objects (for figures)."""
+    rows, curve_rows, objs = [], [], []
+    for i, row in enumerate(table[table["kind"].isin(kinds)].itertuples()):
+        space = tuple(int(p) for p in row.space)
+        x = FixedSpace(space).project(np.asarray(row.W, np.float64).reshape(row.k, row.k))
+        fam = follow_family(space[1:], float(row.k), x, k_max=k_max, asymptotic_to=asymptotic_to)
+        objs.append(fam)
+        rows.append({"family": i, "isotropy": row.isotropy, "type": row.type, "space": list(space),
+                     "k_start": int(row.k), "loss_start": float(row.loss), "birth_k": _nan(fam.birth_k),
+                     "death_k": _nan(fam.death_k), "end_low": _nan(fam.ends[0]), "end_high": _nan(fam.ends[1]),
+                     "sign_change_k": [float(kk) for kk, _ in fam.sign_changes],
+                     "sign_change_kind": [what for _, what in fam.sign_changes], "limit_kind": fam.limit[0],
+                     "limit_value": fam.limit[1], "limit_error": fam.limit[2],
+                     "bounded_eig_blocks": [b for b, _, _ in fam.bounded_eigs],
+                     "bounded_eig_limits": [v for _, v, _ in fam.bounded_eigs],
+                     "bounded_eig_errors": [e for _, _, e in fam.bounded_eigs]})
+        for c in fam.curve:
+            if abs(c.k - round(c.k)) < 1e-9 and c.k <= k_max:
+                p = blocks_at(space[1:], round(c.k))
+                comps = components(p, c.x)
+                vals = np.concatenate([cp.values for cp in comps])
+                mults = np.concatenate([np.full(len(cp.values), cp.mult) for cp in comps])
+                curve_rows.append({"k": round(c.k), "family": i, "type": row.type,
+                                   "blocks": [round(float(v)) for v in p], "loss": c.loss, "grad_norm": c.grad_norm,
+                                   "index": round(float(mults[vals < -1e-6].sum())), "hess_min": c.hess_min,
+                                   "n_distinct_eigs": len(group_eigenvalues(vals, 1e-7, mults))})
+        if progress is not None:
+            progress(f"family {i} ({row.isotropy}, loss {row.loss:.5f}): {len(fam.curve)} points, "
+                     f"birth {fam.birth_k}, limit {fam.limit[0]} {fam.limit[1]:.6g} ± {fam.limit[2]:.1g}")
+    curves = pd.DataFrame(curve_rows).drop_duplicates(["family", "k"]) if curve_rows else pd.DataFrame()
+    return pd.DataFrame(rows), curves.reset_index(drop=True), objs
+
+
+def _nan(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def plot_families(fams: list[Family], labels: list[str], path: str | Path) -> None:
+    """Loss (log–log) and λ_min (symlog) against continuous k, one curve per family; births marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    for fam, label in zip(fams, labels, strict=True):
+        ks = np.array([c.k for c in fam.curve])
+        line = axes[0].loglog(ks, [max(c.loss, 1e-300) for c in fam.curve], lw=1, label=label)[0]
+        axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, color=line.get_color())
+        for kk, what in fam.sign_changes:
+            if what == "birth":
+                axes[1].plot([kk], [0.0], "o", ms=4, color=line.get_color())
+    axes[0].set_xlabel("k = d (continuous)")
+    axes[0].set_ylabel("loss F")
+    axes[0].legend(fontsize=6, ncol=2)
+    axes[1].axhline(0, color="0.5", lw=0.8)
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("symlog", linthresh=1e-3)
+    axes[1].set_xlabel("k = d (continuous)")
+    axes[1].set_ylabel(r"$\lambda_{\min}$ (dots: births, saddle → minimum)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=200)
+    fig.savefig(Path(path).with_suffix(".pdf"))
+    plt.close(fig)

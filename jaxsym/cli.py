@@ -238,28 +238,64 @@ def family(
 @app.command()
 def atlas(
     k: Annotated[int, typer.Option(help="neurons k = d (identity target)")],
-    out: Annotated[Path, typer.Option(help="output directory: atlas.parquet and atlas.md")],
+    out: Annotated[Path, typer.Option(help="output directory: atlas.parquet, atlas.md (and families.*)")],
     max_blocks: Annotated[int, typer.Option(help="isotropy types with at most this many blocks")] = 3,
     starts: Annotated[int, typer.Option(help="random Newton starts per fixed-point space")] = 32,
     seed: Annotated[int, typer.Option(help="seed of the starts")] = 0,
+    k_max: Annotated[float | None, typer.Option(help="follow families in continuous k up to this k (integer-k "
+                                                     "rows in atlas.parquet); off when absent")] = None,
+    asymptotic_to: Annotated[float, typer.Option(help="follow families further, geometrically, to this k for "
+                                                      "their limits")] = 1e5,
+    families_of: Annotated[str, typer.Option("--families", help="which points' families to follow: minima "
+                                                                 "(global and spurious) or all")] = "minima",
 ) -> None:
     """Critical points of every fixed-point space Fix(Δ(S_p1×…×S_pr)) at k, by Newton from random starts (no
-    descent), each with its exact isotropy, loss, Hessian index and λ_min."""
+    descent), each with its exact isotropy, loss, Hessian index and λ_min; with --k-max, their families in
+    continuous k (births, deaths, limits: families.parquet, families.png)."""
+    import pandas as pd
+
     from jaxsym.atlas import atlas as build
+    from jaxsym.atlas import families, plot_families
     from jaxsym.summary import markdown
 
     if k < 1 or max_blocks < 1 or starts < 1:
         _fail("--k, --max-blocks and --starts must be positive")
+    if families_of not in ("minima", "all"):
+        _fail(f"--families must be minima or all, got {families_of!r}")
+    if k_max is not None and not (k_max >= k and asymptotic_to > 0):
+        _fail(f"--k-max must be at least --k ({k}) and --asymptotic-to positive")
     df = build(k, max_blocks=max_blocks, starts=starts, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(out / "atlas.parquet", index=False)
     cols = ["isotropy", "space", "loss", "index", "hess_min", "n_distinct_eigs", "kind"]
-    text = (f"# Atlas of critical points, k = d = {k}\n\nCommand: `jaxsym atlas --k {k} --max-blocks {max_blocks} "
-            f"--starts {starts} --seed {seed}`. {len(df)} distinct critical points (full-space ‖∇F‖ ≤ 1e-10), "
+    cmd = f"jaxsym atlas --k {k} --max-blocks {max_blocks} --starts {starts} --seed {seed}"
+    text = (f"# Atlas of critical points, k = d = {k}\n\nCommand: `{cmd}"
+            + (f" --k-max {k_max:g} --asymptotic-to {asymptotic_to:g} --families {families_of}" if k_max else "")
+            + f"`. {len(df)} distinct critical points (full-space ‖∇F‖ ≤ 1e-10), "
             f"{int((df['kind'] == 'minimum').sum())} spurious local minima.\n\n"
             + markdown(df[cols].assign(space=[str(tuple(s)) for s in df["space"]])) + "\n")
+    if k_max is not None:
+        kinds = ("global", "minimum") if families_of == "minima" else ("global", "minimum", "saddle")
+        fams, curves, objs = families(df, k_max=k_max, asymptotic_to=max(asymptotic_to, k_max), kinds=kinds,
+                                      progress=lambda m: console.print(m, soft_wrap=True))
+        fams.to_parquet(out / "families.parquet", index=False)
+        df = df.assign(family=-1)
+        df.loc[df["kind"].isin(kinds), "family"] = fams["family"].to_numpy()
+        rest = curves[curves["k"] != k] if len(curves) else curves
+        df = pd.concat([df, rest.rename(columns={"blocks": "space"})], ignore_index=True)
+        plot_families(objs, [f"{r.isotropy} ({r.loss_start:.4f})" for r in fams.itertuples()],
+                      out / "families.png")
+        fcols = ["family", "isotropy", "loss_start", "birth_k", "death_k", "end_low", "end_high", "limit_kind",
+                 "limit_value", "limit_error"]
+        text += (f"\n## Families in continuous k (to k = {asymptotic_to:g})\n\n"
+                 "birth_k: where λ_min turns positive as k grows (saddle → minimum), to 1e-8; death_k: where it "
+                 "stops being a minimum (λ_min < 0 again, or a fold); end_low/end_high: folds (NaN: the family "
+                 "reaches the edge of its domain or the last k traced); limit: the loss as k → ∞, `a/k` "
+                 "(value a) or `constant`, fitted in powers of k^(−1/2).\n\n" + markdown(fams[fcols]) + "\n\n"
+                 "![families](families.png)\n")
+    df.to_parquet(out / "atlas.parquet", index=False)
     (out / "atlas.md").write_text(text)
-    console.print(f"{len(df)} distinct critical points; tables in {out / 'atlas.parquet'} and {out / 'atlas.md'}")
+    console.print(f"{int((df['k'] == k).sum())} distinct critical points at k = {k}; tables in "
+                  f"{out / 'atlas.parquet'} and {out / 'atlas.md'}")
 
 
 def _atlas_start(k: int, isotropy: str | None) -> Any:

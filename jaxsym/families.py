@@ -159,7 +159,9 @@ def _loss(x: jax.Array, p: jax.Array) -> jax.Array:
     cross = jnp.where(eye, 0.0, pp * kern(n[:, None], n[None, :], jnp.where(eye, 0.0, g_cross)))
     ww = 0.5 * (jnp.sum(p * n2 / 2) + jnp.sum(pair_same) + jnp.sum(cross))
     one = jnp.ones_like(n)
-    wv = (jnp.sum(p * kern(n, one, a)) + jnp.sum(jnp.where(p >= 2, p * (p - 1) * kern(n, one, b), 0.0))
+    # the teacher of a neuron's own coordinate: Gram determinant ‖w_s‖² − a_s² = (p_s−1) b_s² + M_ss, exactly
+    wv = (jnp.sum(p * kern(n, one, a, (p - 1) * b * b + jnp.diag(M)))
+          + jnp.sum(jnp.where(p >= 2, p * (p - 1) * kern(n, one, b), 0.0))
           + jnp.sum(jnp.where(eye, 0.0, pp * kern(n[:, None], 1.0, c))))
     vv = 0.5 * (k / 2 + k * (k - 1) / (2 * np.pi))
     return ww - wv + vv

@@ -123,14 +123,44 @@ def kernel_matrix(g: Geometry) -> Array:
     return _arccos_kernel(g.na[:, None] * g.nb[None, :], g.sin, g.theta, g.gram)
 
 
-def kernel_from_inner(n1: Array, n2: Array, inner: Array) -> Array:
-    """``K`` from two norms and an inner product (broadcasting), with ``θ = arccos(u·v / ‖u‖‖v‖)``.
+_PSI_TERMS = 30  # terms of ψ(t)/t³ = Σ (−t²)^j / (2j + 3) for t² ≤ 1/4: 4^{-30}/63 < 1e-19
 
-    What a restricted loss needs when it knows only norms and inner products (:mod:`jaxsym.families`);
-    ``inner = 0`` gives θ = π/2 exactly, so masked entries leak no ``arccos'(±1)`` into gradients.
+
+def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = None) -> Array:
+    """``K`` from two norms and an inner product (broadcasting), smooth up to alignment.
+
+    With ``g = u·v`` and the Gram determinant ``q = ‖u‖²‖v‖² − g² ≥ 0`` (``gram``; computed from the norms when
+    not given — pass it when a cancellation-free form is known, e.g. ``(p−1)b² + M`` in a restricted loss),
+
+        2πK = √q + (π − θ) g,   θ = atan2(√q, g),
+
+    and, where ``q < g²/4`` (near alignment or anti-alignment), the same value as
+
+        2πK = π·max(g, 0) + |g|·ψ(√q/|g|),   ψ(t) = t − atan t = t³ Σ_j (−t²)^j/(2j + 3),
+
+    which is ``q^{3/2}`` times a power series in ``q/g²``: every derivative of K with respect to u and v is
+    finite at aligned vectors and equal to its limit (the plain arccos form gives 0·∞ there: the Hessian of
+    the loss at the global minimum, whose rows are aligned with the teacher's, came out NaN). ``q^{3/2}`` is
+    taken as 0 with zero derivatives where ``q ≤ 0``. ``inner = 0`` gives θ = π/2 exactly (masked entries of a
+    restricted loss leak nothing into gradients).
     """
-    cos = jnp.clip(inner / (n1 * n2), -1.0, 1.0)
-    return _arccos_kernel(n1 * n2, jnp.sqrt(jnp.maximum(1 - cos * cos, 0.0)), jnp.arccos(cos), inner)
+    g = jnp.asarray(inner)
+    q = (n1 * n2) ** 2 - g * g if gram is None else jnp.asarray(gram)
+    q = jnp.maximum(q, 0.0)
+    near = q < 0.25 * g * g
+    # plain form (θ well conditioned); its square root only where q > 0
+    q_pos = jnp.where(q > 0, q, 1.0)
+    root = jnp.where(q > 0, jnp.sqrt(q_pos), 0.0)
+    plain = root + (jnp.pi - jnp.arctan2(root, g)) * g
+    # series form, evaluated only where near (|g| > 0 there)
+    g_safe = jnp.where(near, g, 1.0)
+    u = jnp.where(near, q, 0.0) / (g_safe * g_safe)
+    series = jnp.zeros_like(u)
+    for j in range(_PSI_TERMS - 1, -1, -1):
+        series = series * (-u) + 1.0 / (2 * j + 3)
+    q32 = jnp.where(near & (q > 0), jnp.where(near & (q > 0), q, 1.0) ** 1.5, 0.0)
+    smooth = jnp.pi * jnp.maximum(g_safe, 0.0) + q32 / (g_safe * g_safe) * series
+    return jnp.where(near, smooth, plain) / _TWO_PI
 
 
 def kernel(u: Array, v: Array) -> Array:
