@@ -219,14 +219,18 @@ def plot_families(fams: list[Family], labels: list[str], path: str | Path) -> No
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     for fam, label in zip(fams, labels, strict=True):
         ks = np.array([c.k for c in fam.curve])
-        line = axes[0].loglog(ks, [max(c.loss, 1e-300) for c in fam.curve], lw=1, label=label)[0]
-        axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, color=line.get_color())
+        loss = np.array([c.loss for c in fam.curve])
+        if fam.limit[0] == "zero":  # the global minimum: loss 0 (rounding), λ_min only
+            line = axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, label=label)[0]
+            continue
+        line = axes[0].loglog(ks[loss > 0], loss[loss > 0], lw=1, label=label)[0]
+        axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, color=line.get_color(), label=label)
         for kk, what in fam.sign_changes:
             if what == "birth":
                 axes[1].plot([kk], [0.0], "o", ms=4, color=line.get_color())
     axes[0].set_xlabel("k = d (continuous)")
-    axes[0].set_ylabel("loss F")
-    axes[0].legend(fontsize=6, ncol=2)
+    axes[0].set_ylabel("loss F of the spurious families")
+    axes[1].legend(fontsize=6, ncol=2)
     axes[1].axhline(0, color="0.5", lw=0.8)
     axes[1].set_xscale("log")
     axes[1].set_yscale("symlog", linthresh=1e-3)

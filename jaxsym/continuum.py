@@ -293,7 +293,8 @@ def solve(tail: tuple[int, ...], k: float, x0: np.ndarray, *, tol: float = 1e-12
 
 @dataclass
 class CurvePoint:
-    """The family at real k: parameters, loss, full ‖∇F‖, λ_min and its block."""
+    """The family at real k: parameters, loss (float64; in 50 digits from ``k_max`` on, see
+    :func:`follow_family`), full ‖∇F‖, λ_min and its block."""
 
     k: float
     x: np.ndarray
@@ -491,7 +492,7 @@ class Family:
 
 
 def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: float = 100.0,
-                  asymptotic_to: float = 1e5, step: float = 0.25, xtol: float = 1e-8) -> Family:
+                  asymptotic_to: float = 1e5, step: float = 0.5, xtol: float = 1e-8) -> Family:
     """Trace the family through ``(k0, x0)`` down to the edge of its domain (or a fold) and up to ``k_max`` in
     steps of ``step``, then geometrically (×1.1 per step) to ``asymptotic_to``; locate λ_min's sign changes by
     bisection to ``xtol``; fit the limits of the loss and of the bounded eigenvalues on ``k ≥ k_max``
@@ -506,7 +507,12 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
         far = far[1:]
     curve = sorted(low[1:] + high + far, key=lambda c: c.k)
     changes = []
+    edge = _edge(tail)
     for a, b in itertools.pairwise(curve):
+        # at the domain's edge (two neurons left in the first block) some blocks' multiplicities vanish and
+        # λ_min jumps: a change of sign there is no birth
+        if a.k <= edge + 1e-9:
+            continue
         if np.sign(a.hess_min) != np.sign(b.hess_min) and b.k - a.k > 0:
             where = bisect_sign(tail, a, b, xtol=xtol)
             changes.append((where, "birth" if b.hess_min > 0 else "death"))
@@ -515,11 +521,11 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
     tail_pts = [c for c in curve if c.k >= k_max]
     if len(tail_pts) >= 8:
         ks = np.array([c.k for c in tail_pts])
-        if max(c.loss for c in tail_pts) <= 1e-12:
-            limit = ("zero", 0.0, 0.0)
-        else:
-            f = np.array([loss_precise(blocks_at(tail, c.k), c.x) for c in tail_pts])
-            limit = loss_limit(ks, f)
+        f = np.array([loss_precise(blocks_at(tail, c.k), c.x) for c in tail_pts])
+        for c, v in zip(tail_pts, f, strict=True):  # the curve keeps the digits float64 loses at large k
+            c.loss = float(v)
+        # the global minimum: zero to the precision of its float64 location (the precise loss of W = I is 0)
+        limit = ("zero", 0.0, 0.0) if np.max(np.abs(f)) <= 1e-15 else loss_limit(ks, f)
         eigs = bounded_limits(tail, tail_pts)
     return Family(tail, k0, np.asarray(x0), curve, (end_low, end_high), changes, limit, eigs)
 

@@ -123,7 +123,7 @@ def kernel_matrix(g: Geometry) -> Array:
     return _arccos_kernel(g.na[:, None] * g.nb[None, :], g.sin, g.theta, g.gram)
 
 
-_PSI_TERMS = 30  # terms of ψ(t)/t³ = Σ (−t²)^j / (2j + 3) for t² ≤ 1/4: 4^{-30}/63 < 1e-19
+_PSI_TERMS = 14  # terms of ψ(t)/t³ = Σ (−t²)^j / (2j + 3) for t² < 1/16: 16^{-14}/31 < 1e-18
 
 
 def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = None) -> Array:
@@ -134,7 +134,7 @@ def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = N
 
         2πK = √q + (π − θ) g,   θ = atan2(√q, g),
 
-    and, where ``q < g²/4`` (near alignment or anti-alignment), the same value as
+    and, where ``q < g²/16`` (near alignment or anti-alignment), the same value as
 
         2πK = π·max(g, 0) + |g|·ψ(√q/|g|),   ψ(t) = t − atan t = t³ Σ_j (−t²)^j/(2j + 3),
 
@@ -147,7 +147,7 @@ def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = N
     g = jnp.asarray(inner)
     q = (n1 * n2) ** 2 - g * g if gram is None else jnp.asarray(gram)
     q = jnp.maximum(q, 0.0)
-    near = q < 0.25 * g * g
+    near = q < g * g / 16
     # plain form (θ well conditioned); its square root only where q > 0
     q_pos = jnp.where(q > 0, q, 1.0)
     root = jnp.where(q > 0, jnp.sqrt(q_pos), 0.0)

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Tables of docs/atlas.md from `jaxsym atlas` output directories.
+
+    .venv/bin/python scripts/atlas_tables.py minima results/atlas6 … results/atlas12   # local minima per k
+    .venv/bin/python scripts/atlas_tables.py families results/atlas10                 # families in continuous k
+
+``minima``: per directory, the distinct critical points at its k, the local minima (index 0, the global one
+included) and each spurious minimum's isotropy, loss and λ_min. ``families``: one row per family of
+``families.parquet`` (births, deaths, folds, the loss's limit) and the limits of its bounded Hessian
+eigenvalues.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+
+def minima(dirs: list[Path]) -> None:
+    print("| k = d | distinct critical points | local minima (index 0) | spurious local minima: isotropy, loss "
+          "(λ_min) |")
+    print("|---:|---:|---:|---|")
+    for d in dirs:
+        t = pd.read_parquet(d / "atlas.parquet")
+        k = int(t["k"].iloc[0])
+        t = t[t["k"] == k]
+        spur = t[t["kind"] == "minimum"].sort_values("loss")
+        cells = "; ".join(f"{r.isotropy} {r.loss:.5f} ({r.hess_min:.4f})" for r in spur.itertuples())
+        print(f"| {k} | {len(t)} | {int((t['index'] == 0).sum())} | {cells} |")
+
+
+def _k(v: float) -> str:
+    return "–" if pd.isna(v) else f"{v:.8f}"
+
+
+def families(d: Path) -> None:
+    f = pd.read_parquet(d / "families.parquet")
+    print("| family | isotropy at k = 10 | loss at k = 10 | birth (saddle → minimum) | other sign changes of "
+          "λ_min | folds | loss as k → ∞ | bounded Hessian eigenvalues as k → ∞ |")
+    print("|---:|---|---:|---:|---|---|---|---|")
+    for r in f.itertuples():
+        others = ", ".join(f"{kk:.8f} ({what})" for kk, what in zip(r.sign_change_k, r.sign_change_kind, strict=True)
+                           if kk != r.birth_k) or "–"
+        folds = ", ".join(_k(v) for v in (r.end_low, r.end_high) if not pd.isna(v)) or "–"
+        limit = {"zero": "0 (global)", "a/k": f"a/k, a = {r.limit_value:.6f} ± {r.limit_error:.0e}",
+                 "constant": f"{r.limit_value:.6f} ± {r.limit_error:.0e}"}.get(r.limit_kind, r.limit_kind)
+        eigs = sorted({round(v, 5) for v, e in zip(r.bounded_eig_limits, r.bounded_eig_errors, strict=True)
+                       if e < 1e-4})
+        print(f"| {r.family} | {r.isotropy} | {max(r.loss_start, 0.0):.5f} | {_k(r.birth_k)} | {others} | {folds} | "
+              f"{limit} | {', '.join(f'{v:.5f}' for v in eigs)} |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "minima":
+        minima([Path(p) for p in sys.argv[2:]])
+    elif len(sys.argv) == 3 and sys.argv[1] == "families":
+        families(Path(sys.argv[2]))
+    else:
+        sys.exit(__doc__)
