@@ -496,7 +496,11 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
     """Trace the family through ``(k0, x0)`` down to the edge of its domain (or a fold) and up to ``k_max`` in
     steps of ``step``, then geometrically (×1.1 per step) to ``asymptotic_to``; locate λ_min's sign changes by
     bisection to ``xtol``; fit the limits of the loss and of the bounded eigenvalues on ``k ≥ k_max``
-    (``asymptotic_to > k_max``)."""
+    (``asymptotic_to > k_max``).
+
+    Sign changes are looked for between consecutive points of the curve: two of them closer than ``step``
+    cancel out and are not seen (near the domain's edge, where a block's multiplicity polynomial is below
+    one, λ_min of the continued spectrum can change sign twice within 0.1 in k)."""
     low, end_low = trace(tail, k0, x0, _edge(tail), step=step, min_step=xtol)
     high, end_high = trace(tail, k0, x0, k_max, step=step, min_step=xtol)
     far: list[CurvePoint] = []
@@ -510,9 +514,12 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
     edge = _edge(tail)
     for a, b in itertools.pairwise(curve):
         # at the domain's edge (two neurons left in the first block) some blocks' multiplicities vanish and
-        # λ_min jumps: a change of sign there is no birth
+        # λ_min jumps: compare with a point just inside instead, so that only changes of sign inside count
         if a.k <= edge + 1e-9:
-            continue
+            x, gn, ok = solve(tail, edge + 1e-6, a.x)
+            if not ok:
+                continue
+            a = _point(tail, edge + 1e-6, x, gn)
         if np.sign(a.hess_min) != np.sign(b.hess_min) and b.k - a.k > 0:
             where = bisect_sign(tail, a, b, xtol=xtol)
             changes.append((where, "birth" if b.hess_min > 0 else "death"))
