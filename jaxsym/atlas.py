@@ -217,17 +217,18 @@ def plot_families(fams: list[Family], labels: list[str], path: str | Path) -> No
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    for fam, label in zip(fams, labels, strict=True):
+    floor = 1e-7
+    for i, (fam, label) in enumerate(zip(fams, labels, strict=True)):
+        color = f"C{i % 10}"
         ks = np.array([c.k for c in fam.curve])
         loss = np.array([c.loss for c in fam.curve])
-        if fam.limit[0] == "zero":  # the global minimum: loss 0 (rounding), λ_min only
-            line = axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, label=label)[0]
-            continue
-        line = axes[0].loglog(ks[loss > 0], loss[loss > 0], lw=1, label=label)[0]
-        axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, color=line.get_color(), label=label)
+        if fam.limit[0] != "zero":  # the global minimum (loss 0 up to rounding) has λ_min only
+            keep = loss > floor
+            axes[0].loglog(ks[keep], loss[keep], lw=1, color=color, label=label)
+        axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, color=color, label=label)
         for kk, what in fam.sign_changes:
             if what == "birth":
-                axes[1].plot([kk], [0.0], "o", ms=4, color=line.get_color())
+                axes[1].plot([kk], [0.0], "o", ms=4, color=color)
     axes[0].set_xlabel("k = d (continuous)")
     axes[0].set_ylabel("loss F of the spurious families")
     axes[1].legend(fontsize=6, ncol=2)

@@ -282,7 +282,7 @@ def atlas(
         df.loc[df["kind"].isin(kinds), "family"] = fams["family"].to_numpy()
         rest = curves[curves["k"] != k] if len(curves) else curves
         df = pd.concat([df, rest.rename(columns={"blocks": "space"})], ignore_index=True)
-        plot_families(objs, [f"{r.isotropy} ({r.loss_start:.4f})" for r in fams.itertuples()],
+        plot_families(objs, [f"{r.isotropy} ({max(r.loss_start, 0.0):.4f})" for r in fams.itertuples()],
                       out / "families.png")
         fcols = ["family", "isotropy", "loss_start", "birth_k", "death_k", "end_low", "end_high", "limit_kind",
                  "limit_value", "limit_error"]
