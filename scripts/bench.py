@@ -186,10 +186,16 @@ def start_points(k: int, batch: int, dtype: str) -> np.ndarray:
     return (np.random.default_rng(0).normal(size=(batch, k, k)) / np.sqrt(k)).astype(dtype)
 
 
-def bench_engine(k: int, dtype: str, steps: int, repeats: int) -> float:
+def bench_engine(k: int, dtype: str, steps: int, repeats: int, *, invariant: bool = True) -> float:
+    """The engine's vmapped training, compiled as sweeps compile it (``invariant``: with
+    :func:`jaxsym.parallel.batch_invariant_options`, so that a run's arithmetic does not depend on its batch)
+    or with XLA's defaults."""
+    from jaxsym.parallel import batch_invariant_options
+
     cfg = TrainConfig(steps=steps, grad_tol=0.0, dtype=dtype, learning_rate=0.05)
     W0 = jnp.asarray(start_points(k, batch_for(k), dtype))
-    train = jax.jit(jax.vmap(make_train_from(cfg, jnp.eye(k, dtype=dtype))))
+    opts = batch_invariant_options() if invariant else None
+    train = jax.jit(jax.vmap(make_train_from(cfg, jnp.eye(k, dtype=dtype))), compiler_options=opts)
     return W0.shape[0] * steps / median_time(lambda: train(W0).W, repeats)
 
 
@@ -440,6 +446,7 @@ def main() -> None:
     ap.add_argument("--published-runs", type=int, default=1000)
     ap.add_argument("--numpy-runs", type=int, default=100)
     ap.add_argument("--only-published", action="store_true")
+    ap.add_argument("--skip-published", action="store_true")
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--sweep-rate", help=argparse.SUPPRESS)  # internal: one sweep_rate in this process, as JSON
     ap.add_argument("--cache", help=argparse.SUPPRESS)
@@ -457,8 +464,9 @@ def main() -> None:
             "cpu_count": os.cpu_count(), "machine": platform.machine(), "jax": jax.__version__}
     print(f"device: {info['device']} x{info['devices']}, {info['cpu_count']} CPUs, jax {jax.__version__}")
     result: dict = {"info": info, "throughput": [], "peak": {}, "table": {}}
-    result["published"] = bench_published(a.published_ks, a.published_runs, a.numpy_runs)
-    print_published(result["published"])
+    if not a.skip_published:
+        result["published"] = bench_published(a.published_ks, a.published_runs, a.numpy_runs)
+        print_published(result["published"])
     if a.only_published:
         with open(a.out, "w") as f:
             json.dump(result, f, indent=2)
@@ -471,6 +479,7 @@ def main() -> None:
                 row = {"k": k, "d": k, "dtype": dtype, "batch": batch_for(k)}
                 steps = a.steps if k <= 20 else max(10, a.steps // (k // 10))
                 row["engine"] = bench_engine(k, dtype, steps, a.repeats)
+                row["engine_xla_defaults"] = bench_engine(k, dtype, steps, a.repeats, invariant=False)
                 row["numpy"] = bench_numpy(k, dtype, a.numpy_steps, a.repeats)
                 row["naive_jax"] = bench_naive(k, dtype, steps, a.repeats)
                 row["torch"] = bench_torch(k, dtype, max(5, steps // 10), a.repeats)
@@ -481,12 +490,13 @@ def main() -> None:
                 result["throughput"].append(row)
                 print(f"  k={k:4d} {dtype}: engine {row['engine']:.3g} run-steps/s", flush=True)
 
-    print("\n| k = d | dtype | engine run-steps/s | NumPy loop | naive JAX | PyTorch | engine / NumPy | "
-          "engine / naive JAX | engine GFLOP/s | of matmul peak |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n| k = d | dtype | engine run-steps/s | (XLA defaults: YNNPACK) | NumPy loop | naive JAX | PyTorch | "
+          "engine / NumPy | engine / naive JAX | engine GFLOP/s | of matmul peak |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in result["throughput"]:
         torch_s = f"{r['torch']:.3g}" if r["torch"] else "n/a (no torch)"
-        print(f"| {r['k']} | {r['dtype']} | {r['engine']:.3g} | {r['numpy']:.3g} | {r['naive_jax']:.3g} | "
+        print(f"| {r['k']} | {r['dtype']} | {r['engine']:.3g} | {r['engine_xla_defaults']:.3g} | {r['numpy']:.3g} | "
+              f"{r['naive_jax']:.3g} | "
               f"{torch_s} | {r['engine'] / r['numpy']:.1f}× | {r['engine'] / r['naive_jax']:.1f}× | "
               f"{r['engine_gflops']:.2f} | {100 * r['fraction_of_peak']:.1f}% |")
     for dtype, p in result["peak"].items():
