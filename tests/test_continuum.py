@@ -151,3 +151,22 @@ def test_atlas_cli_follows_families(tmp_path):
     assert {5, 6, 7} <= set(table["k"]) and table["k"].max() == 7  # and lower k down to where families end
     assert set(table.loc[table["k"] != 5, "family"]) <= set(fams["family"])
     assert (tmp_path / "families.png").exists() and "Families in continuous k" in (tmp_path / "atlas.md").read_text()
+
+
+def test_integer_rows_of_families_match_dense_hessians():
+    """The rows a families run adds at integer k (k ≤ 12 here): full-space ‖∇F‖ ≤ 1e-10 by the closed form,
+    and the Hessian index and λ_min that the dense closed-form Hessian gives."""
+    from jaxsym.atlas import atlas, families
+
+    table = atlas(7, max_blocks=2, starts=6)
+    fams, curves, objs = families(table, k_max=12.0, asymptotic_to=12.0)
+    assert len(fams) == len(objs) == int(table["kind"].isin(["global", "minimum"]).sum()) and len(curves)
+    for row in curves.itertuples():
+        (point,) = [c for c in objs[row.family].curve if abs(c.k - row.k) < 1e-9]
+        with jax.enable_x64(True):
+            W = FixedSpace(tuple(row.blocks)).embed(jnp.asarray(point.x))
+            g = float(jnp.linalg.norm(model.grad(W, jnp.eye(row.k))))
+            eig = np.linalg.eigvalsh(np.asarray(model.hessian(W, jnp.eye(row.k))))
+        assert g <= 1e-10
+        assert row.index == int((eig < -1e-6).sum())
+        assert abs(row.hess_min - eig[0]) <= 1e-8
