@@ -266,7 +266,7 @@ def blocks_at(tail: tuple[int, ...], k: float) -> np.ndarray:
 def _free(p: np.ndarray) -> np.ndarray:
     r = len(p)
     mask = np.ones(2 * r + r * r, dtype=bool)
-    mask[r:2 * r] = p >= 2
+    mask[r:2 * r] = p > 1
     mask[2 * r:] = ~np.eye(r, dtype=bool).ravel()
     return mask
 
@@ -389,7 +389,7 @@ def loss_precise(p: Sequence[float], x: np.ndarray, digits: int = 50) -> float:
         P = [mp(float(v)) for v in p]
         xs = [mp(float(v)) for v in np.asarray(x, np.float64)]
         a = xs[:r]
-        b = [xs[r + s] if P[s] >= 2 else mp(0) for s in range(r)]
+        b = [xs[r + s] if P[s] > 1 else mp(0) for s in range(r)]
         c = [[mp(0) if s == t else xs[2 * r + s * r + t] for t in range(r)] for s in range(r)]
         pi = mpmath.pi
 
@@ -405,7 +405,7 @@ def loss_precise(p: Sequence[float], x: np.ndarray, digits: int = 50) -> float:
         ww = sum(P[s] * n2[s] / 2 for s in range(r))
         wv = mp(0)
         for s in range(r):
-            if P[s] >= 2:
+            if P[s] > 1:
                 g_same = 2 * a[s] * b[s] + (P[s] - 2) * b[s] ** 2 + M[s][s]
                 ww += P[s] * (P[s] - 1) * kern(n[s], n[s], g_same)
                 wv += P[s] * (P[s] - 1) * kern(n[s], 1, b[s])

@@ -137,7 +137,7 @@ class FixedSpace:
 def _split(x: jax.Array, p: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
     r = p.shape[0]
     a = x[:r]
-    b = jnp.where(p >= 2, x[r:2 * r], 0.0)
+    b = jnp.where(p > 1, x[r:2 * r], 0.0)
     c = jnp.where(jnp.eye(r, dtype=bool), 0.0, x[2 * r:].reshape(r, r))
     return a, b, c
 
@@ -154,14 +154,14 @@ def _loss(x: jax.Array, p: jax.Array) -> jax.Array:
     g_cross = M + c.T * S[:, None] + c * S[None, :]
     eye = jnp.eye(r, dtype=bool)
     # masked entries get g = 0 (θ = π/2), so that no arccos'(±1) leaks into the gradient through where
-    pair_same = jnp.where(p >= 2, p * (p - 1) * kern(n, n, jnp.where(p >= 2, g_same, 0.0)), 0.0)
+    pair_same = jnp.where(p > 1, p * (p - 1) * kern(n, n, jnp.where(p > 1, g_same, 0.0)), 0.0)
     pp = jnp.outer(p, p)
     cross = jnp.where(eye, 0.0, pp * kern(n[:, None], n[None, :], jnp.where(eye, 0.0, g_cross)))
     ww = 0.5 * (jnp.sum(p * n2 / 2) + jnp.sum(pair_same) + jnp.sum(cross))
     one = jnp.ones_like(n)
     # the teacher of a neuron's own coordinate: Gram determinant ‖w_s‖² − a_s² = (p_s−1) b_s² + M_ss, exactly
     wv = (jnp.sum(p * kern(n, one, a, (p - 1) * b * b + jnp.diag(M)))
-          + jnp.sum(jnp.where(p >= 2, p * (p - 1) * kern(n, one, b), 0.0))
+          + jnp.sum(jnp.where(p > 1, p * (p - 1) * kern(n, one, b), 0.0))
           + jnp.sum(jnp.where(eye, 0.0, pp * kern(n[:, None], 1.0, c))))
     vv = 0.5 * (k / 2 + k * (k - 1) / (2 * np.pi))
     return ww - wv + vv
