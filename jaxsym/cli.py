@@ -145,8 +145,9 @@ def plan(
         _fail(f"config error: {e}")
     rd = RunDir(out or Path("results") / cfg.name)
     fp = cfg.fingerprint()
-    t = Table(title=f"{cfg.name}: {len(cfg.cells())} cells × {cfg.runs:,} runs, {planmod.workers_for(cfg)} chunks "
-                    f"at once (fingerprint {fp})")
+    workers = planmod.workers_for(cfg)
+    t = Table(title=f"{cfg.name}: {len(cfg.cells())} cells × {cfg.runs:,} runs, {workers} chunk"
+                    f"{'s' if workers != 1 else ''} at once (fingerprint {fp})")
     for col in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done"):
         t.add_column(col, justify="right")
     try:
