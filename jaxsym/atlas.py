@@ -168,8 +168,9 @@ def families(table: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: float 
     (:func:`jaxsym.continuum.follow_family`: within its space, the first block growing).
 
     Returns ``(families, curves, objects)``: one ``families`` row per family (``family, isotropy, type, space,
-    k_start, loss_start, birth_k, death_k, end_low, end_high, sign_change_k, sign_change_kind, limit_kind,
-    limit_value, limit_error, bounded_eig_blocks, bounded_eig_limits, bounded_eig_errors``),
+    k_start, loss_start, birth_k, death_k, end_low, end_high, sign_change_k, sign_change_kind, sign_change_err,
+    limit_kind, limit_value, limit_error, bounded_eig_blocks, bounded_eig_limits, bounded_eig_errors``; a
+    family Newton cannot follow from its start has ``limit_kind = "not followed"``),
     one ``curves`` row per family and integer k on its curve up to ``k_max``
     (``k, family, type, blocks, loss, grad_norm, index, hess_min, n_distinct_eigs``), and the
     :class:`~jaxsym.continuum.Family` objects (for figures)."""
@@ -177,13 +178,19 @@ def families(table: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: float 
     for i, row in enumerate(table[table["kind"].isin(kinds)].itertuples()):
         space = tuple(int(p) for p in row.space)
         x = FixedSpace(space).project(np.asarray(row.W, np.float64).reshape(row.k, row.k))
-        fam = follow_family(space[1:], float(row.k), x, k_max=k_max, asymptotic_to=asymptotic_to)
+        try:
+            fam = follow_family(space[1:], float(row.k), x, k_max=k_max, asymptotic_to=asymptotic_to)
+        except ValueError as e:  # Newton does not hold the point in its space: a row that says so
+            fam = Family(space[1:], float(row.k), x, [], (None, None), [], ("not followed", math.nan, math.nan), [])
+            if progress is not None:
+                progress(f"family {i} ({row.isotropy}, loss {row.loss:.5f}): not followed: {e}")
         objs.append(fam)
         rows.append({"family": i, "isotropy": row.isotropy, "type": row.type, "space": list(space),
                      "k_start": int(row.k), "loss_start": float(row.loss), "birth_k": _nan(fam.birth_k),
                      "death_k": _nan(fam.death_k), "end_low": _nan(fam.ends[0]), "end_high": _nan(fam.ends[1]),
-                     "sign_change_k": [float(kk) for kk, _ in fam.sign_changes],
-                     "sign_change_kind": [what for _, what in fam.sign_changes], "limit_kind": fam.limit[0],
+                     "sign_change_k": [float(kk) for kk, _, _ in fam.sign_changes],
+                     "sign_change_kind": [what for _, what, _ in fam.sign_changes],
+                     "sign_change_err": [float(e) for _, _, e in fam.sign_changes], "limit_kind": fam.limit[0],
                      "limit_value": fam.limit[1], "limit_error": fam.limit[2],
                      "bounded_eig_blocks": [b for b, _, _ in fam.bounded_eigs],
                      "bounded_eig_limits": [v for _, v, _ in fam.bounded_eigs],
@@ -198,7 +205,7 @@ def families(table: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: float 
                                    "blocks": [round(float(v)) for v in p], "loss": c.loss, "grad_norm": c.grad_norm,
                                    "index": round(float(mults[vals < -1e-6].sum())), "hess_min": c.hess_min,
                                    "n_distinct_eigs": len(group_eigenvalues(vals, 1e-7, mults))})
-        if progress is not None:
+        if progress is not None and fam.curve:
             progress(f"family {i} ({row.isotropy}, loss {row.loss:.5f}): {len(fam.curve)} points, "
                      f"birth {fam.birth_k}, limit {fam.limit[0]} {fam.limit[1]:.6g} ± {fam.limit[2]:.1g}")
     curves = pd.DataFrame(curve_rows).drop_duplicates(["family", "k"]) if curve_rows else pd.DataFrame()
@@ -220,13 +227,15 @@ def plot_families(fams: list[Family], labels: list[str], path: str | Path) -> No
     floor = 1e-7
     for i, (fam, label) in enumerate(zip(fams, labels, strict=True)):
         color = f"C{i % 10}"
+        if not fam.curve:
+            continue
         ks = np.array([c.k for c in fam.curve])
         loss = np.array([c.loss for c in fam.curve])
         if fam.limit[0] != "zero":  # the global minimum (loss 0 up to rounding) has λ_min only
             keep = loss > floor
             axes[0].loglog(ks[keep], loss[keep], lw=1, color=color, label=label)
         axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, color=color, label=label)
-        for kk, what in fam.sign_changes:
+        for kk, what, _ in fam.sign_changes:
             if what == "birth":
                 axes[1].plot([kk], [0.0], "o", ms=4, color=color)
     axes[0].set_xlabel("k = d (continuous)")

@@ -351,9 +351,10 @@ def trace(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, ste
 
 
 def bisect_sign(tail: tuple[int, ...], a: CurvePoint, b: CurvePoint, *, xtol: float = 1e-8,
-                tol: float = 1e-12) -> float:
-    """The k between two points of a family where λ_min changes sign, by bisection to ``xtol`` (each midpoint
-    solved by Newton from the interpolated parameters)."""
+                tol: float = 1e-12) -> tuple[float, float]:
+    """The k between two points of a family where λ_min changes sign, by bisection (each midpoint solved by
+    Newton from the interpolated parameters, else from the nearer end): ``(k, half-width of the final
+    bracket)``, the half-width below ``xtol`` unless Newton failed inside the bracket first."""
     if np.sign(a.hess_min) == np.sign(b.hess_min):
         raise ValueError("λ_min has the same sign at both ends")
     lo, hi = (a, b) if a.k < b.k else (b, a)
@@ -362,13 +363,15 @@ def bisect_sign(tail: tuple[int, ...], a: CurvePoint, b: CurvePoint, *, xtol: fl
         w = (km - lo.k) / (hi.k - lo.k)
         x, gn, ok = solve(tail, km, (1 - w) * lo.x + w * hi.x, tol=tol)
         if not ok:
-            raise ValueError(f"Newton failed at k = {km} while bisecting")
+            x, gn, ok = solve(tail, km, lo.x, tol=tol)
+        if not ok:
+            break
         mid = _point(tail, km, x, gn)
         if np.sign(mid.hess_min) == np.sign(lo.hess_min):
             lo = mid
         else:
             hi = mid
-    return (lo.k + hi.k) / 2
+    return (lo.k + hi.k) / 2, (hi.k - lo.k) / 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -449,6 +452,8 @@ def loss_limit(k: np.ndarray, loss: np.ndarray, terms: int = 4) -> tuple[str, fl
     return "constant", f_inf, f_err
 
 
+SIGN_FLOOR = 1e-8  # |λ_min| below this at a bracket's end: no sign change is counted there
+
 # --------------------------------------------------------------------------------------------------
 # A whole family: its curve, births and deaths, limits
 # --------------------------------------------------------------------------------------------------
@@ -460,8 +465,10 @@ class Family:
       tail: the fixed blocks.   k0, x0: where it was started.   curve: its points, ascending in k.
       ends: ``(low, high)`` k where the family ends in a fold (to 1e-8), None where it reaches the domain's
         edge (the first block keeps two neurons) or the last k traced.
-      sign_changes: k where λ_min changes sign (to 1e-8): ``(k, "birth")`` from saddle to minimum as k grows,
-        ``(k, "death")`` the other way.
+      sign_changes: k where λ_min changes sign: ``(k, "birth", error)`` from saddle to minimum as k grows,
+        ``(k, "death", error)`` the other way; the error is 1e-8 or less unless Newton failed inside the
+        bracket. Changes where |λ_min| is below :data:`SIGN_FLOOR` at either end of the bracket are not counted
+        (at large k a λ_min that tends to zero is below the blocks' float64 accuracy).
       limit: ``(kind, value, error)`` of the loss as k → ∞ (:func:`loss_limit`; ``("zero", 0, 0)`` for the
         global minimum), from :func:`loss_precise` on the upper part of the curve.
       bounded_eigs: ``[(block, value, error)]``, limits of the Hessian eigenvalues that stay bounded.
@@ -472,20 +479,20 @@ class Family:
     x0: np.ndarray
     curve: list[CurvePoint]
     ends: tuple[float | None, float | None]
-    sign_changes: list[tuple[float, str]]
+    sign_changes: list[tuple[float, str, float]]
     limit: tuple[str, float, float]
     bounded_eigs: list[tuple[str, float, float]]
 
     @property
     def birth_k(self) -> float | None:
-        births = [k for k, what in self.sign_changes if what == "birth"]
+        births = [k for k, what, _ in self.sign_changes if what == "birth"]
         return births[-1] if births else None
 
     @property
     def death_k(self) -> float | None:
         """Where the family stops being a local minimum as k grows past its birth (a sign change or a fold)."""
         b = self.birth_k
-        deaths = [k for k, what in self.sign_changes if what == "death" and (b is None or k > b)]
+        deaths = [k for k, what, _ in self.sign_changes if what == "death" and (b is None or k > b)]
         if deaths:
             return deaths[0]
         return self.ends[1]
@@ -520,9 +527,10 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
             if not ok:
                 continue
             a = _point(tail, edge + 1e-6, x, gn)
-        if np.sign(a.hess_min) != np.sign(b.hess_min) and b.k - a.k > 0:
-            where = bisect_sign(tail, a, b, xtol=xtol)
-            changes.append((where, "birth" if b.hess_min > 0 else "death"))
+        if np.sign(a.hess_min) != np.sign(b.hess_min) and b.k - a.k > 0 \
+                and min(abs(a.hess_min), abs(b.hess_min)) > SIGN_FLOOR:
+            where, err = bisect_sign(tail, a, b, xtol=xtol)
+            changes.append((where, "birth" if b.hess_min > 0 else "death", err))
     limit: tuple[str, float, float] = ("none", math.nan, math.nan)
     eigs: list[tuple[str, float, float]] = []
     tail_pts = [c for c in curve if c.k >= k_max]

@@ -89,7 +89,8 @@ def test_birth_found_by_bisection_brackets_the_integer_sign_change():
     curve = sorted(curve, key=lambda c: c.k)
     pairs = [(a, b) for a, b in itertools.pairwise(curve) if np.sign(a.hess_min) != np.sign(b.hess_min)]
     assert len(pairs) == 1
-    birth = bisect_sign((1,), *pairs[0])
+    birth, err = bisect_sign((1,), *pairs[0])
+    assert err <= 1e-8
     lo, hi = int(np.floor(birth)), int(np.ceil(birth))
 
     def dense_lambda_min(kk: int) -> float:
