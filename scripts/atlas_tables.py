@@ -37,15 +37,21 @@ def _k(v: float) -> str:
 
 def families(d: Path) -> None:
     f = pd.read_parquet(d / "families.parquet")
-    print("| family | isotropy at k = 10 | loss at k = 10 | birth (saddle → minimum) | other sign changes of "
+    k0 = int(f["k_start"].iloc[0])
+    print(f"| family | isotropy at k = {k0} | loss at k = {k0} | birth (saddle → minimum) | other sign changes of "
           "λ_min | folds | loss as k → ∞ | bounded Hessian eigenvalues as k → ∞ |")
     print("|---:|---|---:|---:|---|---|---|---|")
     for r in f.itertuples():
-        others = ", ".join(f"{kk:.8f} ({what})" for kk, what in zip(r.sign_change_k, r.sign_change_kind, strict=True)
+        errs = getattr(r, "sign_change_err", None)
+        errs = list(errs) if errs is not None else [0.0] * len(r.sign_change_k)
+        others = ", ".join(f"{kk:.8f} ({what}{f', ±{e:.0e}' if e > 1e-8 else ''})"
+                           for kk, what, e in zip(r.sign_change_k, r.sign_change_kind, errs, strict=True)
                            if kk != r.birth_k) or "–"
         folds = ", ".join(_k(v) for v in (r.end_low, r.end_high) if not pd.isna(v)) or "–"
         limit = {"zero": "0 (global)", "a/k": f"a/k, a = {r.limit_value:.6f} ± {r.limit_error:.0e}",
                  "constant": f"{r.limit_value:.6f} ± {r.limit_error:.0e}"}.get(r.limit_kind, r.limit_kind)
+        if r.limit_kind == "constant" and abs(r.limit_value) <= 3 * r.limit_error:
+            limit += " (0 within the error)"
         eigs = sorted({round(v, 5) for v, e in zip(r.bounded_eig_limits, r.bounded_eig_errors, strict=True)
                        if e < 1e-4})
         print(f"| {r.family} | {r.isotropy} | {max(r.loss_start, 0.0):.5f} | {_k(r.birth_k)} | {others} | {folds} | "
