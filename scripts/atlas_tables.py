@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/atlas_tables.py minima results/atlas6 … results/atlas12   # local minima per k
     .venv/bin/python scripts/atlas_tables.py families results/atlas10                 # families in continuous k
+    .venv/bin/python scripts/atlas_tables.py summary results/atlas6                   # counts over all families
 
 ``minima``: per directory, the distinct critical points at its k, the local minima (index 0, the global one
 included) and each spurious minimum's isotropy, loss and λ_min. ``families``: one row per family of
@@ -58,10 +59,30 @@ def families(d: Path) -> None:
               f"{limit} | {', '.join(f'{v:.5f}' for v in eigs)} |")
 
 
+def summary(d: Path) -> None:
+    """Counts over the families of a ``--families all`` run: by the kind of their start point, births, deaths,
+    folds and limits."""
+    f = pd.read_parquet(d / "families.parquet")
+    t = pd.read_parquet(d / "atlas.parquet")
+    k0 = int(f["k_start"].iloc[0])
+    start = t[(t["k"] == k0) & (t["family"] >= 0)].set_index("family")["kind"]
+    f = f.assign(kind=f["family"].map(start))
+    print("| families started from | count | with a birth | with a death | with a fold | loss → a/k | → constant "
+          "| not followed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for kind, g in f.groupby("kind", sort=False):
+        print(f"| {kind} | {len(g)} | {int(g['birth_k'].notna().sum())} | "
+              f"{int(g['sign_change_kind'].map(lambda v: 'death' in list(v)).sum())} | "
+              f"{int((g['end_low'].notna() | g['end_high'].notna()).sum())} | {int((g['limit_kind'] == 'a/k').sum())} "
+              f"| {int((g['limit_kind'] == 'constant').sum())} | {int((g['limit_kind'] == 'not followed').sum())} |")
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "minima":
         minima([Path(p) for p in sys.argv[2:]])
     elif len(sys.argv) == 3 and sys.argv[1] == "families":
         families(Path(sys.argv[2]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "summary":
+        summary(Path(sys.argv[2]))
     else:
         sys.exit(__doc__)
