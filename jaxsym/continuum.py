@@ -322,7 +322,8 @@ def trace(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, ste
     """Follow the family from ``(k0, x0)`` to ``k_end`` (either direction) in real k.
 
     Steps of ``step`` in k (times ``growth`` after each success, for long ranges), predicted by linear
-    extrapolation of x and corrected by Newton; a failed correction halves the step. Returns the points and,
+    extrapolation of x and corrected by Newton; a failed correction halves the step, and each success doubles
+    it again up to the nominal one. Returns the points and,
     if the family ends before ``k_end`` (Newton fails for steps below ``min_step``: a fold, where a branch
     meets another and both disappear), the k where it ends, to ``min_step``."""
     sign = 1.0 if k_end >= k0 else -1.0
@@ -331,7 +332,7 @@ def trace(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, ste
         raise ValueError(f"no critical point of the family at k = {k0} near the start")
     pts = [_point(tail, k0, x, gn)]
     prev: tuple[float, np.ndarray] | None = None
-    k, h = k0, step
+    k, h, nominal = k0, step, step
     while sign * (k_end - k) > 0:
         h_try = min(h, abs(k_end - k))
         nk = k + sign * h_try
@@ -342,7 +343,8 @@ def trace(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, ste
         if ok:
             prev, x, k = (k, x), nx, nk
             pts.append(_point(tail, k, x, ngn))
-            h = h_try * growth
+            nominal *= growth
+            h = min(nominal, 2 * h_try)  # after a halving, the step grows back
             continue
         if h_try <= min_step:
             return pts, k + sign * h_try / 2
