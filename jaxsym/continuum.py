@@ -446,11 +446,15 @@ def series_limit(k: np.ndarray, y: np.ndarray, terms: int = 4) -> tuple[float, f
 
 def loss_limit(k: np.ndarray, loss: np.ndarray, terms: int = 4) -> tuple[str, float, float]:
     """``(kind, value, error)``: ``("a/k", a, ·)`` when the loss vanishes like a/k (the fitted limit of F is
-    zero within its error and k·F converges), else ``("constant", F_∞, ·)``."""
+    zero within its error and k·F converges to a within 10%), ``("constant", F_∞, ·)`` when F tends to a limit
+    known to 10% of the loss's size, else ``("unclear", F_∞, ·)`` (the series does not describe the curve)."""
     f_inf, f_err = series_limit(k, loss, terms)
-    if abs(f_inf) <= max(3 * f_err, 1e-3 * float(np.max(np.abs(loss)))):
+    scale = float(np.max(np.abs(loss)))
+    if f_err > 0.1 * scale:
+        return "unclear", f_inf, f_err
+    if abs(f_inf) <= max(3 * f_err, 1e-3 * scale):
         a, a_err = series_limit(k, k * loss, terms)
-        return "a/k", a, a_err
+        return ("a/k" if a_err <= 0.1 * abs(a) else "unclear"), a, a_err
     return "constant", f_inf, f_err
 
 

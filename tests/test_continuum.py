@@ -116,6 +116,8 @@ def test_series_fits_recover_known_limits():
     assert kind == "constant" and abs(value - 0.18) < 1e-6 and err < 1e-6
     value, err = series_limit(k, 2.0 - 1.0 / np.sqrt(k))
     assert abs(value - 2.0) < 1e-9
+    wild = np.random.default_rng(0).normal(size=len(k)) * k  # no limit at all
+    assert loss_limit(k, wild)[0] == "unclear"
 
 
 def test_precise_loss_keeps_the_digits_float64_loses():
