@@ -34,10 +34,9 @@ import pandas as pd
 
 from jaxsym.certify import Polished, make_polish
 from jaxsym.config import CertifyConfig
-from jaxsym.continuum import Family, blocks_at, components, follow_family
+from jaxsym.continuum import Family, blocks_at, follow_family
 from jaxsym.families import FixedSpace, block_spectrum, newton
 from jaxsym.naming import isotropy_type
-from jaxsym.spectra import group_eigenvalues
 from jaxsym.symmetry import isotropy
 
 BOX = {"a": (-1.5, 1.5), "b": (-1.0, 1.0), "c": (-1.0, 1.0)}  # sampling box of the parameters a, b, c
@@ -197,14 +196,10 @@ def families(table: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: float 
                      "bounded_eig_errors": [e for _, _, e in fam.bounded_eigs]})
         for c in fam.curve:
             if abs(c.k - round(c.k)) < 1e-9 and c.k <= k_max:
-                p = blocks_at(space[1:], round(c.k))
-                comps = components(p, c.x)
-                vals = np.concatenate([cp.values for cp in comps])
-                mults = np.concatenate([np.full(len(cp.values), cp.mult) for cp in comps])
                 curve_rows.append({"k": round(c.k), "family": i, "type": row.type,
-                                   "blocks": [round(float(v)) for v in p], "loss": c.loss, "grad_norm": c.grad_norm,
-                                   "index": round(float(mults[vals < -1e-6].sum())), "hess_min": c.hess_min,
-                                   "n_distinct_eigs": len(group_eigenvalues(vals, 1e-7, mults))})
+                                   "blocks": [round(float(v)) for v in blocks_at(space[1:], round(c.k))],
+                                   "loss": c.loss, "grad_norm": c.grad_norm, "index": round(c.index),
+                                   "hess_min": c.hess_min, "n_distinct_eigs": c.n_distinct_eigs})
         if progress is not None and fam.curve:
             progress(f"family {i} ({row.isotropy}, loss {row.loss:.5f}): {len(fam.curve)} points, "
                      f"birth {fam.birth_k}, limit {fam.limit[0]} {fam.limit[1]:.6g} ± {fam.limit[2]:.1g}")

@@ -39,7 +39,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from jaxsym.families import _counts, _loss, _newton
+from jaxsym.families import _counts, _loss, _newton, free_mask
+from jaxsym.spectra import group_eigenvalues
 
 # A fixed-point space of the refinement lattice: blocks given as tuples of "atoms" (the parts of the coarse
 # blocks that a refinement splits off), each atom with a real size.
@@ -64,12 +65,7 @@ class Space:
 
     @property
     def free(self) -> np.ndarray:
-        """Parameters that exist: ``b_j`` needs a block of more than one neuron; ``c`` has no diagonal."""
-        r = self.r
-        mask = np.ones(2 * r + r * r, dtype=bool)
-        mask[r:2 * r] = self.p > 1
-        mask[2 * r:] = ~np.eye(r, dtype=bool).ravel()
-        return mask
+        return free_mask(self.p)
 
 
 def embedding(coarse: Space, fine: Space) -> np.ndarray:
@@ -248,8 +244,12 @@ def components(p: Sequence[float], x: np.ndarray) -> list[Component]:
 
 def hess_min(p: Sequence[float], x: np.ndarray) -> tuple[float, str]:
     """λ_min over every isotypic block at (p, x), and the block it belongs to."""
+    return _lowest(components(p, x))
+
+
+def _lowest(comps: list[Component]) -> tuple[float, str]:
     best = (math.inf, "")
-    for c in components(p, x):
+    for c in comps:
         if len(c.values) and c.mult > 0 and c.values[0] < best[0]:
             best = (float(c.values[0]), c.label)
     return best
@@ -261,14 +261,6 @@ def hess_min(p: Sequence[float], x: np.ndarray) -> tuple[float, str]:
 def blocks_at(tail: tuple[int, ...], k: float) -> np.ndarray:
     """Block sizes of the family with fixed blocks ``tail`` at real k: ``(k − Σ tail, *tail)``."""
     return np.array([k - sum(tail), *tail], dtype=np.float64)
-
-
-def _free(p: np.ndarray) -> np.ndarray:
-    r = len(p)
-    mask = np.ones(2 * r + r * r, dtype=bool)
-    mask[r:2 * r] = p > 1
-    mask[2 * r:] = ~np.eye(r, dtype=bool).ravel()
-    return mask
 
 
 def grad_tol_at(k: float, tol: float = 1e-12) -> float:
@@ -287,14 +279,16 @@ def solve(tail: tuple[int, ...], k: float, x0: np.ndarray, *, tol: float = 1e-12
     tol = grad_tol_at(k, tol)
     p = blocks_at(tail, k)
     with jax.enable_x64(True):
-        x, gn = _newton(jnp.asarray(np.where(_free(p), x0, 0.0)), jnp.asarray(p), jnp.asarray(_free(p)), tol, iters)
+        free = free_mask(p)
+        x, gn = _newton(jnp.asarray(np.where(free, x0, 0.0)), jnp.asarray(p), jnp.asarray(free), tol, iters)
         return np.asarray(x), float(gn), bool(gn <= tol)
 
 
 @dataclass
 class CurvePoint:
     """The family at real k: parameters, loss (float64; in 50 digits from ``k_max`` on, see
-    :func:`follow_family`), full ‖∇F‖, λ_min and its block."""
+    :func:`follow_family`), full ‖∇F‖, λ_min and its block, the Hessian index (negative eigenvalues counted
+    with their multiplicity polynomials) and the number of distinct eigenvalues (to 1e-7)."""
 
     k: float
     x: np.ndarray
@@ -302,14 +296,20 @@ class CurvePoint:
     grad_norm: float
     hess_min: float
     hess_block: str
+    index: float
+    n_distinct_eigs: int
 
 
 def _point(tail: tuple[int, ...], k: float, x: np.ndarray, gn: float) -> CurvePoint:
     p = blocks_at(tail, k)
     with jax.enable_x64(True):
         f = float(_loss(jnp.asarray(x), jnp.asarray(p)))
-    lam, block = hess_min(p, x)
-    return CurvePoint(k, x, f, gn, lam, block)
+    comps = [c for c in components(p, x) if c.mult > 0]
+    lam, block = _lowest(comps)
+    vals = np.concatenate([c.values for c in comps])
+    mults = np.concatenate([np.full(len(c.values), c.mult) for c in comps])
+    return CurvePoint(k, x, f, gn, lam, block, float(mults[vals < -1e-6].sum()),
+                      len(group_eigenvalues(vals, 1e-7)))
 
 
 def _edge(tail: tuple[int, ...]) -> float:

@@ -83,11 +83,7 @@ class FixedSpace:
 
     @property
     def free(self) -> np.ndarray:
-        r = self.r
-        mask = np.ones(self.size, dtype=bool)
-        mask[r:2 * r] = np.array(self.blocks) >= 2
-        mask[2 * r:] = ~np.eye(r, dtype=bool).ravel()
-        return mask
+        return free_mask(np.array(self.blocks, dtype=np.float64))
 
     @property
     def counts(self) -> np.ndarray:
@@ -130,6 +126,16 @@ class FixedSpace:
     def full_grad_norm(self, x: jax.Array) -> jax.Array:
         """‖∇F(Ex)‖_F from the restricted gradient: ∇F = E y with EᵀE y = ∇_x F."""
         return _full_grad_norm(x, jnp.asarray(self.blocks, dtype=x.dtype))
+
+
+def free_mask(p: np.ndarray) -> np.ndarray:
+    """The parameters ``(a[r], b[r], c[r, r])`` that exist for block sizes ``p`` (real or integer): ``b_s``
+    needs more than one neuron in block s (``p_s > 1``, as :func:`_split` masks it); ``c`` has no diagonal."""
+    r = len(p)
+    mask = np.ones(2 * r + r * r, dtype=bool)
+    mask[r:2 * r] = np.asarray(p) > 1
+    mask[2 * r:] = ~np.eye(r, dtype=bool).ravel()
+    return mask
 
 
 # The restricted problem as functions of (x, p) with the block sizes p traced, so that one compilation
