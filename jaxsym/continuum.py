@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from jaxsym.families import _counts, _loss, _newton, free_mask
+from jaxsym.families import _counts, _loss, free_mask, newton_at
 from jaxsym.spectra import group_eigenvalues
 
 # A fixed-point space of the refinement lattice: blocks given as tuples of "atoms" (the parts of the coarse
@@ -277,11 +277,8 @@ def solve(tail: tuple[int, ...], k: float, x0: np.ndarray, *, tol: float = 1e-12
     """Newton (Levenberg–Marquardt) for the family's critical point at real k from ``x0``:
     ``(x, full-space ‖∇F‖, converged)``; converged means ‖∇F‖ ≤ :func:`grad_tol_at` (``k``, ``tol``)."""
     tol = grad_tol_at(k, tol)
-    p = blocks_at(tail, k)
-    with jax.enable_x64(True):
-        free = free_mask(p)
-        x, gn = _newton(jnp.asarray(np.where(free, x0, 0.0)), jnp.asarray(p), jnp.asarray(free), tol, iters)
-        return np.asarray(x), float(gn), bool(gn <= tol)
+    x, gn = newton_at(blocks_at(tail, k), x0, tol=tol, iters=iters)
+    return x, gn, gn <= tol
 
 
 @dataclass

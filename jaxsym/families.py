@@ -201,11 +201,18 @@ def _newton(x0: jax.Array, p: jax.Array, free: jax.Array, tol: float, iters: int
 def newton(space: FixedSpace, x0: np.ndarray, *, tol: float = 1e-12, iters: int = 60) -> tuple[np.ndarray, bool]:
     """Levenberg–Marquardt solve of ``∇_x F = 0`` in the small space (:mod:`jaxsym.solvers`), accepting steps
     by the full-space ‖∇F(Ex)‖; returns ``(x, converged)`` with converged meaning ‖∇F(Ex)‖ ≤ tol."""
-    free = space.free
+    x, gn = newton_at(np.array(space.blocks, np.float64), x0, tol=tol, iters=iters)
+    return x, gn <= tol
+
+
+def newton_at(p: np.ndarray, x0: np.ndarray, *, tol: float = 1e-12, iters: int = 60) -> tuple[np.ndarray, float]:
+    """:func:`newton` for block sizes ``p`` given as numbers (real ones too: :mod:`jaxsym.continuum`);
+    returns ``(x, full-space ‖∇F(Ex)‖)``."""
+    free = free_mask(p)
     with jax.enable_x64(True):
         x = jnp.asarray(np.where(free, np.asarray(x0, np.float64), 0.0))
-        x, gn = _newton(x, jnp.asarray(space.blocks, jnp.float64), jnp.asarray(free), tol, iters)
-        return np.asarray(x), bool(gn <= tol)
+        x, gn = _newton(x, jnp.asarray(p, jnp.float64), jnp.asarray(free), tol, iters)
+        return np.asarray(x), float(gn)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -158,7 +158,8 @@ def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = N
     series = jnp.zeros_like(u)
     for j in range(_PSI_TERMS - 1, -1, -1):
         series = series * (-u) + 1.0 / (2 * j + 3)
-    q32 = jnp.where(near & (q > 0), jnp.where(near & (q > 0), q, 1.0) ** 1.5, 0.0)
+    inside = near & (q > 0)
+    q32 = jnp.where(inside, jnp.where(inside, q, 1.0) ** 1.5, 0.0)
     smooth = jnp.pi * jnp.maximum(g_safe, 0.0) + q32 / (g_safe * g_safe) * series
     return jnp.where(near, smooth, plain) / _TWO_PI
 
