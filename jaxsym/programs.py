@@ -151,7 +151,7 @@ class Program(Generic[R]):
         return jax.tree.unflatten(out_tree, call(*leaves))
 
     def _program(self, store: Path, avals: list[Any], in_tree: Any, sig: Any) -> tuple[Callable[..., Any], Any]:
-        platform = jax.default_backend()
+        platform = jax.export.default_export_platform()  # "cuda" or "rocm" where jax.default_backend() is "gpu"
         full = digest((self.key, repr(sig), _source_digest(), jax.__version__, jaxlib.__version__, platform,
                        jax.local_devices()[0].device_kind))
         path = store / f"{self.name}-{full[:32]}.jaxprog"
