@@ -37,7 +37,7 @@ from jaxsym.model import grad as relu_grad
 from jaxsym.model import loss as relu_loss
 from jaxsym.model import make_target
 from jaxsym.orbits import cluster
-from jaxsym.parallel import batch_invariant_options
+from jaxsym.parallel import invariant_jit
 from jaxsym.pipeline import CellMerge, CellPipeline, Chunk
 from jaxsym.plan import chunk_padded
 from jaxsym.spectra import group_eigenvalues, hessian_eigenvalues
@@ -82,7 +82,7 @@ def with_closed_form_finish(engine: Engine[Any, sampled.SampledResult], V: np.nd
         gn = jax.vmap(lambda w: jnp.linalg.norm(relu_grad(w, Vj)))(W)
         return RunResult(W, loss, gn, res.steps, res.diverged | ~jnp.isfinite(loss))
 
-    return Engine(engine.init, engine.advance, jax.jit(finish, compiler_options=batch_invariant_options()),
+    return Engine(engine.init, engine.advance, invariant_jit(finish),
                   engine.n_running)
 
 

@@ -34,10 +34,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym import checkpoint, programs
+from jaxsym import checkpoint
 from jaxsym.config import TrainConfig
 from jaxsym.engine import Engine, StoppedError, stop_requested
-from jaxsym.parallel import batch_invariant_options
+from jaxsym.parallel import invariant_jit
 from jaxsym.train import RunLoop, RunResult, TrainState, cell_key, in_dtype, init_weights, make_run_loop, run_key
 
 log = logging.getLogger("jaxsym")
@@ -188,12 +188,12 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
                               next_pos=jnp.int32(0), phase=s.phase + 1)
 
         key = (cfg, V, k, seed, slots, round_steps)
-        opts = batch_invariant_options()  # a run's steps do not depend on the slot count or the chunk
-        engine = Engine(programs.jit(init, name="compact-init", key=key, compiler_options=opts),
-                        programs.jit(advance, name="compact-advance", key=key, compiler_options=opts),
-                        programs.jit(finish, name="compact-finish", key=key, compiler_options=opts), host_n_running)
-        return CompactOps(engine, programs.jit(next_phase, name="compact-next-phase", key=key,
-                                               compiler_options=opts), resize, slots, round_steps)
+        # a run's steps do not depend on the slot count or the chunk
+        engine = Engine(invariant_jit(init, name="compact-init", key=key),
+                        invariant_jit(advance, name="compact-advance", key=key),
+                        invariant_jit(finish, name="compact-finish", key=key), host_n_running)
+        return CompactOps(engine, invariant_jit(next_phase, name="compact-next-phase", key=key), resize, slots,
+                          round_steps)
 
     ops = in_dtype(build, cfg.dtype)()
     eng = Engine(*(in_dtype(f, cfg.dtype) for f in ops.engine[:3]), ops.engine.n_running)

@@ -9,12 +9,19 @@ are therefore the same as a single-process run's.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxsym import programs
+
+R = TypeVar("R")
 
 
 def local_mesh() -> Mesh:
@@ -53,8 +60,32 @@ def batch_invariant_options() -> dict[str, str]:
     own loops; the two sum in different orders, so a vmapped run's float32 trajectory changed in the last bits
     with the number of slots or the chunk size (at k = d = 8: 32 slots and 64 differ; at k = 20 already 8 and
     16). Training programs are compiled with YNNPACK fusions off, which costs about 13% of the published
-    sweep's rate here (``docs/benchmarks.md``). Other backends: no options (not measured: no GPU was lent)."""
+    sweep's rate here (``docs/benchmarks.md``). Other backends: none. On an H100 a run's float32 descent still
+    differed in the last bits with its batch (XLA's GPU kernels; 4e-7 after 300 steps) though statuses and step
+    counts of a sweep did not (``docs/benchmarks.md``, "On a GPU")."""
     return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else {}
+
+
+def full_float32(fn: Callable[..., R]) -> Callable[..., R]:
+    """``fn`` traced with every float32 matrix product in full float32 (``jax.default_matmul_precision
+    ("highest")``). JAX's default lets a GPU compute float32 products in TF32 (10-bit mantissas: errors near
+    1e-3) and a TPU in bfloat16, and which kernel runs then depends on the batch: on an H100 a run trained
+    inside a batch of 7 differed from the same run trained alone by 1e-4 after 300 steps
+    (``docs/benchmarks.md``). No effect on a CPU or on float64."""
+    @functools.wraps(fn)
+    def traced(*args: Any, **kwargs: Any) -> R:
+        with jax.default_matmul_precision("highest"):
+            return fn(*args, **kwargs)
+    return traced
+
+
+def invariant_jit(fn: Callable[..., R], *, name: str | None = None, key: Any = None) -> Callable[..., R]:
+    """Compile a training program whose runs' arithmetic should not depend on their batch: float32 products in
+    full float32 (:func:`full_float32`) under :func:`batch_invariant_options`; stored across processes
+    (:func:`jaxsym.programs.jit`) when ``name`` is given, else ``jax.jit``."""
+    if name is None:
+        return jax.jit(full_float32(fn), compiler_options=batch_invariant_options())
+    return programs.jit(full_float32(fn), name=name, key=key, compiler_options=batch_invariant_options())
 
 
 def use_compilation_cache(path: str | Path | None = None) -> Path | None:

@@ -40,7 +40,7 @@ from jaxsym.config import ConfigError, SampledConfig, TrainConfig
 from jaxsym.distributions import Sampler, closed_form_scale, make_sampler
 from jaxsym.engine import Engine
 from jaxsym.networks import Net, Trainable
-from jaxsym.parallel import batch_invariant_options
+from jaxsym.parallel import invariant_jit
 from jaxsym.train import cell_key, make_optimizer, run_key
 
 Array = jax.Array
@@ -197,10 +197,9 @@ def make_engine(p: Problem, train: TrainConfig, scfg: SampledConfig, seed: int
         _, s = state
         return SampledResult(s.avg, s.step, ~s.finite)
 
-    opts = batch_invariant_options()  # a run's steps do not depend on the chunk size
-    return Engine(jax.jit(init_b, compiler_options=opts), jax.jit(advance_b, compiler_options=opts),
+    return Engine(invariant_jit(init_b), invariant_jit(advance_b),  # a run's steps do not depend on the chunk
                   jax.jit(finish_b),  # no arithmetic; also traced inside other programs
-                  jax.jit(lambda state: jnp.sum(jax.vmap(running)(state[1])), compiler_options=opts))
+                  invariant_jit(lambda state: jnp.sum(jax.vmap(running)(state[1]))))
 
 
 # --------------------------------------------------------------------------------------------------

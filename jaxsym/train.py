@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsym import activations, model, optimizers, programs
+from jaxsym import activations, model, optimizers
 from jaxsym.config import TrainConfig
 from jaxsym.engine import Engine
-from jaxsym.parallel import batch_invariant_options
+from jaxsym.parallel import invariant_jit
 
 Array = jax.Array
 R = TypeVar("R")
@@ -209,14 +209,11 @@ def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> Engine[T
             return jax.vmap(eng.init)(W0)
 
         key = (cfg, V, k, seed)
-        opts = batch_invariant_options()  # a run's steps do not depend on the chunk size
-        return Engine(
-            programs.jit(init, name="batch-init", key=key, compiler_options=opts),
-            programs.jit(jax.vmap(eng.advance, in_axes=(0, None)), name="batch-advance", key=key,
-                         compiler_options=opts),
-            programs.jit(jax.vmap(eng.finish), name="batch-finish", key=key, compiler_options=opts),
-            programs.jit(lambda s: jnp.sum(jax.vmap(eng.running)(s)), name="batch-running", key=key,
-                         compiler_options=opts),
+        return Engine(  # a run's steps do not depend on the chunk size
+            invariant_jit(init, name="batch-init", key=key),
+            invariant_jit(jax.vmap(eng.advance, in_axes=(0, None)), name="batch-advance", key=key),
+            invariant_jit(jax.vmap(eng.finish), name="batch-finish", key=key),
+            invariant_jit(lambda s: jnp.sum(jax.vmap(eng.running)(s)), name="batch-running", key=key),
         )
 
     eng = in_dtype(build, cfg.dtype)()

@@ -188,14 +188,14 @@ def start_points(k: int, batch: int, dtype: str) -> np.ndarray:
 
 def bench_engine(k: int, dtype: str, steps: int, repeats: int, *, invariant: bool = True) -> float:
     """The engine's vmapped training, compiled as sweeps compile it (``invariant``: with
-    :func:`jaxsym.parallel.batch_invariant_options`, so that a run's arithmetic does not depend on its batch)
-    or with XLA's defaults."""
-    from jaxsym.parallel import batch_invariant_options
+    :func:`jaxsym.parallel.invariant_jit`, so that a run's arithmetic does not depend on its batch) or with
+    XLA's defaults."""
+    from jaxsym.parallel import invariant_jit
 
     cfg = TrainConfig(steps=steps, grad_tol=0.0, dtype=dtype, learning_rate=0.05)
     W0 = jnp.asarray(start_points(k, batch_for(k), dtype))
-    opts = batch_invariant_options() if invariant else None
-    train = jax.jit(jax.vmap(make_train_from(cfg, jnp.eye(k, dtype=dtype))), compiler_options=opts)
+    train = jax.vmap(make_train_from(cfg, jnp.eye(k, dtype=dtype)))
+    train = invariant_jit(train) if invariant else jax.jit(train)
     return W0.shape[0] * steps / median_time(lambda: train(W0).W, repeats)
 
 

@@ -97,3 +97,23 @@ def test_correlated_relu_engine_uses_the_whitened_fast_gradient():
     with jax.enable_x64(True):
         exact = activations.objective("relu", 0.3).grad(jnp.asarray(W, jnp.float64), jnp.eye(d, dtype=jnp.float64))
     np.testing.assert_allclose(np.asarray(eng.init(W).g), np.asarray(exact), atol=2e-6)
+
+
+
+def _dots(text: str) -> list[str]:
+    """The StableHLO dot_general lines of a lowered program."""
+    return [line for line in text.splitlines() if "stablehlo.dot_general" in line]
+
+
+def test_training_programs_compute_float32_products_in_full_float32():
+    """JAX lets GPUs compute float32 products in TF32 and TPUs in bfloat16 by default (which also made a run's
+    trajectory depend on its batch on an H100); the engine's programs ask for full float32 in every product."""
+    from jaxsym.parallel import invariant_jit
+
+    cfg = TrainConfig(steps=20, grad_tol=0.0, dtype="float32", learning_rate=0.05)
+    train = jax.vmap(make_train_from(cfg, jnp.eye(4)))
+    W0 = jnp.ones((3, 4, 4), jnp.float32) + jnp.arange(16.0).reshape(4, 4) / 16
+    plain = _dots(jax.jit(train).lower(W0).as_text())
+    assert plain and not any("HIGHEST" in line for line in plain)  # JAX's default, which must be changed
+    exact = _dots(invariant_jit(train).lower(W0).as_text())
+    assert len(exact) == len(plain) and all("precision = [HIGHEST, HIGHEST]" in line for line in exact)
