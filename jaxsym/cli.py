@@ -249,10 +249,14 @@ def atlas(
                                                       "their limits")] = 1e5,
     families_of: Annotated[str, typer.Option("--families", help="which points' families to follow: minima "
                                                                  "(global and spurious) or all")] = "minima",
+    extra: Annotated[int, typer.Option(help="also students of k + EXTRA neurons for the same k-neuron teacher: "
+                                            "their fixed-point spaces and the split points of the minima "
+                                            "(wide.parquet)")] = 0,
 ) -> None:
     """Critical points of every fixed-point space Fix(Δ(S_p1×…×S_pr)) at k, by Newton from random starts (no
     descent), each with its exact isotropy, loss, Hessian index and λ_min; with --k-max, their families in
-    continuous k (births, deaths, limits: families.parquet, families.png)."""
+    continuous k (births, deaths, limits: families.parquet, families.png); with --extra N, students of k + N
+    neurons: whether each minimum survives being split over N more neurons, and the minima of the wider spaces."""
     import pandas as pd
 
     from jaxsym.atlas import atlas as build
@@ -263,6 +267,8 @@ def atlas(
         _fail("--k, --max-blocks and --starts must be positive")
     if families_of not in ("minima", "all"):
         _fail(f"--families must be minima or all, got {families_of!r}")
+    if extra < 0:
+        _fail(f"--extra must be a non-negative integer, got {extra}")
     if k_max is not None and not (k_max >= k and asymptotic_to > 0):
         _fail(f"--k-max must be at least --k ({k}) and --asymptotic-to positive")
     df = build(k, max_blocks=max_blocks, starts=starts, seed=seed)
@@ -293,6 +299,22 @@ def atlas(
                  "reaches the edge of its domain or the last k traced); limit: the loss as k → ∞, `a/k` "
                  "(value a) or `constant`, fitted in powers of k^(−1/2).\n\n" + markdown(fams[fcols]) + "\n\n"
                  "![families](families.png)\n")
+    if extra:
+        from jaxsym.wide import atlas as wide_atlas
+
+        wide = wide_atlas(k, extra, max_blocks=max_blocks, starts=starts, seed=seed, narrow=df[df["k"] == k])
+        wide.to_parquet(out / "wide.parquet", index=False)
+        wcols = ["space", "isotropy", "loss", "index", "hess_min", "zero_eigs", "kind"]
+        split, found = wide[wide["origin"] == "split"], wide[wide["origin"] == "random"]
+        text += (f"\n## Students of k = {k} + {extra} neurons (teacher V = I_{k})\n\n"
+                 f"Each spurious minimum above with one neuron split into {extra + 1} parallel copies (the same "
+                 "function; `split_of`: its loss at k = d), classified by the dense Hessian in the wider space "
+                 "(`zero_eigs`: eigenvalues within 1e-7 of 0):\n\n"
+                 + markdown(split[["split_of", *wcols]].assign(space=[str(tuple(s)) for s in split["space"]]))
+                 + f"\n\nCritical points found in Fix(Δ(S_p)×S_{extra}) from random starts: {len(found)}, of which "
+                 f"{int((found['kind'] == 'minimum').sum())} spurious local minima:\n\n"
+                 + markdown(found[found["kind"] != "saddle"][wcols].assign(
+                     space=[str(tuple(s)) for s in found[found["kind"] != "saddle"]["space"]])) + "\n")
     df.to_parquet(out / "atlas.parquet", index=False)
     (out / "atlas.md").write_text(text)
     console.print(f"{int((df['k'] == k).sum())} distinct critical points at k = {k}; tables in "

@@ -4,11 +4,13 @@
     .venv/bin/python scripts/atlas_tables.py minima results/atlas6 … results/atlas12   # local minima per k
     .venv/bin/python scripts/atlas_tables.py families results/atlas10                 # families in continuous k
     .venv/bin/python scripts/atlas_tables.py summary results/atlas6                   # counts over all families
+    .venv/bin/python scripts/atlas_tables.py wide results/wide6-1 … results/wide8-2   # `jaxsym atlas --extra N`
 
 ``minima``: per directory, the distinct critical points at its k, the local minima (index 0, the global one
 included) and each spurious minimum's isotropy, loss and λ_min. ``families``: one row per family of
 ``families.parquet`` (births, deaths, folds, the loss's limit) and the limits of its bounded Hessian
-eigenvalues.
+eigenvalues. ``wide``: per directory of ``jaxsym atlas --k d --extra n``, the spurious minima at k = d, how many
+of their split points are saddles (and their smallest index), and the spurious minima found at k = d + n.
 """
 
 from __future__ import annotations
@@ -77,6 +79,22 @@ def summary(d: Path) -> None:
               f"| {int((g['limit_kind'] == 'constant').sum())} | {int((g['limit_kind'] == 'not followed').sum())} |")
 
 
+def wide(dirs: list[Path]) -> None:
+    print("| d | n | k = d + n | spurious minima at k = d | their split points: saddles / all (smallest index) "
+          "| spurious minima found at k = d + n: isotropy, loss (λ_min) |")
+    print("|---:|---:|---:|---:|---|---|")
+    for d in dirs:
+        w = pd.read_parquet(d / "wide.parquet")
+        t = pd.read_parquet(d / "atlas.parquet")
+        dd, n = int(w["d"].iloc[0]), int(w["extra"].iloc[0])
+        narrow = t[(t["k"] == dd) & (t["kind"] == "minimum")]
+        split = w[w["origin"] == "split"]
+        found = w[(w["origin"] == "random") & (w["kind"] == "minimum")].sort_values("loss")
+        cells = "; ".join(f"{r.isotropy} {r.loss:.6f} ({r.hess_min:.6f})" for r in found.itertuples()) or "none"
+        print(f"| {dd} | {n} | {dd + n} | {len(narrow)} | {int((split['kind'] == 'saddle').sum())} / {len(split)} "
+              f"({int(split['index'].min()) if len(split) else '–'}) | {cells} |")
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "minima":
         minima([Path(p) for p in sys.argv[2:]])
@@ -84,5 +102,7 @@ if __name__ == "__main__":
         families(Path(sys.argv[2]))
     elif len(sys.argv) == 3 and sys.argv[1] == "summary":
         summary(Path(sys.argv[2]))
+    elif len(sys.argv) >= 3 and sys.argv[1] == "wide":
+        wide([Path(p) for p in sys.argv[2:]])
     else:
         sys.exit(__doc__)
