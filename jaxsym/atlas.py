@@ -167,9 +167,10 @@ def families(table: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: float 
     (:func:`jaxsym.continuum.follow_family`: within its space, the first block growing).
 
     Returns ``(families, curves, objects)``: one ``families`` row per family (``family, isotropy, type, space,
-    k_start, loss_start, birth_k, death_k, end_low, end_high, sign_change_k, sign_change_kind, sign_change_err,
-    limit_kind, limit_value, limit_error, bounded_eig_blocks, bounded_eig_limits, bounded_eig_errors``; a
-    family Newton cannot follow from its start has ``limit_kind = "not followed"``),
+    k_start, loss_start, birth_k, death_k, end_low, end_high, stopped_low, stopped_high, sign_change_k,
+    sign_change_kind, sign_change_err, limit_kind, limit_value, limit_error, bounded_eig_blocks,
+    bounded_eig_limits, bounded_eig_errors``; a family Newton cannot follow from its start has
+    ``limit_kind = "not followed"``; ``stopped_*``: where tracing gave up, :func:`jaxsym.continuum.trace`),
     one ``curves`` row per family and integer k on its curve up to ``k_max``
     (``k, family, type, blocks, loss, grad_norm, index, hess_min, n_distinct_eigs``), and the
     :class:`~jaxsym.continuum.Family` objects (for figures)."""
@@ -187,6 +188,7 @@ def families(table: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: float 
         rows.append({"family": i, "isotropy": row.isotropy, "type": row.type, "space": list(space),
                      "k_start": int(row.k), "loss_start": float(row.loss), "birth_k": _nan(fam.birth_k),
                      "death_k": _nan(fam.death_k), "end_low": _nan(fam.ends[0]), "end_high": _nan(fam.ends[1]),
+                     "stopped_low": _nan(fam.stopped[0]), "stopped_high": _nan(fam.stopped[1]),
                      "sign_change_k": [float(kk) for kk, _, _ in fam.sign_changes],
                      "sign_change_kind": [what for _, what, _ in fam.sign_changes],
                      "sign_change_err": [float(e) for _, _, e in fam.sign_changes], "limit_kind": fam.limit[0],

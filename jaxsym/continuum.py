@@ -33,6 +33,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -314,22 +315,33 @@ def _edge(tail: tuple[int, ...]) -> float:
     return 2.0 + sum(tail)
 
 
+class Trace(NamedTuple):
+    """A traced piece of a family: its points; ``end``, the k where it ends in a fold (to ``min_step``), else
+    None; ``stopped``, the k where tracing gave up after ``max_failures`` failed Newton corrections without
+    reaching a fold or ``k_end`` (else None)."""
+
+    points: list[CurvePoint]
+    end: float | None
+    stopped: float | None
+
+
 def trace(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, step: float = 0.5,
-          growth: float = 1.0, min_step: float = 1e-8, tol: float = 1e-12) -> tuple[list[CurvePoint], float | None]:
+          growth: float = 1.0, min_step: float = 1e-8, tol: float = 1e-12, max_failures: int = 400) -> Trace:
     """Follow the family from ``(k0, x0)`` to ``k_end`` (either direction) in real k.
 
     Steps of ``step`` in k (times ``growth`` after each success, for long ranges), predicted by linear
     extrapolation of x and corrected by Newton; a failed correction halves the step, and each success doubles
-    it again up to the nominal one. Returns the points and,
-    if the family ends before ``k_end`` (Newton fails for steps below ``min_step``: a fold, where a branch
-    meets another and both disappear), the k where it ends, to ``min_step``."""
+    it again up to the nominal one. The family ends before ``k_end`` where Newton fails for steps below
+    ``min_step`` (a fold, where a branch meets another and both disappear). Where corrections keep failing and
+    succeeding at small steps (a family crawling along a region Newton cannot hold, seen on saddle families:
+    13,609 points for one), tracing stops after ``max_failures`` failures and says where (:class:`Trace`)."""
     sign = 1.0 if k_end >= k0 else -1.0
     x, gn, ok = solve(tail, k0, x0, tol=tol)
     if not ok:
         raise ValueError(f"no critical point of the family at k = {k0} near the start")
     pts = [_point(tail, k0, x, gn)]
     prev: tuple[float, np.ndarray] | None = None
-    k, h, nominal = k0, step, step
+    k, h, nominal, failures = k0, step, step, 0
     while sign * (k_end - k) > 0:
         h_try = min(h, abs(k_end - k))
         nk = k + sign * h_try
@@ -344,9 +356,12 @@ def trace(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, ste
             h = min(nominal, 2 * h_try)  # after a halving, the step grows back
             continue
         if h_try <= min_step:
-            return pts, k + sign * h_try / 2
+            return Trace(pts, k + sign * h_try / 2, None)
+        failures += 1
+        if failures >= max_failures:
+            return Trace(pts, None, k)
         h = h_try / 2
-    return pts, None
+    return Trace(pts, None, None)
 
 
 def bisect_sign(tail: tuple[int, ...], a: CurvePoint, b: CurvePoint, *, xtol: float = 1e-8,
@@ -475,6 +490,8 @@ class Family:
       limit: ``(kind, value, error)`` of the loss as k → ∞ (:func:`loss_limit`; ``("zero", 0, 0)`` for the
         global minimum), from :func:`loss_precise` on the upper part of the curve.
       bounded_eigs: ``[(block, value, error)]``, limits of the Hessian eigenvalues that stay bounded.
+      stopped: ``(low, high)``, the k where tracing gave up on that side (:func:`trace`), else None; the family
+        then has no limit unless its upper part reached ``k_max``.
     """
 
     tail: tuple[int, ...]
@@ -485,6 +502,7 @@ class Family:
     sign_changes: list[tuple[float, str, float]]
     limit: tuple[str, float, float]
     bounded_eigs: list[tuple[str, float, float]]
+    stopped: tuple[float | None, float | None] = (None, None)
 
     @property
     def birth_k(self) -> float | None:
@@ -511,13 +529,12 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
     Sign changes are looked for between consecutive points of the curve: two of them closer than ``step``
     cancel out and are not seen (near the domain's edge, where a block's multiplicity polynomial is below
     one, λ_min of the continued spectrum can change sign twice within 0.1 in k)."""
-    low, end_low = trace(tail, k0, x0, _edge(tail), step=step, min_step=xtol)
-    high, end_high = trace(tail, k0, x0, k_max, step=step, min_step=xtol)
+    low, end_low, stop_low = trace(tail, k0, x0, _edge(tail), step=step, min_step=xtol)
+    high, end_high, stop_high = trace(tail, k0, x0, k_max, step=step, min_step=xtol)
     far: list[CurvePoint] = []
-    if end_high is None and asymptotic_to > k_max:
-        far, end_far = trace(tail, high[-1].k, high[-1].x, asymptotic_to, step=0.1 * k_max, growth=1.1,
-                             min_step=xtol)
-        end_high = end_far
+    if end_high is None and stop_high is None and asymptotic_to > k_max:
+        far, end_high, stop_high = trace(tail, high[-1].k, high[-1].x, asymptotic_to, step=0.1 * k_max,
+                                         growth=1.1, min_step=xtol)
         far = far[1:]
     curve = sorted(low[1:] + high + far, key=lambda c: c.k)
     changes = []
@@ -545,7 +562,7 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
         # the global minimum: zero to the precision of its float64 location (the precise loss of W = I is 0)
         limit = ("zero", 0.0, 0.0) if np.max(np.abs(f)) <= 1e-15 else loss_limit(ks, f)
         eigs = bounded_limits(tail, tail_pts)
-    return Family(tail, k0, np.asarray(x0), curve, (end_low, end_high), changes, limit, eigs)
+    return Family(tail, k0, np.asarray(x0), curve, (end_low, end_high), changes, limit, eigs, (stop_low, stop_high))
 
 
 def bounded_limits(tail: tuple[int, ...], pts: list[CurvePoint], *, growth_tol: float = 0.05

@@ -71,8 +71,8 @@ def test_continuous_curve_agrees_with_integer_continuation():
     (jaxsym.families.continue_family) finds at each integer."""
     pt = next(p for p in critical_points((7, 1), starts=8) if p.index == 0 and p.loss > 1e-8)
     integer = {p.k: p for p in continue_family(FixedSpace((7, 1)), pt.x, 11)}
-    curve, end = trace((1,), 8.0, pt.x, 11.0, step=0.5)
-    assert end is None
+    curve, end, stopped = trace((1,), 8.0, pt.x, 11.0, step=0.5)
+    assert end is None and stopped is None
     at = {round(c.k): c for c in curve if abs(c.k - round(c.k)) < 1e-12}
     assert set(at) == {8, 9, 10, 11}
     for kk, c in at.items():
@@ -85,7 +85,7 @@ def test_birth_found_by_bisection_brackets_the_integer_sign_change():
     (checked with the dense Hessian of the embedded point); bisection puts the birth between them, and
     λ_min has opposite signs 1e-6 to either side of it."""
     pt = next(p for p in critical_points((7, 1), starts=8) if p.index == 0 and p.loss > 1e-8)
-    curve, _ = trace((1,), 8.0, pt.x, 3.0, step=0.25)
+    curve = trace((1,), 8.0, pt.x, 3.0, step=0.25).points
     curve = sorted(curve, key=lambda c: c.k)
     pairs = [(a, b) for a, b in itertools.pairwise(curve) if np.sign(a.hess_min) != np.sign(b.hess_min)]
     assert len(pairs) == 1
