@@ -459,7 +459,19 @@ def series_limit(k: np.ndarray, y: np.ndarray, terms: int = 4) -> tuple[float, f
 def loss_limit(k: np.ndarray, loss: np.ndarray, terms: int = 4) -> tuple[str, float, float]:
     """``(kind, value, error)``: ``("a/k", a, ·)`` when the loss vanishes like a/k (the fitted limit of F is
     zero within its error and k·F converges to a within 10%), ``("constant", F_∞, ·)`` when F tends to a limit
-    known to 10% of the loss's size, else ``("unclear", F_∞, ·)`` (the series does not describe the curve)."""
+    known to 10% of the loss's size, ``("grows", s, ·)`` when F grows without bound like k^s (its log–log slope
+    over the last decade of k above 0.1; the error: the slopes' difference over that decade's two halves), else
+    ``("unclear", F_∞, ·)`` (the series does not describe the curve)."""
+    k = np.asarray(k, np.float64)
+    loss = np.asarray(loss, np.float64)
+    last = k >= k.max() / 10
+    if last.sum() >= 4 and np.all(loss[last] > 0):
+        lk, lf = np.log(k[last]), np.log(loss[last])
+        slope = float(np.polyfit(lk, lf, 1)[0])
+        if slope > 0.1:
+            half = lk >= np.median(lk)
+            slopes = [float(np.polyfit(lk[m], lf[m], 1)[0]) for m in (half, ~half) if m.sum() >= 2]
+            return "grows", slope, max((abs(v - slope) for v in slopes), default=math.nan)
     f_inf, f_err = series_limit(k, loss, terms)
     scale = float(np.max(np.abs(loss)))
     if f_err > 0.1 * scale:

@@ -118,6 +118,10 @@ def test_series_fits_recover_known_limits():
     assert abs(value - 2.0) < 1e-9
     wild = np.random.default_rng(0).normal(size=len(k)) * k  # no limit at all
     assert loss_limit(k, wild)[0] == "unclear"
+    kind, value, err = loss_limit(k, 0.05 * k + 0.3 * np.sqrt(k))  # grows like k: exponent → 1 from below
+    assert kind == "grows" and 0.95 < value <= 1.0 and err < 0.05
+    kind, value, _ = loss_limit(k, 0.7 * k ** 0.5 + 2.0)
+    assert kind == "grows" and 0.45 < value < 0.5
 
 
 def test_precise_loss_keeps_the_digits_float64_loses():
