@@ -158,13 +158,16 @@ def make_certify_batch(cfg: CertifyConfig, V: Array, obj: Objective = RELU
 
 
 def per_run(fn: Callable[..., T], *, name: str | None = None, key: Any = None) -> Callable[..., T]:
-    """``fn`` over a leading run axis, jitted, one run at a time (``lax.map``): each run's float64 numbers are
-    then the same whatever batch it is in (vmapped linear algebra differs in the last bits with the batch
-    size), so results do not depend on chunking, and on a CPU it is as fast."""
+    """``fn`` over a leading run axis, jitted. On a CPU one run at a time (``lax.map``): each run's float64
+    numbers are then the same whatever batch it is in (vmapped linear algebra differs in the last bits with the
+    batch size), so results do not depend on chunking, and there it is as fast. On an accelerator vmapped: one
+    run at a time was the bound of a GPU sweep (``eigh`` of 100×100 float64 matrices 130× faster batched on an
+    H100), and there the float32 descent's last bits already depend on the batch (``docs/benchmarks.md``)."""
     def mapped(*args: Any) -> T:
         return jax.lax.map(lambda a: fn(*a), args)
 
-    return jax.jit(mapped) if name is None else programs.jit(mapped, name=name, key=key)
+    batched = mapped if jax.default_backend() == "cpu" else jax.vmap(fn)
+    return jax.jit(batched) if name is None else programs.jit(batched, name=name, key=key)
 
 
 def in_blocks(fn: Callable[..., T], args: tuple[np.ndarray, ...], block: int) -> T:

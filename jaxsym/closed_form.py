@@ -39,12 +39,12 @@ from jaxsym.model import make_target
 from jaxsym.orbits import cluster
 from jaxsym.parallel import invariant_jit
 from jaxsym.pipeline import CellMerge, CellPipeline, Chunk
-from jaxsym.plan import chunk_padded
+from jaxsym.plan import certify_bytes_per_run, chunk_padded
 from jaxsym.spectra import group_eigenvalues, hessian_eigenvalues
 from jaxsym.symmetry import isotropy
 from jaxsym.train import RunResult, make_batch_engine
 
-CERTIFY_BLOCK = 64  # runs per call of the per-run float64 programs (one compiled size)
+CERTIFY_BLOCK = 64  # runs per call of the per-run float64 programs (one compiled size), at most
 DEFAULT_SLOTS = 128  # slots of the compacting engine (run-steps/s saturates near this many on a CPU)
 
 
@@ -61,6 +61,7 @@ class Programs:
     handoff: Any                            # per-run hand-off test (HandOff), jitted, or None
     size: int
     polish_from: float  # runs whose training ‖∇F‖ is above this are not polished (not_converged)
+    certify_block: int  # runs per call of the per-run float64 programs
 
 
 def cell_problem(cfg: SweepConfig, cell: Cell) -> tuple[np.ndarray, Objective]:
@@ -112,7 +113,18 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
         with jax.enable_x64(True):
             return per_run(make_polish(certify_cfg, V, obj), name="polish", key=(certify_cfg, V, obj.key))
 
-    return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from)
+    return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from,
+                    certify_block(cfg, cell))
+
+
+def certify_block(cfg: SweepConfig, cell: Cell) -> int:
+    """Runs per call of the per-run float64 programs: :data:`CERTIFY_BLOCK`; on an accelerator, where they are
+    vmapped (:func:`jaxsym.certify.per_run`), no more than the memory budget holds
+    (:func:`jaxsym.plan.certify_bytes_per_run` each)."""
+    if jax.default_backend() == "cpu":
+        return CERTIFY_BLOCK
+    per = certify_bytes_per_run(cell.d, cell.k, cell.teacher_width)
+    return max(1, min(CERTIFY_BLOCK, cfg.memory_budget_mb * 2**20 // per))
 
 
 def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path | None
@@ -126,7 +138,7 @@ def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path 
         if prog.handoff is None:
             return np.zeros(len(positions), bool)
         with jax.enable_x64(True):
-            out = in_blocks(prog.handoff, (np.asarray(W, np.float64),), CERTIFY_BLOCK)
+            out = in_blocks(prog.handoff, (np.asarray(W, np.float64),), prog.certify_block)
         for i, pos in enumerate(positions):
             if out.accepted[i]:
                 cache[int(pos)] = jax.tree.map(lambda x, i=i: x[i], out)
@@ -178,7 +190,7 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     todo = np.flatnonzero(eligible & ~handed)
     if len(todo):
         with jax.enable_x64(True):
-            pol = in_blocks(prog.polish(), (W[todo], gnorm[todo], diverged[todo]), CERTIFY_BLOCK)
+            pol = in_blocks(prog.polish(), (W[todo], gnorm[todo], diverged[todo]), prog.certify_block)
         W[todo], loss[todo], gnorm[todo], iters[todo], shift[todo] = pol.W, pol.loss, pol.grad_norm, \
             pol.polish_iters, pol.shift
         eligible[todo] = pol.eligible

@@ -9,7 +9,8 @@ Memory model (rough peak bytes per run, used to size chunks within ``memory_budg
 - training state of the closed-form engine: ``item · (12 k d + 8 k (k + m))`` (weights, optimizer state,
   gradient, the (k, k+m) angle matrices);
 - float64 certificate: ``8 · (6 (k d)² + 4 k (k + m) d)`` (the Hessian, its square, the solve, ``eigh``), one run
-  at a time (:func:`jaxsym.certify.per_run`).
+  at a time on a CPU, a block of them at once on an accelerator (:func:`jaxsym.certify.per_run`,
+  :func:`jaxsym.closed_form.certify_block`).
 
 Workers: a process runs up to :func:`workers_for` chunks at once, each in its own thread (each chunk's work is
 mostly in XLA programs, which release the GIL). The memory budget is shared among them.
@@ -63,8 +64,8 @@ def validate(cfg: SweepConfig) -> None:
 
 def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
     """Explicit ``chunk_size``, or the largest power of two whose *training* state fits the memory budget
-    divided among the workers (16 … 65536; the float64 certificate runs one run at a time, so it does not limit
-    chunks); never more than the runs of a cell (a chunk is not padded beyond them)."""
+    divided among the workers (16 … 65536; the float64 certificate runs in blocks of at most 64 runs, so it does
+    not limit chunks); never more than the runs of a cell (a chunk is not padded beyond them)."""
     if cfg.chunk_size is not None:
         return cfg.chunk_size
     if cfg.sampled is not None:

@@ -13,7 +13,8 @@ table; everything is written to ``--out`` (JSON).
    diagonalises), float32 and float64, vmapped (one batched call) and one matrix at a time (``lax.map``, how
    the certificate runs: its bits then do not depend on the batch): matrices per second.
 3. **certificate**: per-run float64 programs of a sweep (hand-off test and polish, as built by
-   :func:`jaxsym.closed_form.build`) on end points of a short descent, in runs/s, on the default device and on
+   :func:`jaxsym.closed_form.build`: one run at a time on a CPU, vmapped on an accelerator) on end points of a
+   short descent, in runs/s, on the default device and on
    the host CPU.
 4. **invariance**: the first runs of a batch trained alone and inside batches of growing size (float32, plain
    engine): are their weights bit-identical? (On a CPU they are, with
@@ -132,7 +133,7 @@ def section_eigh(ns: list[int], repeats: int, quick: bool) -> list[dict]:
 # ---------------------------------------------------------------------------------------------------
 def section_certificate(ks: list[int], runs: int) -> list[dict]:
     from jaxsym.certify import in_blocks
-    from jaxsym.closed_form import CERTIFY_BLOCK, build
+    from jaxsym.closed_form import build
 
     rows = []
     for k in ks:
@@ -151,9 +152,9 @@ def section_certificate(ks: list[int], runs: int) -> list[dict]:
                 polish = prog.polish()
                 t = {}
                 for name, fn, args in (("handoff", prog.handoff, (W,)), ("polish", polish, (W, gn, div))):
-                    in_blocks(fn, tuple(a[:CERTIFY_BLOCK] for a in args), CERTIFY_BLOCK)  # compile
+                    in_blocks(fn, tuple(a[:prog.certify_block] for a in args), prog.certify_block)  # compile
                     t0 = time.perf_counter()
-                    in_blocks(fn, args, CERTIFY_BLOCK)
+                    in_blocks(fn, args, prog.certify_block)
                     t[name] = runs / (time.perf_counter() - t0)
             rows.append({"k": k, "device": str(dev.platform), "runs": runs, **t})
             print(f"  certificate k={k} on {dev.platform}: hand-off {t['handoff']:.0f} runs/s, "

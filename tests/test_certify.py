@@ -84,3 +84,37 @@ def test_unpolished_runs_are_not_converged():
     cert = make_certify_batch(CertifyConfig(polish_from=1e-3), V)(W, jnp.array([1.0, 1.0]), jnp.array([False, True]))
     assert [STATUSES[i] for i in np.asarray(cert.status)] == ["not_converged", "diverged"]
     assert np.all(np.asarray(cert.polish_iters) == 0)
+
+
+def test_accelerator_path_vmaps_the_per_run_programs_and_bounds_their_blocks(monkeypatch):
+    """Where the backend is an accelerator (simulated here), per_run vmaps instead of mapping one run at a time
+    (same results to rounding), and the block of runs per call fits the memory budget."""
+    from jaxsym import config
+    from jaxsym.certify import make_certify, per_run
+    from jaxsym.closed_form import CERTIFY_BLOCK, certify_block
+    from jaxsym.plan import certify_bytes_per_run
+
+    res, _, V = _spurious_point()
+    W = np.asarray(res.W, np.float64)[:8]
+    with jax.enable_x64(True):
+        one_at_a_time = jax.device_get(make_certify_batch(CertifyConfig(), V)(W, np.full(8, 1e-5), np.zeros(8, bool)))
+        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+        batched = per_run(make_certify(CertifyConfig(), V))
+        vmapped = jax.device_get(batched(W, np.full(8, 1e-5), np.zeros(8, bool)))
+        # lax.map (one run at a time) is a scan over the runs; the certificate itself has none
+        args = (W, np.full(8, 1e-5), np.zeros(8, bool))
+        assert "scan" not in str(jax.make_jaxpr(batched)(*args))
+        monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+        assert "scan" in str(jax.make_jaxpr(make_certify_batch(CertifyConfig(), V))(*args))
+        monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    np.testing.assert_array_equal(vmapped.status, one_at_a_time.status)
+    np.testing.assert_allclose(vmapped.loss, one_at_a_time.loss, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(vmapped.hess_min, one_at_a_time.hess_min, rtol=0, atol=1e-10)
+    cfg = config.from_dict({"name": "b", "seed": 0, "runs": 8, "memory_budget_mb": 256,
+                            "grid": {"d": [10, 40], "k": "d"}})
+    small, large = cfg.cells()
+    assert certify_block(cfg, small) == CERTIFY_BLOCK  # 64 Hessians of 100×100 fit in 256 MB
+    per = certify_bytes_per_run(40, 40, 40)
+    assert certify_block(cfg, large) == 256 * 2**20 // per < CERTIFY_BLOCK
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert certify_block(cfg, large) == CERTIFY_BLOCK  # one run at a time on a CPU: no memory bound needed
