@@ -37,6 +37,7 @@ symmetric zero-row-sum square) and the products of two standards (``u_s u_tᵀ``
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -190,11 +191,17 @@ _jit_loss = jax.jit(_loss)
 _jit_gnorm = jax.jit(_full_grad_norm)
 
 
-@partial(jax.jit, static_argnames="iters")
-def _newton(x0: jax.Array, p: jax.Array, free: jax.Array, tol: float, iters: int) -> tuple[jax.Array, jax.Array]:
-    s = levenberg_marquardt(lambda x: jax.grad(_loss)(x, p), lambda x: jax.hessian(_loss)(x, p), x0, iters=iters,
-                            tol=tol, norm=lambda x, g: _full_grad_norm(x, p), free=free, mu0=1e-8, mu_min=1e-16,
-                            mu_max=1.5e10)
+@partial(jax.jit, static_argnames=("loss", "gnorm", "iters"))
+def restricted_newton(loss: Callable[..., jax.Array], gnorm: Callable[..., jax.Array], x0: jax.Array,
+                      args: tuple[jax.Array, ...], free: jax.Array, tol: float, iters: int
+                      ) -> tuple[jax.Array, jax.Array]:
+    """Levenberg–Marquardt on ``∇_x loss(x, *args) = 0`` over the ``free`` parameters, steps accepted by the
+    full-space gradient norm ``gnorm(x, *args)``: ``(x, gnorm)``. One solver for every restricted loss (this
+    module's, and the wide students' of :mod:`jaxsym.wide`); ``loss`` and ``gnorm`` are module-level functions
+    (static: one compilation per pair and shapes)."""
+    s = levenberg_marquardt(lambda x: jax.grad(loss)(x, *args), lambda x: jax.hessian(loss)(x, *args), x0,
+                            iters=iters, tol=tol, norm=lambda x, g: gnorm(x, *args), free=free, mu0=1e-8,
+                            mu_min=1e-16, mu_max=1.5e10)
     return s.x, s.gn
 
 
@@ -211,7 +218,8 @@ def newton_at(p: np.ndarray, x0: np.ndarray, *, tol: float = 1e-12, iters: int =
     free = free_mask(p)
     with jax.enable_x64(True):
         x = jnp.asarray(np.where(free, np.asarray(x0, np.float64), 0.0))
-        x, gn = _newton(x, jnp.asarray(p, jnp.float64), jnp.asarray(free), tol, iters)
+        x, gn = restricted_newton(_loss, _full_grad_norm, x, (jnp.asarray(p, jnp.float64),), jnp.asarray(free), tol,
+                                  iters)
         return np.asarray(x), float(gn)
 
 

@@ -28,7 +28,6 @@ zero eigenvalues, so the index counts eigenvalues below ``−hess_tol``).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import jax
@@ -38,8 +37,7 @@ import pandas as pd
 
 from jaxsym import atlas as narrow_atlas
 from jaxsym import model
-from jaxsym.families import FixedSpace, _counts, _loss, _split, free_mask
-from jaxsym.solvers import levenberg_marquardt
+from jaxsym.families import FixedSpace, _counts, _loss, _split, free_mask, restricted_newton
 from jaxsym.symmetry import isotropy
 
 kern = model.kernel_from_inner
@@ -120,22 +118,21 @@ def _wide_grad_norm(z: jax.Array, p: jax.Array, n: jax.Array) -> jax.Array:
     return jnp.sqrt(jnp.sum(counts * y * y))
 
 
-@functools.partial(jax.jit, static_argnames="iters")
-def _newton(z0: jax.Array, p: jax.Array, n: jax.Array, free: jax.Array, tol: float, iters: int
-            ) -> tuple[jax.Array, jax.Array]:
-    s = levenberg_marquardt(lambda z: jax.grad(_wide_loss)(z, p, n), lambda z: jax.hessian(_wide_loss)(z, p, n),
-                            z0, iters=iters, tol=tol, norm=lambda z, g: _wide_grad_norm(z, p, n), free=free,
-                            mu0=1e-8, mu_min=1e-16, mu_max=1.5e10)
-    return s.x, s.gn
-
-
 def newton(space: WideSpace, z0: np.ndarray, *, tol: float = 1e-12, iters: int = 60) -> tuple[np.ndarray, float]:
-    """Levenberg–Marquardt solve of ``∇_z F = 0`` (:mod:`jaxsym.solvers`); returns ``(z, full-space ‖∇F‖)``."""
-    free = space.free
+    """Levenberg–Marquardt solve of ``∇_z F = 0`` (:func:`jaxsym.families.restricted_newton`); returns
+    ``(z, full-space ‖∇F‖)``."""
+    return _solve(np.array(space.blocks, np.float64), float(space.extra), z0, tol, iters)
+
+
+def _solve(p: np.ndarray, n: float, z0: np.ndarray, tol: float = 1e-12, iters: int = 60
+           ) -> tuple[np.ndarray, float]:
+    """:func:`newton` at block sizes ``p`` and ``n`` given as numbers (real ones too: the restricted loss is
+    defined for both, :func:`follow`)."""
+    free = np.concatenate([free_mask(p), np.full(len(p), n > 0)])
     with jax.enable_x64(True):
         z = jnp.asarray(np.where(free, np.asarray(z0, np.float64), 0.0))
-        z, gn = _newton(z, jnp.asarray(space.blocks, jnp.float64), jnp.float64(space.extra), jnp.asarray(free), tol,
-                        iters)
+        z, gn = restricted_newton(_wide_loss, _wide_grad_norm, z, (jnp.asarray(p, jnp.float64), jnp.float64(n)),
+                                  jnp.asarray(free), tol, iters)
         return np.asarray(z), float(gn)
 
 
@@ -271,3 +268,40 @@ def atlas(d: int, extra: int, *, max_blocks: int = 3, starts: int = 32, seed: in
             rows.append(row(pt, float("nan")))
     df = pd.DataFrame(rows)
     return df.sort_values(["origin", "loss"], kind="stable").reset_index(drop=True) if len(df) else df
+
+
+def follow(blocks: tuple[int, ...], extra: int, z: np.ndarray, *, d_to: int | None = None, n_to: int | None = None,
+           step: float = 0.25, tol: float = 1e-12) -> pd.DataFrame:
+    """Continue a critical point of ``Fix(Δ(S_p) × S_extra)`` in the teacher's size d (the first block grows or
+    shrinks, ``d_to``) or in the number of extra neurons n (``n_to``), in real steps of ``step`` (both enter the
+    restricted loss as numbers), each corrected by Newton; at every integer value the point is classified in the
+    full space (:func:`classify`: dense Hessian). Stops where Newton fails (a fold or the end of the space).
+
+    Returns one row per integer value: ``d, n, k, space, loss, grad_norm, index, hess_min, zero_eigs, isotropy``.
+    """
+    if (d_to is None) == (n_to is None):
+        raise ValueError("give exactly one of d_to (continue in d) or n_to (continue in n)")
+    tail = tuple(blocks[1:])
+    d0 = sum(blocks)
+    start, end = (float(d0), float(d_to)) if d_to is not None else (float(extra), float(n_to))
+    sign = 1.0 if end >= start else -1.0
+    rows: list[dict[str, object]] = []
+    t = start
+    while True:
+        d, n = (t, float(extra)) if d_to is not None else (float(d0), t)
+        p = np.array([d - sum(tail), *tail], np.float64)
+        if p[0] < 1:
+            break
+        z, gn = _solve(p, n, z, tol)
+        if not gn <= tol:
+            break
+        if abs(t - round(t)) < 1e-9:
+            space = WideSpace((round(p[0]), *tail), round(n))
+            pt = classify(space, z, "follow")
+            rows.append({"d": space.d, "n": space.extra, "k": space.k, "space": list(space.blocks), "loss": pt.loss,
+                         "grad_norm": pt.grad_norm, "index": pt.index, "hess_min": pt.hess_min,
+                         "zero_eigs": pt.zero_eigs, "isotropy": pt.isotropy})
+        if sign * (end - t) <= 1e-12:
+            break
+        t = t + sign * min(step, abs(end - t))
+    return pd.DataFrame(rows)
