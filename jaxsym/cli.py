@@ -297,7 +297,8 @@ def atlas(
                  "birth_k: where λ_min turns positive as k grows (saddle → minimum), to 1e-8; death_k: where it "
                  "stops being a minimum (λ_min < 0 again, or a fold); end_low/end_high: folds (NaN: the family "
                  "reaches the edge of its domain or the last k traced); limit: the loss as k → ∞, `a/k` "
-                 "(value a) or `constant`, fitted in powers of k^(−1/2).\n\n" + markdown(fams[fcols]) + "\n\n"
+                 "(value a), `constant`, fitted in powers of k^(−1/2), or `grows` (value: the exponent of k); "
+                 "`unclear` where no fit holds.\n\n" + markdown(fams[fcols]) + "\n\n"
                  "![families](families.png)\n")
     if extra:
         from jaxsym.wide import atlas as wide_atlas
