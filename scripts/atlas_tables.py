@@ -69,14 +69,17 @@ def summary(d: Path) -> None:
     k0 = int(f["k_start"].iloc[0])
     start = t[(t["k"] == k0) & (t["family"] >= 0)].set_index("family")["kind"]
     f = f.assign(kind=f["family"].map(start))
-    print("| families started from | count | with a birth | with a death | with a fold | loss → a/k | → constant "
-          "| not followed |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| families started from | count | with a birth | with a death | with a fold | tracing stopped | loss → 0 "
+          "| → a/k | → constant | grows | unclear | not followed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for kind, g in f.groupby("kind", sort=False):
+        n = {v: int((g["limit_kind"] == v).sum()) for v in ("zero", "a/k", "constant", "grows", "unclear",
+                                                             "not followed")}
         print(f"| {kind} | {len(g)} | {int(g['birth_k'].notna().sum())} | "
               f"{int(g['sign_change_kind'].map(lambda v: 'death' in list(v)).sum())} | "
-              f"{int((g['end_low'].notna() | g['end_high'].notna()).sum())} | {int((g['limit_kind'] == 'a/k').sum())} "
-              f"| {int((g['limit_kind'] == 'constant').sum())} | {int((g['limit_kind'] == 'not followed').sum())} |")
+              f"{int((g['end_low'].notna() | g['end_high'].notna()).sum())} | "
+              f"{int((g['stopped_low'].notna() | g['stopped_high'].notna()).sum())} | {n['zero']} | {n['a/k']} | "
+              f"{n['constant']} | {n['grows']} | {n['unclear']} | {n['not followed']} |")
 
 
 def wide(dirs: list[Path]) -> None:

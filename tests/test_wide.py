@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from jaxsym import model
 from jaxsym.atlas import critical_points as narrow_points
-from jaxsym.wide import WideSpace, classify, critical_points, split_point, splits
+from jaxsym.wide import WideSpace, classify, critical_points, follow, split_point, splits
 
 SPACES = [((3,), 1), ((2, 1), 2), ((3, 2, 1), 1), ((1, 1), 3), ((4, 1), 0), ((2, 2), 2)]
 
@@ -88,6 +88,22 @@ def test_found_points_are_critical_and_a_wide_spurious_minimum_is_one():
             step = rng.normal(size=w0.size)
             step *= 1e-3 / np.linalg.norm(step)
             assert float(model.loss((w0 + step).reshape(8, 7), V)) > p.loss
+
+
+def test_continuation_in_d_meets_the_points_found_directly_and_in_n_keeps_the_function():
+    """The k = d + 1 spurious minimum at d = 7, continued to d = 8 (first block growing in real steps), is the
+    minimum a direct search at d = 8 finds (same loss, index 0); continued in n from 1 to 2 it keeps its loss (n
+    parallel extra neurons sharing one row's worth: the same function) and is a saddle there."""
+    p7 = next(p for p in critical_points((6, 1), 1, starts=24) if p.index == 0 and p.loss > 1e-8)
+    p8 = next(p for p in critical_points((7, 1), 1, starts=24) if p.index == 0 and p.loss > 1e-8)
+    up = follow((6, 1), 1, p7.z, d_to=8)
+    assert list(up["d"]) == [7, 8] and (up["grad_norm"] <= 1e-10).all() and (up["index"] == 0).all()
+    assert up["loss"].iloc[-1] == pytest.approx(p8.loss, abs=1e-12)
+    wider = follow((6, 1), 1, p7.z, n_to=2)
+    assert list(wider["n"]) == [1, 2] and wider["loss"].iloc[1] == pytest.approx(p7.loss, abs=1e-12)
+    assert wider["index"].iloc[1] > 0
+    with pytest.raises(ValueError, match="exactly one"):
+        follow((6, 1), 1, p7.z)
 
 
 def test_extra_neurons_must_be_a_non_negative_integer():
