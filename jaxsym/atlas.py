@@ -85,10 +85,15 @@ def types_up_to(k: int, max_blocks: int = 3) -> list[tuple[int, ...]]:
     return out
 
 
-def _same_point(loss_a: float, iso_a: str, loss_b: float, iso_b: str) -> bool:
+def same_point(loss_a: float, iso_a: str, loss_b: float, iso_b: str) -> bool:
     """Two critical points are one orbit when their losses agree to 1e-10 (relative) and their exact isotropy
     groups have the same name (points related by the normaliser of H, e.g. two swapped blocks of equal size)."""
     return abs(loss_a - loss_b) <= 1e-10 * max(1.0, abs(loss_b)) and iso_a == iso_b
+
+
+def kind_of(loss: float, index: int) -> str:
+    """``global`` (loss ≤ 1e-8), ``minimum`` (index 0: a spurious local minimum) or ``saddle``."""
+    return "global" if loss <= 1e-8 else "minimum" if index == 0 else "saddle"
 
 
 @functools.cache
@@ -125,7 +130,7 @@ def critical_points(blocks: tuple[int, ...], *, starts: int = 32, seed: int = 0,
             continue
         x = space.project(W)
         iso = isotropy(W, np.eye(space.k))
-        if any(_same_point(p.loss, p.isotropy, loss, iso.name) for p in found):
+        if any(same_point(p.loss, p.isotropy, loss, iso.name) for p in found):
             continue
         bs = block_spectrum(space, x)
         found.append(AtlasPoint(space.blocks, np.asarray(x), W, loss, gnorm,
@@ -146,9 +151,9 @@ def atlas(k: int, *, max_blocks: int = 3, types: list[tuple[int, ...]] | None = 
     rows: list[dict[str, object]] = []
     for blocks in types if types is not None else types_up_to(k, max_blocks):
         for p in critical_points(tuple(blocks), starts=starts, seed=seed):
-            if any(_same_point(float(q["loss"]), str(q["isotropy"]), p.loss, p.isotropy) for q in rows):
+            if any(same_point(float(q["loss"]), str(q["isotropy"]), p.loss, p.isotropy) for q in rows):
                 continue
-            kind = "global" if p.loss <= 1e-8 else "minimum" if p.index == 0 else "saddle"
+            kind = kind_of(p.loss, p.index)
             # the k-independent type of a diagonal product group; any other group is named as it is
             typ = isotropy_type(p.neuron_orbits, k) if p.isotropy.startswith("Δ") else p.isotropy
             rows.append({"k": k, "space": list(p.space), "type": typ,

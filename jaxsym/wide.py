@@ -206,7 +206,7 @@ def critical_points(blocks: tuple[int, ...], extra: int, *, starts: int = 32, se
         pt = classify(space, z, origin)
         if not pt.grad_norm <= accept or np.min(np.linalg.norm(pt.W, axis=1)) < 1e-8:
             continue
-        if any(abs(q.loss - pt.loss) <= 1e-10 * max(1.0, abs(pt.loss)) and q.isotropy == pt.isotropy for q in found):
+        if any(narrow_atlas.same_point(q.loss, q.isotropy, pt.loss, pt.isotropy) for q in found):
             continue
         found.append(pt)
     return sorted(found, key=lambda q: q.loss)
@@ -248,11 +248,10 @@ def atlas(d: int, extra: int, *, max_blocks: int = 3, starts: int = 32, seed: in
     rows: list[dict[str, object]] = []
 
     def row(pt: WidePoint, split_of: float) -> dict[str, object]:
-        kind = "global" if pt.loss <= 1e-8 else "minimum" if pt.index == 0 else "saddle"
         return {"d": d, "k": d + extra, "extra": extra, "space": list(pt.blocks), "isotropy": pt.isotropy,
                 "loss": pt.loss, "grad_norm": pt.grad_norm, "index": pt.index, "hess_min": pt.hess_min,
-                "zero_eigs": pt.zero_eigs, "kind": kind, "origin": pt.origin, "split_of": split_of,
-                "W": pt.W.ravel().tolist()}
+                "zero_eigs": pt.zero_eigs, "kind": narrow_atlas.kind_of(pt.loss, pt.index), "origin": pt.origin,
+                "split_of": split_of, "W": pt.W.ravel().tolist()}
 
     for _, m in narrow[narrow["kind"] == "minimum"].iterrows():
         W = np.asarray(m["W"], np.float64).reshape(d, d)
@@ -261,8 +260,7 @@ def atlas(d: int, extra: int, *, max_blocks: int = 3, starts: int = 32, seed: in
     seen: list[WidePoint] = []
     for blocks in narrow_atlas.types_up_to(d, max_blocks):
         for pt in critical_points(blocks, extra, starts=starts, seed=seed):
-            if any(abs(q.loss - pt.loss) <= 1e-10 * max(1.0, abs(pt.loss)) and q.isotropy == pt.isotropy
-                   for q in seen):
+            if any(narrow_atlas.same_point(q.loss, q.isotropy, pt.loss, pt.isotropy) for q in seen):
                 continue
             seen.append(pt)
             rows.append(row(pt, float("nan")))
