@@ -180,11 +180,15 @@ def _counts(p: jax.Array) -> jax.Array:
     return jnp.concatenate([p, p * (p - 1), (jnp.outer(p, p) * (1 - jnp.eye(r))).ravel()])
 
 
-def _full_grad_norm(x: jax.Array, p: jax.Array) -> jax.Array:
-    g = jax.grad(_loss)(x, p)
-    counts = _counts(p)
+def full_norm(g: jax.Array, counts: jax.Array) -> jax.Array:
+    """‖∇F(Ex)‖_F from the restricted gradient ``g = ∇_x F = Eᵀ∇F``: ∇F = E y with EᵀE y = g, EᵀE = diag(counts)
+    (parameters filling no entry count 0 and contribute nothing)."""
     y = jnp.where(counts > 0, g / jnp.where(counts > 0, counts, 1.0), 0.0)
     return jnp.sqrt(jnp.sum(counts * y * y))
+
+
+def _full_grad_norm(x: jax.Array, p: jax.Array) -> jax.Array:
+    return full_norm(jax.grad(_loss)(x, p), _counts(p))
 
 
 _jit_loss = jax.jit(_loss)

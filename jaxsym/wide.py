@@ -37,7 +37,7 @@ import pandas as pd
 
 from jaxsym import atlas as narrow_atlas
 from jaxsym import model
-from jaxsym.families import FixedSpace, _counts, _loss, _split, free_mask, restricted_newton
+from jaxsym.families import FixedSpace, _counts, _loss, _split, free_mask, full_norm, restricted_newton
 from jaxsym.symmetry import isotropy
 
 kern = model.kernel_from_inner
@@ -72,7 +72,7 @@ class WideSpace:
     @property
     def free(self) -> np.ndarray:
         """Meaningful parameters: those of the paired space, and ``e`` when there are extra neurons."""
-        return np.concatenate([free_mask(np.array(self.blocks, np.float64)), np.full(self.r, self.extra > 0)])
+        return _free(np.array(self.blocks, np.float64), self.extra)
 
     def _args(self, z: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         z = jnp.asarray(z)
@@ -91,6 +91,11 @@ class WideSpace:
 
     def full_grad_norm(self, z: jax.Array) -> jax.Array:
         return _wide_grad_norm(*self._args(z))
+
+
+def _free(p: np.ndarray, n: float) -> np.ndarray:
+    """The meaningful parameters at block sizes ``p`` and ``n`` extra neurons (real or integer)."""
+    return np.concatenate([free_mask(p), np.full(len(p), n > 0)])
 
 
 def _wide_loss(z: jax.Array, p: jax.Array, n: jax.Array) -> jax.Array:
@@ -112,10 +117,7 @@ def _wide_loss(z: jax.Array, p: jax.Array, n: jax.Array) -> jax.Array:
 
 def _wide_grad_norm(z: jax.Array, p: jax.Array, n: jax.Array) -> jax.Array:
     """‖∇F(Ez)‖_F from the restricted gradient (EᵀE = diag(counts); e fills n·p_t entries)."""
-    g = jax.grad(_wide_loss)(z, p, n)
-    counts = jnp.concatenate([_counts(p), n * p])
-    y = jnp.where(counts > 0, g / jnp.where(counts > 0, counts, 1.0), 0.0)
-    return jnp.sqrt(jnp.sum(counts * y * y))
+    return full_norm(jax.grad(_wide_loss)(z, p, n), jnp.concatenate([_counts(p), n * p]))
 
 
 def newton(space: WideSpace, z0: np.ndarray, *, tol: float = 1e-12, iters: int = 60) -> tuple[np.ndarray, float]:
@@ -128,7 +130,7 @@ def _solve(p: np.ndarray, n: float, z0: np.ndarray, tol: float = 1e-12, iters: i
            ) -> tuple[np.ndarray, float]:
     """:func:`newton` at block sizes ``p`` and ``n`` given as numbers (real ones too: the restricted loss is
     defined for both, :func:`follow`)."""
-    free = np.concatenate([free_mask(p), np.full(len(p), n > 0)])
+    free = _free(p, n)
     with jax.enable_x64(True):
         z = jnp.asarray(np.where(free, np.asarray(z0, np.float64), 0.0))
         z, gn = restricted_newton(_wide_loss, _wide_grad_norm, z, (jnp.asarray(p, jnp.float64), jnp.float64(n)),
