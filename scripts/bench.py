@@ -186,14 +186,15 @@ def start_points(k: int, batch: int, dtype: str) -> np.ndarray:
     return (np.random.default_rng(0).normal(size=(batch, k, k)) / np.sqrt(k)).astype(dtype)
 
 
-def bench_engine(k: int, dtype: str, steps: int, repeats: int, *, invariant: bool = True) -> float:
-    """The engine's vmapped training, compiled as sweeps compile it (``invariant``: with
-    :func:`jaxsym.parallel.invariant_jit`, so that a run's arithmetic does not depend on its batch) or with
-    XLA's defaults."""
+def bench_engine(k: int, dtype: str, steps: int, repeats: int, *, invariant: bool = True,
+                 batch: int | None = None) -> float:
+    """Run-steps/s of the engine's vmapped training on ``batch`` runs (default :func:`batch_for`), compiled as
+    sweeps compile it (``invariant``: with :func:`jaxsym.parallel.invariant_jit`, so that a run's arithmetic
+    does not depend on its batch) or with XLA's defaults."""
     from jaxsym.parallel import invariant_jit
 
     cfg = TrainConfig(steps=steps, grad_tol=0.0, dtype=dtype, learning_rate=0.05)
-    W0 = jnp.asarray(start_points(k, batch_for(k), dtype))
+    W0 = jnp.asarray(start_points(k, batch or batch_for(k), dtype))
     train = jax.vmap(make_train_from(cfg, jnp.eye(k, dtype=dtype)))
     train = invariant_jit(train) if invariant else jax.jit(train)
     return W0.shape[0] * steps / median_time(lambda: train(W0).W, repeats)

@@ -42,7 +42,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import median_time, published_config, start_points, sweep_rate
+from bench import bench_engine, median_time, published_config, start_points, sweep_rate
 
 from jaxsym.config import TrainConfig
 from jaxsym.parallel import invariant_jit
@@ -58,13 +58,6 @@ def is_oom(e: Exception) -> bool:
 # ---------------------------------------------------------------------------------------------------
 # 1. engine run-steps/s against batch size
 # ---------------------------------------------------------------------------------------------------
-def engine_rate(k: int, dtype: str, batch: int, steps: int, repeats: int) -> float:
-    cfg = TrainConfig(steps=steps, grad_tol=0.0, dtype=dtype, learning_rate=0.05)
-    W0 = jnp.asarray(start_points(k, batch, dtype))
-    train = invariant_jit(jax.vmap(make_train_from(cfg, jnp.eye(k, dtype=dtype))))
-    return batch * steps / median_time(lambda: train(W0).W, repeats)
-
-
 def section_engine(ks: list[int], dtypes: list[str], max_log2: int, memory_gb: float, repeats: int, quick: bool
                    ) -> list[dict]:
     rows = []
@@ -77,7 +70,7 @@ def section_engine(ks: list[int], dtypes: list[str], max_log2: int, memory_gb: f
                     break
                 try:
                     with jax.enable_x64(dtype == "float64"):
-                        rate = engine_rate(k, dtype, batch, steps, repeats)
+                        rate = bench_engine(k, dtype, steps, repeats, batch=batch)
                 except Exception as e:
                     if not is_oom(e):
                         raise
@@ -202,12 +195,12 @@ def sweep_invariance(runs: int = 320, chunks: tuple[int, int] = (320, 32)) -> di
 
     import pandas as pd
 
+    from jaxsym.sweep import run_sweep
+
     tables = []
     for c in chunks:
         cfg = dataclasses.replace(published_config([8], runs, "fast"), chunk_size=c)
         with tempfile.TemporaryDirectory() as out:
-            from jaxsym.sweep import run_sweep
-
             run_sweep(cfg, out, progress=False)
             tables.append(pd.read_parquet(os.path.join(out, "runs.parquet")).sort_values("run").reset_index(drop=True))
     a, b = tables
