@@ -456,6 +456,16 @@ def series_limit(k: np.ndarray, y: np.ndarray, terms: int = 4) -> tuple[float, f
     return base, max(abs(v - base) for v in alt)
 
 
+def _last_decade(k: np.ndarray) -> np.ndarray:
+    return k >= k.max() / 10
+
+
+def decade_slope(k: np.ndarray, y: np.ndarray) -> float:
+    """The log–log slope of |y| against k over the last decade of k (k ≥ max k / 10): about s where y ~ k^s."""
+    last = _last_decade(k)
+    return float(np.polyfit(np.log(k[last]), np.log(np.abs(y[last])), 1)[0])
+
+
 def loss_limit(k: np.ndarray, loss: np.ndarray, terms: int = 4) -> tuple[str, float, float]:
     """``(kind, value, error)``: ``("a/k", a, ·)`` when the loss vanishes like a/k (the fitted limit of F is
     zero within its error and k·F converges to a within 10%), ``("constant", F_∞, ·)`` when F tends to a limit
@@ -464,10 +474,10 @@ def loss_limit(k: np.ndarray, loss: np.ndarray, terms: int = 4) -> tuple[str, fl
     ``("unclear", F_∞, ·)`` (the series does not describe the curve)."""
     k = np.asarray(k, np.float64)
     loss = np.asarray(loss, np.float64)
-    last = k >= k.max() / 10
+    last = _last_decade(k)
     if last.sum() >= 4 and np.all(loss[last] > 0):
         lk, lf = np.log(k[last]), np.log(loss[last])
-        slope = float(np.polyfit(lk, lf, 1)[0])
+        slope = decade_slope(k, loss)
         if slope > 0.1:
             half = lk >= np.median(lk)
             slopes = [float(np.polyfit(lk[m], lf[m], 1)[0]) for m in (half, ~half) if m.sum() >= 2]
@@ -591,13 +601,12 @@ def bounded_limits(tail: tuple[int, ...], pts: list[CurvePoint], *, growth_tol: 
             for j, v in enumerate(comp.values):
                 per.setdefault((comp.label, j), []).append(float(v))
     out = []
-    last = ks >= ks.max() / 10
+    last = _last_decade(ks)
     for (label, _), vals in sorted(per.items()):
         y = np.asarray(vals)
         if len(y) != len(ks) or np.any(y[last] == 0):
             continue
-        slope = np.polyfit(np.log(ks[last]), np.log(np.abs(y[last])), 1)[0]
-        if abs(slope) < growth_tol or np.all(np.abs(y[last]) < 1e-6):
+        if abs(decade_slope(ks, y)) < growth_tol or np.all(np.abs(y[last]) < 1e-6):
             value, err = series_limit(ks, y)
             out.append((label, value, err))
     return sorted(out, key=lambda t: t[1])
