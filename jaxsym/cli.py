@@ -252,6 +252,9 @@ def atlas(
     extra: Annotated[int, typer.Option(help="also students of k + EXTRA neurons for the same k-neuron teacher: "
                                             "their fixed-point spaces and the split points of the minima "
                                             "(wide.parquet)")] = 0,
+    k_to: Annotated[int | None, typer.Option(help="scan every k from --k to K_TO with restricted computations "
+                                                  "only (for k in the hundreds; resumable: OUT/scan/); with "
+                                                  "--k-max, the families of every local minimum found")] = None,
 ) -> None:
     """Critical points of every fixed-point space Fix(Δ(S_p1×…×S_pr)) at k, by Newton from random starts (no
     descent), each with its exact isotropy, loss, Hessian index and λ_min; with --k-max, their families in
@@ -271,6 +274,12 @@ def atlas(
         _fail(f"--extra must be a non-negative integer, got {extra}")
     if k_max is not None and not (k_max >= k and asymptotic_to > 0):
         _fail(f"--k-max must be at least --k ({k}) and --asymptotic-to positive")
+    if k_to is not None:
+        if k_to < k or extra or families_of != "minima":
+            _fail(f"--k-to must be at least --k ({k}), and a scan takes neither --extra nor --families all")
+        _atlas_scan(k, k_to, out, max_blocks=max_blocks, starts=starts, seed=seed,
+                    k_max=k_max, asymptotic_to=asymptotic_to)
+        return
     df = build(k, max_blocks=max_blocks, starts=starts, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     cols = ["isotropy", "space", "loss", "index", "hess_min", "n_distinct_eigs", "kind"]
@@ -320,6 +329,48 @@ def atlas(
     (out / "atlas.md").write_text(text)
     console.print(f"{int((df['k'] == k).sum())} distinct critical points at k = {k}; tables in "
                   f"{out / 'atlas.parquet'} and {out / 'atlas.md'}")
+
+
+def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, seed: int, k_max: float | None,
+                asymptotic_to: float) -> None:
+    """``jaxsym atlas --k K --k-to K2``: :func:`jaxsym.atlas.scan`, its families, tables and figure."""
+    from jaxsym.atlas import plot_families, scan, scan_families
+    from jaxsym.results import atomic_write_text
+    from jaxsym.summary import markdown
+
+    def say(m: str) -> None:
+        console.print(m, soft_wrap=True)
+
+    try:
+        df = scan(k, k_to, out / "scan", max_blocks=max_blocks, starts=starts, seed=seed, progress=say)
+    except ValueError as e:
+        _fail(str(e))
+    cmd = f"jaxsym atlas --k {k} --k-to {k_to} --max-blocks {max_blocks} --starts {starts} --seed {seed}"
+    per_k = df.groupby("k").agg(critical_points=("loss", "size"), classified=("index", "count"),
+                                spurious_minima=("kind", lambda s: int((s == "minimum").sum()))).reset_index()
+    minima = df[df["kind"] == "minimum"]
+    per_k["minima"] = [", ".join(f"{r.isotropy} {r.loss:.5f}" for r in minima[minima["k"] == kk].itertuples())
+                       for kk in per_k["k"]]
+    text = (f"# Atlas of critical points, k = d = {k}…{k_to}\n\nCommand: `{cmd}"
+            + (f" --k-max {k_max:g} --asymptotic-to {asymptotic_to:g}" if k_max else "") + "`. Per k: distinct "
+            "critical points found (full-space ‖∇F‖ ≤ 1e-10), how many are classified (index and isotropy; the "
+            "others have a negative eigenvalue in their own fixed-point space, so are saddles), and the spurious "
+            "local minima (isotropy, loss).\n\n" + markdown(per_k) + "\n")
+    if k_max is not None:
+        fams, curves, objs = scan_families(df, k_max=k_max, asymptotic_to=max(asymptotic_to, k_max), progress=say)
+        fams.to_parquet(out / "families.parquet", index=False)
+        if len(curves):
+            curves.to_parquet(out / "family_curves.parquet", index=False)
+        plot_families(objs, [f"{r.isotropy} (k = {r.k_start}, {max(r.loss_start, 0.0):.4f})"
+                             for r in fams.itertuples()], out / "families.png")
+        fcols = ["family", "isotropy", "k_start", "loss_start", "birth_k", "death_k", "end_low", "end_high",
+                 "limit_kind", "limit_value", "limit_error"]
+        text += (f"\n## Families of the local minima in continuous k (to k = {asymptotic_to:g})\n\n"
+                 + markdown(fams[fcols]) + "\n\n![families](families.png)\n")
+    df.to_parquet(out / "atlas.parquet", index=False)
+    atomic_write_text(text, out / "atlas.md")
+    say(f"{len(df)} critical points over k = {k}…{k_to}; tables in {out / 'atlas.parquet'} and "
+        f"{out / 'atlas.md'}")
 
 
 def _atlas_start(k: int, isotropy: str | None) -> Any:

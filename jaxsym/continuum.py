@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.linalg
 
-from jaxsym.families import _counts, _loss, free_mask, newton_at
+from jaxsym.families import _counts, _jit_loss, _loss, free_mask, newton_at
 from jaxsym.spectra import group_eigenvalues
 
 # A fixed-point space of the refinement lattice: blocks given as tuples of "atoms" (the parts of the coarse
@@ -298,10 +298,12 @@ class CurvePoint:
     n_distinct_eigs: int
 
 
-def _point(tail: tuple[int, ...], k: float, x: np.ndarray, gn: float) -> CurvePoint:
+def curve_point(tail: tuple[int, ...], k: float, x: np.ndarray, gn: float) -> CurvePoint:
+    """The family ``tail``'s point ``x`` at real k (with its full ‖∇F‖ ``gn``), classified by the isotypic
+    blocks of :func:`components`: loss, λ_min and its block, index and distinct eigenvalues."""
     p = blocks_at(tail, k)
     with jax.enable_x64(True):
-        f = float(_loss(jnp.asarray(x), jnp.asarray(p)))
+        f = float(_jit_loss(jnp.asarray(x), jnp.asarray(p)))
     comps = [c for c in components(p, x) if c.mult > 0]
     lam, block = _lowest(comps)
     vals = np.concatenate([c.values for c in comps])
@@ -339,7 +341,7 @@ def trace(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, ste
     x, gn, ok = solve(tail, k0, x0, tol=tol)
     if not ok:
         raise ValueError(f"no critical point of the family at k = {k0} near the start")
-    pts = [_point(tail, k0, x, gn)]
+    pts = [curve_point(tail, k0, x, gn)]
     prev: tuple[float, np.ndarray] | None = None
     k, h, nominal, failures = k0, step, step, 0
     while sign * (k_end - k) > 0:
@@ -351,7 +353,7 @@ def trace(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, ste
             nx, ngn, ok = solve(tail, nk, x, tol=tol)
         if ok:
             prev, x, k = (k, x), nx, nk
-            pts.append(_point(tail, k, x, ngn))
+            pts.append(curve_point(tail, k, x, ngn))
             nominal *= growth
             h = min(nominal, 2 * h_try)  # after a halving, the step grows back
             continue
@@ -380,7 +382,7 @@ def bisect_sign(tail: tuple[int, ...], a: CurvePoint, b: CurvePoint, *, xtol: fl
             x, gn, ok = solve(tail, km, lo.x, tol=tol)
         if not ok:
             break
-        mid = _point(tail, km, x, gn)
+        mid = curve_point(tail, km, x, gn)
         if np.sign(mid.hess_min) == np.sign(lo.hess_min):
             lo = mid
         else:
@@ -570,7 +572,7 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
             x, gn, ok = solve(tail, edge + 1e-6, a.x)
             if not ok:
                 continue
-            a = _point(tail, edge + 1e-6, x, gn)
+            a = curve_point(tail, edge + 1e-6, x, gn)
         if np.sign(a.hess_min) != np.sign(b.hess_min) and b.k - a.k > 0 and b.k <= k_max \
                 and min(abs(a.hess_min), abs(b.hess_min)) > SIGN_FLOOR:
             where, err = bisect_sign(tail, a, b, xtol=xtol)

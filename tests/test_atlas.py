@@ -66,3 +66,77 @@ def test_family_from_a_type_alone(tmp_path):
     assert abs(row["loss"] - 0.0232027149136) <= 1e-9  # the k = 7 spurious minimum (docs/reproduction.md)
     r = CliRunner().invoke(app, ["family", "--k", "7", "--isotropy", "D(S5xS1)"])
     assert r.exit_code == 2 and "product type of k = 7" in r.output
+
+
+# --------------------------------------------------------------------------------------------------
+# Scans over many k (restricted computations only)
+# --------------------------------------------------------------------------------------------------
+def _dense(k: int, row: object) -> tuple[float, np.ndarray]:
+    """Full-space ‖∇F‖ and Hessian eigenvalues of a scan row's point, from the dense closed forms."""
+    from jaxsym.families import FixedSpace
+
+    with jax.enable_x64(True):
+        W = FixedSpace(tuple(int(p) for p in row.space)).embed(jnp.asarray(row.x, jnp.float64))
+        V = jnp.eye(k, dtype=jnp.float64)
+        return float(jnp.linalg.norm(model.grad(W, V))), np.linalg.eigvalsh(np.asarray(model.hessian(W, V)))
+
+
+def test_scan_points_are_critical_with_the_dense_index_and_saddles_left_unclassified_are_saddles():
+    from jaxsym.atlas import scan_k
+
+    df = scan_k(7, starts=8, max_blocks=2)
+    assert df["index"].notna().all() and (df["kind"] == "global").sum() == 1
+    for row in df.itertuples():
+        gn, eigs = _dense(7, row)
+        assert gn <= 1e-10
+        assert int((eigs < -1e-6).sum()) == row.index
+        assert abs(eigs[0] - row.hess_min) <= 1e-8 * max(1.0, abs(eigs[0]))
+    # classifying only what can be a minimum: the same points, the same minima; the rest are saddles for certain
+    part = scan_k(7, starts=8, max_blocks=2, classify_all_to=0)
+    assert np.allclose(part["loss"], df["loss"], rtol=0, atol=1e-12)
+    assert part["index"].isna().any()
+    for row, full in zip(part.itertuples(), df.itertuples(), strict=True):
+        if pd.isna(row.index):
+            assert row.kind == "saddle" and full.index >= row.index_at_least >= 1
+        else:
+            assert (row.index, row.isotropy) == (full.index, full.isotropy)
+    # and the minima are the atlas's (a second search: full-space polish, isotropy test)
+    at = atlas(7, starts=8, max_blocks=2)
+    key = {(r.isotropy, round(r.loss, 9)) for r in at[at["index"] == 0].itertuples()}
+    assert {(r.isotropy, round(r.loss, 9)) for r in df[df["index"] == 0].itertuples()} == key
+
+
+def test_scan_resumes_with_the_same_tables_and_refuses_other_settings(tmp_path):
+    from jaxsym.atlas import scan
+
+    whole = scan(4, 6, tmp_path / "a", starts=4, max_blocks=2)
+    (tmp_path / "a" / "k0006.parquet").unlink()  # interrupted before k = 6 was written
+    (tmp_path / "a" / "k0005.parquet").write_bytes(b"PAR1 torn")  # and a torn file
+    again = scan(4, 6, tmp_path / "a", starts=4, max_blocks=2)
+    pd.testing.assert_frame_equal(whole, again)
+    r = CliRunner().invoke(app, ["atlas", "--k", "4", "--k-to", "5", "--starts", "5", "--max-blocks", "2",
+                                 "--out", str(tmp_path / "a")])  # writes a/scan/
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["atlas", "--k", "4", "--k-to", "5", "--starts", "4", "--max-blocks", "2",
+                                 "--out", str(tmp_path / "a")])
+    assert r.exit_code != 0 and "settings" in r.output and "Traceback" not in r.output
+
+
+def test_scan_families_follow_each_minimum_once(tmp_path):
+    r = CliRunner().invoke(app, ["atlas", "--k", "6", "--k-to", "8", "--starts", "8", "--max-blocks", "2",
+                                 "--k-max", "9", "--asymptotic-to", "9", "--out", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    scan = pd.read_parquet(tmp_path / "atlas.parquet")
+    fams = pd.read_parquet(tmp_path / "families.parquet")
+    curves = pd.read_parquet(tmp_path / "family_curves.parquet")
+    minima = scan[scan["index"] == 0]
+    for m in minima.itertuples():  # every minimum of every k lies on exactly one family
+        on = curves[(curves["k"] == m.k) & (np.abs(curves["loss"] - m.loss) <= 1e-9)]
+        assert on["family"].nunique() == 1, (m.k, m.isotropy, m.loss)
+    # each family followed once: no two pass through one point of the scanned k (below, near the edge of
+    # their domains, families do meet: e.g. at k = 3 the Δ(S_{k−1}×S_1) point can be the ΔS_k one)
+    scanned = curves[curves["k"].between(6, 8)]
+    assert not scanned.assign(loss=scanned["loss"].round(9)).duplicated(["k", "loss"]).any()
+    assert 0 < len(fams) < len(minima)
+    assert (tmp_path / "families.png").exists() and "Families of the local minima" in (
+        tmp_path / "atlas.md").read_text()
