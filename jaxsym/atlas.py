@@ -14,7 +14,11 @@ eigenvalues, with multiplicity; 0 = a local minimum), λ_min and the number of d
 exact isotropy group (:func:`jaxsym.symmetry.isotropy`), which may be larger than H (the global minimum lies in
 every fixed-point space).
 
-:func:`atlas` does this for every type with at most ``max_blocks`` blocks at one k. A random search finds
+:func:`atlas` does this for every type with at most ``max_blocks`` blocks at one k. :func:`scan` does it for
+every k of a range with restricted computations only (:func:`scan_k`: Newton vmapped over all starts of all
+types, acceptance by the exact full-space gradient norm, classification by the isotypic blocks of
+:mod:`jaxsym.continuum`), which reaches k in the hundreds, and :func:`scan_families` follows the family of each
+local minimum found, once. A random search finds
 the critical points whose basins of attraction (for Newton) meet the box; it is not a proof that there are no
 others.
 """
@@ -464,8 +468,13 @@ def _nan(v: float | None) -> float:
     return math.nan if v is None else float(v)
 
 
+LEGEND_MAX = 20  # families named one by one in a figure's legend
+
+
 def plot_families(fams: list[Family], labels: list[str], path: str | Path) -> None:
-    """Loss (log–log) and λ_min (symlog) against continuous k, one curve per family; births marked."""
+    """Loss (log–log) and λ_min (symlog) against continuous k, one curve per family; births marked. Beyond
+    :data:`LEGEND_MAX` families (a scan's), the curves are coloured by the limit of their loss and the legend
+    names the limits, not the families."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -473,16 +482,23 @@ def plot_families(fams: list[Family], labels: list[str], path: str | Path) -> No
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     floor = 1e-7
+    by_limit = len(fams) > LEGEND_MAX
+    kinds = {"a/k": ("C0", "loss → a/k"), "constant": ("C1", "loss → a constant"), "zero": ("k", "global minimum")}
+    named: set[str] = set()
     for i, (fam, label) in enumerate(zip(fams, labels, strict=True)):
         color = f"C{i % 10}"
+        if by_limit:
+            color, label = kinds.get(fam.limit[0], ("0.5", "other limits"))
+            label = "_" + label if label in named else label  # each limit named once in the legend
+            named.add(label)
         if not fam.curve:
             continue
         ks = np.array([c.k for c in fam.curve])
         loss = np.array([c.loss for c in fam.curve])
         if fam.limit[0] != "zero":  # the global minimum (loss 0 up to rounding) has λ_min only
             keep = loss > floor
-            axes[0].loglog(ks[keep], loss[keep], lw=1, color=color, label=label)
-        axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=1, color=color, label=label)
+            axes[0].loglog(ks[keep], loss[keep], lw=0.6 if by_limit else 1, color=color, label=label)
+        axes[1].plot(ks, [c.hess_min for c in fam.curve], lw=0.6 if by_limit else 1, color=color, label=label)
         for kk, what, _ in fam.sign_changes:
             if what == "birth":
                 axes[1].plot([kk], [0.0], "o", ms=4, color=color)
