@@ -512,7 +512,8 @@ class Family:
         bracket. Changes where |λ_min| is below :data:`SIGN_FLOOR` at either end of the bracket are not counted
         (at large k a λ_min that tends to zero is below the blocks' float64 accuracy).
       limit: ``(kind, value, error)`` of the loss as k → ∞ (:func:`loss_limit`; ``("zero", 0, 0)`` for the
-        global minimum), from :func:`loss_precise` on the upper part of the curve.
+        global minimum), from :func:`loss_precise` on the upper part of the curve; ``("none", nan, nan)`` for a
+        family that ends in a fold on the way up (it has no limit) or has too few points above ``k_max``.
       bounded_eigs: ``[(block, value, error)]``, limits of the Hessian eigenvalues that stay bounded.
       stopped: ``(low, high)``, the k where tracing gave up on that side (:func:`trace`), else None; the family
         then has no limit unless its upper part reached ``k_max``.
@@ -580,7 +581,7 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
     limit: tuple[str, float, float] = ("none", math.nan, math.nan)
     eigs: list[tuple[str, float, float]] = []
     tail_pts = [c for c in curve if c.k >= k_max]
-    if len(tail_pts) >= 8:
+    if len(tail_pts) >= 8 and end_high is None:  # a family that ends in a fold has no limit as k → ∞
         ks = np.array([c.k for c in tail_pts])
         f = np.array([loss_precise(blocks_at(tail, c.k), c.x) for c in tail_pts])
         for c, v in zip(tail_pts, f, strict=True):  # the curve keeps the digits float64 loses at large k
