@@ -134,6 +134,14 @@ def scanfamilies(d: Path) -> None:
                  "constant": f"{r.limit_value:.6f} ± {r.limit_error:.0e}"}.get(r.limit_kind, r.limit_kind)
         print(f"| {r.family} | {r.type} | {r.k_start} | {max(r.loss_start, 0.0):.5f} | {_k(r.birth_k)} | "
               f"{_k(r.death_k)} | {limit} |")
+    # the a/k families of Δ(S_{k−p}×S_p): a / a(p = 1) against p, in units of each fit's error
+    ak = f[(f["limit_kind"] == "a/k") & f["type"].str.fullmatch(r"Δ\(S_\{k−\d+\}×S_\d+\)")]
+    p = ak["type"].str.extract(r"×S_(\d+)\)$")[0].astype(int)
+    a1 = ak.loc[p == 1, "limit_value"]
+    if len(a1):
+        dev = (ak["limit_value"] / a1.iloc[0] - p) / (ak["limit_error"] / a1.iloc[0])
+        print(f"\na/k families of Δ(S_{{k−p}}×S_p): p = {', '.join(map(str, sorted(p)))}; a(p = 1) = "
+              f"{a1.iloc[0]:.7f}; |a/a(1) − p| at most {dev.abs().max():.2f} of each fit's error")
 
 
 def scancover(d: Path) -> None:
