@@ -431,6 +431,20 @@ def scan_families(scan: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: fl
     return pd.DataFrame(rows), curves.reset_index(drop=True), objs
 
 
+def family_of(table: pd.DataFrame, curves: pd.DataFrame, tol: float = 1e-9) -> np.ndarray:
+    """For each row of an atlas or scan table, the family (of ``curves``, :func:`scan_families`) whose integer-k
+    point it is (same k, loss to ``tol``), else −1."""
+    by_k = {int(k): g for k, g in curves.groupby("k")} if len(curves) else {}
+    out = np.full(len(table), -1, dtype=np.int64)
+    for i, (k, f) in enumerate(zip(table["k"], table["loss"], strict=True)):
+        g = by_k.get(int(k))
+        if g is not None:
+            hit = g[np.abs(g["loss"].to_numpy() - f) <= tol * max(1.0, abs(f))]
+            if len(hit):
+                out[i] = int(hit["family"].iloc[0])
+    return out
+
+
 def _follow(i: int, row: object, space: tuple[int, ...], x: np.ndarray, k_max: float, asymptotic_to: float,
             progress: Callable[[str], None] | None) -> tuple[Family, dict[str, object], list[dict[str, object]]]:
     """Family ``i`` through the atlas row ``row`` (point ``x`` of ``space``): the Family, its families row and

@@ -334,7 +334,7 @@ def atlas(
 def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, seed: int, k_max: float | None,
                 asymptotic_to: float) -> None:
     """``jaxsym atlas --k K --k-to K2``: :func:`jaxsym.atlas.scan`, its families, tables and figure."""
-    from jaxsym.atlas import plot_families, scan, scan_families
+    from jaxsym.atlas import family_of, plot_families, scan, scan_families
     from jaxsym.results import atomic_write_text
     from jaxsym.summary import markdown
 
@@ -358,6 +358,7 @@ def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, s
             "local minima (isotropy, loss).\n\n" + markdown(per_k) + "\n")
     if k_max is not None:
         fams, curves, objs = scan_families(df, k_max=k_max, asymptotic_to=max(asymptotic_to, k_max), progress=say)
+        df = df.assign(family=family_of(df, curves))
         fams.to_parquet(out / "families.parquet", index=False)
         if len(curves):
             curves.to_parquet(out / "family_curves.parquet", index=False)

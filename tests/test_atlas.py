@@ -130,9 +130,10 @@ def test_scan_families_follow_each_minimum_once(tmp_path):
     fams = pd.read_parquet(tmp_path / "families.parquet")
     curves = pd.read_parquet(tmp_path / "family_curves.parquet")
     minima = scan[scan["index"] == 0]
-    for m in minima.itertuples():  # every minimum of every k lies on exactly one family
+    for m in minima.itertuples():  # every minimum of every k lies on exactly one family, which its row names
         on = curves[(curves["k"] == m.k) & (np.abs(curves["loss"] - m.loss) <= 1e-9)]
         assert on["family"].nunique() == 1, (m.k, m.isotropy, m.loss)
+        assert m.family == on["family"].iloc[0]
     # each family followed once: no two pass through one point of the scanned k (below, near the edge of
     # their domains, families do meet: e.g. at k = 3 the Δ(S_{k−1}×S_1) point can be the ΔS_k one)
     scanned = curves[curves["k"].between(6, 8)]
