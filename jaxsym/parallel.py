@@ -44,22 +44,13 @@ def round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
-SHUTDOWN_TIMEOUT_S = 6 * 3600  # how long a process that has finished its chunks waits at exit for the others
-
-
 def initialize_distributed(coordinator: str | None, num_processes: int | None, process_id: int | None) -> None:
-    """``jax.distributed.initialize``; with no arguments it auto-detects SLURM, TPU pods and similar.
-
-    At exit every process meets the others at JAX's shutdown barrier, by default for 300 s only: a process whose
-    chunks were done more than 5 minutes before another's aborted (SIGABRT, exit −6) after writing its results
-    (seen in the two-process test on a loaded machine). Sweeps' processes finish at different times, so the
-    barrier waits :data:`SHUTDOWN_TIMEOUT_S` (a peer that dies should be noticed sooner by the coordination
-    service's heartbeat, 100 s; not tested here)."""
+    """``jax.distributed.initialize``; with no arguments it auto-detects SLURM, TPU pods and similar."""
     if coordinator is None and num_processes is None and process_id is None:
-        jax.distributed.initialize(shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
+        jax.distributed.initialize()
     else:
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
-                                   process_id=process_id, shutdown_timeout_seconds=SHUTDOWN_TIMEOUT_S)
+                                   process_id=process_id)
 
 
 def batch_invariant_options() -> dict[str, str]:

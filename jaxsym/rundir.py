@@ -173,11 +173,15 @@ class RunDir:
             os.close(fd)
 
     def remove_leftovers(self) -> None:
-        """Temporary files of killed writers (``.<name>.<pid>.tmp``); call with the lock held."""
+        """Temporary files of killed writers (``.<name>.<pid>.tmp``); call with the lock held.
+
+        Only those whose writer is not a live process of this machine: the processes of a multi-process sweep
+        prepare the directory at once, and one removing another's manifest in the making failed its start
+        ("cannot write sweep.json"). A writer on another host of a shared filesystem cannot be checked."""
         dirs = [self.root, *(p for p in (self.root / "chunks").glob("*") if p.is_dir() and not p.is_symlink())]
         for d in dirs:
             for tmp in d.glob(".*.tmp"):
-                if tmp.is_file() or tmp.is_symlink():
+                if (tmp.is_file() or tmp.is_symlink()) and not _writer_alive(tmp):
                     tmp.unlink(missing_ok=True)
 
     def quarantine(self, path: Path, why: str) -> None:
@@ -275,3 +279,17 @@ class RunDir:
         if not root.is_dir():
             return []
         return [p for d in root.iterdir() if d.is_dir() and not d.is_symlink() for p, _ in self.chunk_files(d.name)]
+
+
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the pid in ``.<name>.<pid>.tmp`` is a live process other than this one."""
+    pid = tmp.name.rsplit(".", 2)[-2] if tmp.name.count(".") >= 3 else ""
+    if not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True

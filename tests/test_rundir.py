@@ -89,10 +89,17 @@ def test_stray_files_are_ignored_and_leftovers_removed(finished: Path, tmp_path:
     shutil.copy(_chunks(d)[0], cell / "notes.runs.parquet")
     shutil.copy(_chunks(d)[0], cell / "x (copy).runs.parquet")
     (cell / "0000000100-0000000108.runs.parquet").mkdir()
-    (d / ".runs.parquet.12345.tmp").write_text("left by a killed merge")
-    run_sweep(config.from_dict(TINY), d, progress=False)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a pid that has exited
+    (d / f".runs.parquet.{dead}.tmp").write_text("left by a killed merge")
+    with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as live:
+        # a file being written by another live process (a sibling of a multi-process sweep) is not removed
+        (d / f".sweep.json.{live.pid}.tmp").write_text("being written")
+        run_sweep(config.from_dict(TINY), d, progress=False)
+        live.kill()
     _same(_tables(d), _tables(finished))
-    assert not (d / ".runs.parquet.12345.tmp").exists()
+    assert not (d / f".runs.parquet.{dead}.tmp").exists()
+    assert (d / f".sweep.json.{live.pid}.tmp").exists()
     assert (cell / "notes.runs.parquet").exists()  # not ours: left alone
 
 
