@@ -109,10 +109,15 @@ def random_starts(blocks: tuple[int, ...], starts: int, seed: int) -> np.ndarray
     return np.random.default_rng([seed, *blocks]).uniform(lo, hi, size=(starts, lo.size))
 
 
+def same_loss(loss_a: float, loss_b: float) -> bool:
+    """Losses equal to 1e-10 (relative above 1): the loss half of :func:`same_point`."""
+    return abs(loss_a - loss_b) <= 1e-10 * max(1.0, abs(loss_b))
+
+
 def same_point(loss_a: float, iso_a: str, loss_b: float, iso_b: str) -> bool:
     """Two critical points are one orbit when their losses agree to 1e-10 (relative) and their exact isotropy
     groups have the same name (points related by the normaliser of H, e.g. two swapped blocks of equal size)."""
-    return abs(loss_a - loss_b) <= 1e-10 * max(1.0, abs(loss_b)) and iso_a == iso_b
+    return same_loss(loss_a, loss_b) and iso_a == iso_b
 
 
 def kind_of(loss: float, index: int) -> str:
@@ -287,7 +292,7 @@ def scan_k(k: int, *, previous: pd.DataFrame | None = None, max_blocks: int = 3,
     from each of its local minima with the first block grown by one (its family of :mod:`jaxsym.continuum`
     one step on), all solved together (:func:`solve_many`). Kept: full-space ‖∇F‖ ≤ ``accept`` (exact from the
     restricted gradient, :func:`jaxsym.families.full_norm`) and no row of norm below 1e-8. Solves whose losses
-    agree to 1e-10 (as :func:`same_point`) are one point, the first in job order (random starts first, largest
+    agree to 1e-10 (:func:`same_loss`) are one point, the first in job order (random starts first, largest
     group first): this also merges a continuum of critical points with parallel neurons (their norms can be
     shared out along it at the same loss), which :func:`atlas` merges by its isotropy test.
 
@@ -319,7 +324,7 @@ def scan_k(k: int, *, previous: pd.DataFrame | None = None, max_blocks: int = 3,
         x, gn, f, neg = solved[i]
         if not (gn <= accept and np.isfinite(f)) or neuron_norms(blocks, x)[0] < 1e-8:  # not critical; dead
             continue
-        same = next((q for q in found if abs(q.loss - f) <= 1e-10 * max(1.0, abs(f))), None)
+        same = next((q for q in found if same_loss(q.loss, f)), None)
         if same is None:
             found.append(_Found(blocks, x, f, gn, 1, origin, neg > 0))
         else:
