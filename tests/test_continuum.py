@@ -30,6 +30,27 @@ def _with_mults(comps):
     return np.sort(np.concatenate([np.repeat(c.values, round(c.mult)) for c in comps]))
 
 
+def eigenvalue_precision(W: np.ndarray, values: np.ndarray) -> float:
+    """The absolute precision of float64 Hessian eigenvalues at the point ``W`` (k, k) with spectrum ``values``.
+
+    Rounding alone gives ``k²·ε·‖H‖`` (an eigensolver's backward error on a k²×k² matrix). The kernel adds a
+    term ``q^{3/2}/(2πg²)·ψ`` in the Gram determinant ``q = ‖u‖²‖v‖² − g²`` of two rows: where the rows are
+    nearly parallel (angle θ), ``q`` is a difference of two numbers of size ``‖u‖²‖v‖²`` and carries a
+    rounding error ``δq ≈ ε‖u‖²‖v‖²``, and its second derivatives ``(3/2)q^{1/2}∇²q + …`` then carry
+    ``≈ δq/√q`` — relative to the Hessian's scale ``ε/sin θ``, and ``√ε`` once ``sin θ ≤ √ε`` (exactly
+    parallel rows, where the computed ``q`` is pure rounding). Rows aligned with their own teacher row do not
+    count: the restricted loss passes that Gram determinant in a cancellation-free form."""
+    eps = np.finfo(np.float64).eps
+    k = W.shape[0]
+    norms = np.linalg.norm(W, axis=1)
+    U = W[norms > 0] / norms[norms > 0, None]
+    cos = np.clip(np.abs(U @ U.T), 0.0, 1.0)
+    np.fill_diagonal(cos, 0.0)
+    sin_min = np.sqrt(1.0 - cos.max(initial=0.0) ** 2)
+    scale = np.abs(values).max()
+    return scale * (k * k * eps + eps / max(sin_min, np.sqrt(eps)))
+
+
 @pytest.mark.parametrize("blocks", [(7,), (6, 1), (5, 2), (4, 3, 1)])
 def test_components_equal_the_block_spectrum_at_integer_k(blocks):
     """At integer k the nested-fixed-space blocks, with their multiplicity polynomials, give the k² eigenvalues
@@ -43,7 +64,7 @@ def test_components_equal_the_block_spectrum_at_integer_k(blocks):
         bs = block_spectrum(FixedSpace(blocks), pt.x)
         ref = np.sort(np.repeat(bs.values, bs.mults))
         assert len(got) == k * k == len(ref)
-        np.testing.assert_allclose(got, ref, atol=1e-9)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=eigenvalue_precision(pt.W, ref))
 
 
 def test_global_minimum_spectrum_against_the_dense_hessian():
