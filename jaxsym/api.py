@@ -3,7 +3,7 @@
     import jaxsym
     res = jaxsym.run("sweeps/tiny.toml", "results/tiny")       # or a dict, or a SweepConfig
     res.runs, res.minima                                        # pandas DataFrames (runs.parquet, minima.parquet)
-    res.shares()                                                # share of each status per cell
+    res.shares()                                                # per cell and status: count, share, interval
     res = jaxsym.load("results/tiny")                           # later, in another session
 
 Both go through the same driver as ``jaxsym sweep`` (:func:`jaxsym.sweep.run_sweep`), so a sweep started from
@@ -60,12 +60,16 @@ class Results:
 
         return write_report(self.dir, formats=formats)
 
-    def shares(self) -> pd.DataFrame:
-        """Share of runs per status (columns) in each cell (rows ``(d, k, m)``)."""
-        if self.runs.empty:
-            return pd.DataFrame()
-        keys = [c for c in ("d", "k", "m") if c in self.runs]
-        return self.runs.groupby(keys)["status"].value_counts(normalize=True).unstack(fill_value=0.0)
+    def shares(self, level: float = 0.95) -> pd.DataFrame:
+        """How the runs of each cell ended: one row per cell and status with ``count``, ``runs`` (of the cell),
+        ``share`` and its Wilson interval ``lo, hi`` at ``level`` (:func:`jaxsym.stats.status_counts`).
+
+        A cell is a grid point with every axis (``d, k, m, target`` and each ``[train]`` setting of ``[grid]``,
+        which appear as columns), so cells are never pooled; the shares are those of ``jaxsym summary``. For
+        one column per status: ``res.shares().pivot(index="cell", columns="status", values="share")``."""
+        from jaxsym.stats import status_counts
+
+        return status_counts(self.runs, [name for name, _ in self.config.train_grid], level)
 
     def __repr__(self) -> str:
         return (f"Results({str(self.dir)!r}: {self.config.name}, {self.state}; {len(self.runs)} runs, "
@@ -76,7 +80,10 @@ class Results:
         from html import escape
 
         head = f"<p><b>jaxsym results</b> <code>{escape(str(self.dir))}</code>: {escape(repr(self)[8:-1])}</p>"
-        return head if self.runs.empty else head + self.shares().round(3).to_html()
+        if self.runs.empty:
+            return head
+        wide = self.shares().pivot(index="cell", columns="status", values="share")
+        return head + wide.loc[:, (wide > 0).any()].round(3).to_html()
 
 
 def _as_config(cfg: str | Path | dict[str, Any] | config.SweepConfig) -> config.SweepConfig:

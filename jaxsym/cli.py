@@ -73,6 +73,10 @@ def sweep(
         initialize_distributed(coordinator, num_processes, process_id)
     try:
         sw.run_sweep(cfg, out, progress=progress, shard=shard_ix)
+    except KeyboardInterrupt as e:  # the driver has said in one line what is saved and how to resume
+        from jaxsym.progress import exit_code
+
+        raise typer.Exit(exit_code(e)) from None
     except cfgmod.ConfigError as e:
         _fail(f"config error: {e}")
     except sw.SweepDirError as e:

@@ -282,9 +282,9 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
             busy = int(_busy(state).sum())
             if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B) < B:
                 state = ops.resize(state, _target_slots(busy, B))
-            stop = stop_requested()
-            if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) \
-                    and int(eng.n_running(state)) > 0:
+            running = int(eng.n_running(state)) > 0
+            stop = stop_requested() and running  # a phase whose runs have all stopped goes on
+            if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) and running:
                 checkpoint.save(inflight, int(state.clock), ops.resize(state, full_b))
                 last_save = time.monotonic()
             if stop:

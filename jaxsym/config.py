@@ -283,6 +283,9 @@ class SweepConfig:
 
     def __post_init__(self) -> None:
         _positive("runs", self.runs, integer=True)
+        if self.runs > MAX_RUNS:
+            raise ConfigError(f"runs must be at most {MAX_RUNS:,} = 2**32 per cell (a run's key is fold_in of its "
+                              f"32-bit index), got {self.runs:,}; split a larger sweep over seeds")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
             raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
         if self.chunk_size is not None:
@@ -451,6 +454,7 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
 
 MAX_AXIS_VALUES = 10_000  # values per grid axis
 MAX_STEPS = 2**31 - 1     # step counters are int32
+MAX_RUNS = 2**32          # runs per cell: run indices are uint32 (jaxsym.train.run_key)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}$")
 
 

@@ -101,9 +101,9 @@ def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_s
     while int(engine.n_running(state)) > 0:
         until += segment
         state = engine.advance(state, np.int32(until))
-        stop = stop_requested()
-        if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) \
-                and int(engine.n_running(state)) > 0:
+        running = int(engine.n_running(state)) > 0
+        stop = stop_requested() and running  # a chunk whose runs have all stopped finishes instead
+        if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) and running:
             checkpoint.save(inflight, until, state)
             last_save = time.monotonic()
         if stop:

@@ -19,6 +19,7 @@ mostly in XLA programs, which release the GIL). The memory budget is shared amon
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import jax
 
@@ -65,9 +66,10 @@ def validate(cfg: SweepConfig) -> None:
 def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
     """Explicit ``chunk_size``, or the largest power of two whose *training* state fits the memory budget
     divided among the workers (16 … 65536; the float64 certificate runs in blocks of at most 64 runs, so it does
-    not limit chunks); never more than the runs of a cell (a chunk is not padded beyond them)."""
+    not limit chunks); never more than the runs of a cell (a chunk is not padded beyond them), an explicit
+    size included."""
     if cfg.chunk_size is not None:
-        return cfg.chunk_size
+        return min(cfg.chunk_size, cfg.runs)
     if cfg.sampled is not None:
         return min(SAMPLED_CHUNK, cfg.runs)
     per_run = train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype)
@@ -92,13 +94,28 @@ def missing_ranges(total: int, done: list[tuple[int, int]]) -> list[tuple[int, i
     return [(a, b) for a, b in out if b > a]
 
 
-def plan_chunks(total: int, done: list[tuple[int, int]], size: int) -> list[tuple[int, int]]:
-    """Chunks of at most ``size`` runs covering what is not done, aligned to multiples of ``size``."""
-    chunks = []
+def plan_chunks(total: int, done: list[tuple[int, int]], size: int, share: tuple[int, int] = (0, 1)
+                ) -> Iterator[tuple[int, int]]:
+    """Chunks of at most ``size`` runs covering what is not done, aligned to multiples of ``size``, produced
+    lazily: a cell of 2³² runs starts at once and in constant memory (its chunks are never listed).
+
+    ``share = (i, n)`` keeps the chunks of process (or shard) ``i`` of ``n``: those whose aligned index
+    ``start // size`` is ``i`` modulo ``n``."""
+    i, n = share
     for a, b in missing_ranges(total, done):
         start = a
         while start < b:
             stop = min(b, (start // size + 1) * size)
-            chunks.append((start, stop))
+            if (start // size) % n == i:
+                yield start, stop
             start = stop
-    return chunks
+
+
+def n_chunks(total: int, done: list[tuple[int, int]], size: int, share: tuple[int, int] = (0, 1)) -> int:
+    """How many chunks :func:`plan_chunks` produces, counted without producing them."""
+    i, n = share
+
+    def below(j: int) -> int:  # aligned indices in [0, j) that are i modulo n
+        return max(0, (j - i + n - 1) // n)
+
+    return sum(below(-(-b // size)) - below(a // size) for a, b in missing_ranges(total, done))

@@ -28,20 +28,12 @@ from jaxsym import config, results
 from jaxsym.certify import STATUSES
 from jaxsym.naming import isotropy_type, tex_label
 from jaxsym.rundir import RunDir, SweepDirError
+from jaxsym.stats import wilson
 from jaxsym.summary import markdown, minima_table, status_table
 from jaxsym.sweep import finalize, read_sweep
 
 COLOURS = {"global": "tab:green", "spurious": "tab:red", "saddle": "tab:orange", "degenerate": "tab:purple",
            "not_converged": "tab:gray", "diverged": "black"}
-
-
-def wilson(successes: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
-    """95% Wilson score interval of a binomial proportion (lower, upper)."""
-    n = np.maximum(n, 1)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
 
 
 def load_tables(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFrame, str]:

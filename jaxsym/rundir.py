@@ -117,6 +117,11 @@ class RunDir:
     def inflight(self, cell: str, start: int, stop: int) -> Path:
         return self.root / "inflight" / cell / chunk_name(start, stop)
 
+    def inflight_saved(self) -> int:
+        """In-flight chunk directories holding at least one saved step (:mod:`jaxsym.checkpoint`)."""
+        return sum(1 for d in (self.root / "inflight").glob("*/*")
+                   if d.is_dir() and any(c.name.isdigit() for c in d.iterdir()))
+
     @staticmethod
     def chunk_range(path: Path) -> tuple[int, int]:
         m = CHUNK_RE.match(path.name)

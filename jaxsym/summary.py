@@ -6,20 +6,24 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from jaxsym.stats import status_counts
+
 
 def status_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: runs and the percentage of global / spurious / other end points."""
+    """Per cell: runs and the percentage of global / spurious / other end points (from
+    :func:`jaxsym.stats.status_counts`, so it equals ``Results.shares()``); the cell label is shown when cells
+    share ``d, k`` (other grid axes)."""
     if runs.empty:
         return pd.DataFrame(columns=["d", "k", "runs", "global %", "spurious %", "other %"])
-    g = runs.groupby(["cell", "d", "k"], sort=False)["status"]
-    several = runs.groupby(["d", "k"])["cell"].nunique().max() > 1  # other grid axes: show the cell
-    out = pd.DataFrame({
-        "runs": g.size(),
-        "global %": g.apply(lambda s: 100 * (s == "global").mean()),
-        "spurious %": g.apply(lambda s: 100 * (s == "spurious").mean()),
-        "other %": g.apply(lambda s: 100 * (~s.isin(["global", "spurious"])).mean()),
-    })
+    counts = status_counts(runs)
+    wide = counts.pivot_table(index="cell", columns="status", values="count", sort=False, aggfunc="sum")
+    cells = counts.drop_duplicates("cell").set_index("cell")
+    n = cells["runs"]
+    out = pd.DataFrame({"d": cells["d"], "k": cells["k"], "runs": n,
+                        "global %": 100 * wide["global"] / n, "spurious %": 100 * wide["spurious"] / n})
+    out["other %"] = 100 * (n - wide["global"] - wide["spurious"]) / n
     out = out.reset_index()
+    several = out.groupby(["d", "k"])["cell"].nunique().max() > 1  # other grid axes: show the cell
     return out if several else out.drop(columns="cell")
 
 

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import numpy as np
@@ -35,6 +37,8 @@ from jaxsym.config import NOT_RESULTS, Cell, ConfigError, SweepConfig, from_mani
 from jaxsym.engine import StoppedError, stop_on
 from jaxsym.parallel import n_local_devices
 from jaxsym.pipelines import choose
+from jaxsym.progress import progress as show_progress
+from jaxsym.progress import signal_name, stop_signals
 from jaxsym.rundir import RunDir, SweepDirError
 
 log = logging.getLogger("jaxsym")
@@ -132,16 +136,25 @@ def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
 # --------------------------------------------------------------------------------------------------
 # The sweep
 # --------------------------------------------------------------------------------------------------
-def iter_work(cfg: SweepConfig, rd: RunDir, process_index: int = 0, process_count: int = 1
-              ) -> Iterator[tuple[Cell, int, list[tuple[int, int]]]]:
-    """(cell, runs already done, chunks this process must run) for each cell."""
+class CellWork(NamedTuple):
+    """What this process has left to do in one cell: the runs already done, its chunks (a lazy iterator, so
+    that a cell of billions of runs is never listed) and their number."""
+
+    cell: Cell
+    done: int
+    chunks: Iterator[tuple[int, int]]
+    n_chunks: int
+
+
+def iter_work(cfg: SweepConfig, rd: RunDir, process_index: int = 0, process_count: int = 1) -> Iterator[CellWork]:
+    """The :class:`CellWork` of each cell for process ``process_index`` of ``process_count``."""
     fp = cfg.fingerprint()
+    share = (process_index, process_count)
     for cell in cfg.cells():
         size = plan.chunk_size_for(cfg, cell)
         done = rd.done_ranges(cell.label, fp)
-        todo = plan.plan_chunks(cfg.runs, done, size)
-        mine = [c for c in todo if (c[0] // size) % process_count == process_index]
-        yield cell, sum(b - a for a, b in done), mine
+        yield CellWork(cell, sum(b - a for a, b in done), plan.plan_chunks(cfg.runs, done, size, share),
+                       plan.n_chunks(cfg.runs, done, size, share))
 
 
 def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, process_index: int | None = None,
@@ -171,10 +184,29 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
                  suffix="" if process_count == 1 else f".p{process_index}"):
         prepare_dir(cfg, rd)
         with _log_to(rd):
-            _run(cfg, rd, progress, process_index, process_count, on_chunk)
+            try:
+                with stop_signals():
+                    _run(cfg, rd, progress, process_index, process_count, on_chunk)
+            except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM: the chunks in flight have saved and stopped
+                line = stopped_line(cfg, rd, e)
+                log.warning(line)
+                print(line, file=sys.stderr, flush=True)
+                raise
             if process_index == 0 and shard is None:
                 _wait_for_all_chunks(cfg, rd, wait_timeout_s)
                 finalize(cfg, rd.root, locked=True)
+
+
+def stopped_line(cfg: SweepConfig, rd: RunDir, stop: BaseException) -> str:
+    """One line after an orderly stop: what is saved and how to resume."""
+    fp = cfg.fingerprint()
+    done = sum(b - a for cell in cfg.cells() for a, b in rd.done_ranges(cell.label, fp, quarantine=False))
+    total = cfg.runs * len(cfg.cells())
+    inflight = rd.inflight_saved()
+    held = (f"; {inflight} chunk{'s' if inflight != 1 else ''} in flight saved {'their' if inflight != 1 else 'its'} "
+            f"state" if inflight else "")
+    return (f"jaxsym: stopped by {signal_name(stop)}. Saved in {rd.root}: {done:,} of {total:,} runs in finished "
+            f"chunks{held}. Run the same command (same config and --out) to resume; nothing saved is repeated.")
 
 
 def read_sweep(rd: RunDir) -> tuple[dict[str, Any], SweepConfig]:
@@ -255,8 +287,8 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
     workers = plan.workers_for(cfg)
     log.info("sweep %s (process %d/%d, %d local devices, %d workers): %d cells, %d runs each, %d chunks to run",
              cfg.name, process_index, process_count, n_local_devices(), workers, len(work), cfg.runs,
-             sum(len(c) for _, _, c in work))
-    cells = _CellPrograms(cfg, {cell.label: len(chunks) for cell, _, chunks in work})
+             sum(w.n_chunks for w in work))
+    cells = _CellPrograms(cfg, {w.cell.label: w.n_chunks for w in work})
     stop = threading.Event()
 
     def run_one(cell: Cell, start: int, stop_: int) -> None:
@@ -274,24 +306,34 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
             log.info("%s runs %d..%d done in %.1fs%s", cell.label, start, stop_ - 1, time.perf_counter() - t0,
                      f" {stats}" if stats else "")
 
-    with _progress(progress) as bar, concurrent.futures.ThreadPoolExecutor(workers, "jaxsym-chunk") as pool:
-        total = bar.add_task("all cells", total=cfg.runs * len(work), completed=sum(d for _, d, _ in work)) \
+    if workers > 1:  # the costliest cells first, so that the workers finish together
+        work.sort(key=lambda w: -plan.chunk_size_for(cfg, w.cell) * w.cell.k * w.cell.d
+                  * (w.cell.k + w.cell.teacher_width))
+    jobs = ((w.cell, a, b) for w in work for a, b in w.chunks)  # lazy: chunks are planned as workers free up
+    with show_progress(progress) as bar, concurrent.futures.ThreadPoolExecutor(workers, "jaxsym-chunk") as pool:
+        total = bar.add_task("all cells", total=cfg.runs * len(work), completed=sum(w.done for w in work)) \
             if bar is not None else None
-        tasks = {cell.label: bar.add_task(cell.label, total=cfg.runs, completed=done) if bar else None
-                 for cell, done, _ in work}
-        jobs = [(cell, a, b) for cell, _, chunks in work for a, b in chunks]
-        if workers > 1:  # the costliest chunks first, so that the workers finish together
-            jobs.sort(key=lambda j: -(j[2] - j[1]) * j[0].k * j[0].d * (j[0].k + j[0].teacher_width))
-        futures = {pool.submit(run_one, *job): job for job in jobs}
+        tasks = {w.cell.label: bar.add_task(w.cell.label, total=cfg.runs, completed=w.done) if bar else None
+                 for w in work}
+        futures: dict[concurrent.futures.Future[None], tuple[Cell, int, int]] = {}
+
+        def submit(n: int) -> None:
+            for job in itertools.islice(jobs, n):
+                futures[pool.submit(run_one, *job)] = job
+
+        submit(2 * workers)  # a few queued beyond the running ones, never the whole plan
         try:
-            for fut in concurrent.futures.as_completed(futures):
-                fut.result()
-                cell, a, b = futures[fut]
-                if bar is not None:
-                    bar.advance(tasks[cell.label], b - a)
-                    bar.advance(total, b - a)  # its ETA is the sweep's
-                if on_chunk is not None:
-                    on_chunk(cell, a, b)
+            while futures:
+                finished, _ = concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_COMPLETED)
+                for fut in finished:
+                    cell, a, b = futures.pop(fut)
+                    fut.result()
+                    if bar is not None:
+                        bar.advance(tasks[cell.label], b - a)
+                        bar.advance(total, b - a)  # its ETA is the sweep's
+                    if on_chunk is not None:
+                        on_chunk(cell, a, b)
+                submit(len(finished))
         except BaseException:
             stop.set()  # the chunks in flight save and stop; the queued ones do not start
             for fut in futures:
@@ -309,7 +351,7 @@ def _wait_for_all_chunks(cfg: SweepConfig, rd: RunDir, timeout_s: float) -> None
     labels = [c.label for c in cfg.cells()]
 
     def missing(ranges: Callable[[str], list[tuple[int, int]]]) -> int:
-        return sum(len(plan.plan_chunks(cfg.runs, ranges(label), cfg.runs)) for label in labels)
+        return sum(len(plan.missing_ranges(cfg.runs, ranges(label))) for label in labels)
 
     fp = cfg.fingerprint()
     while True:
@@ -335,40 +377,6 @@ def _log_to(rd: RunDir) -> Iterator[None]:
     finally:
         log.removeHandler(h)
         h.close()
-
-
-class _NoBar:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *a: object) -> None:
-        return None
-
-
-def _progress(enabled: bool) -> Any:
-    if not enabled:
-        return _NoBar()
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskProgressColumn,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    class RunsPerSecond(TextColumn):
-        def render(self, task: Any) -> Any:
-            from rich.text import Text
-            speed = task.finished_speed or task.speed
-            return Text(f"{speed:,.0f} runs/s" if speed else "… runs/s")
-
-    from rich.console import Console
-
-    # on stderr: stdout keeps only the tables, so `jaxsym sweep … > summary.txt` stays clean
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                    RunsPerSecond(""), TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
 """``jaxsym report`` on finished, partial and empty sweep directories."""
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from jaxsym.cli import app
 from jaxsym.naming import isotropy_type
-from jaxsym.report import wilson, write_report
+from jaxsym.report import write_report
 from jaxsym.rundir import SweepDirError
+from jaxsym.stats import wilson
 from jaxsym.sweep import run_sweep
 
 
@@ -70,6 +72,16 @@ def test_wilson_interval_contains_the_estimate_and_shrinks():
     assert (lo < 0.5).all() and (hi > 0.5).all() and (hi - lo)[1] < (hi - lo)[0]
     lo, hi = wilson([0], [20])
     assert lo[0] == 0 and 0 < hi[0] < 0.2
+
+
+def test_wilson_bounds_solve_the_score_equation():
+    """The Wilson bounds are the two roots p of (x/n − p)² = z² p(1 − p)/n (a second formula for them)."""
+    x, n = np.array([0, 3, 17, 40]), np.array([40, 40, 40, 40])
+    for level, z in ((0.95, 1.959963984540054), (0.99, 2.5758293035489004)):
+        lo, hi = wilson(x, n, level)
+        for p in (lo, hi):
+            np.testing.assert_allclose((x / n - p) ** 2, z * z * p * (1 - p) / n, atol=1e-12)
+        assert (lo[x > 0] > 0).all() and (hi[x < n] < 1).all() and hi[x == n].tolist() == [1.0]
 
 
 def test_isotropy_type_labels():

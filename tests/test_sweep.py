@@ -5,9 +5,11 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from jaxsym import config, results
+from jaxsym import config, plan, results
 from jaxsym.cli import app
 from jaxsym.plan import plan_chunks
 from jaxsym.sweep import SweepDirError, run_sweep
@@ -110,12 +112,31 @@ def test_a_dir_from_another_config_is_refused(tiny_cfg, tmp_path):
 
 
 def test_plan_chunks_covers_exactly_what_is_missing():
-    chunks = plan_chunks(20, [(0, 8), (16, 20)], 8)
+    chunks = list(plan_chunks(20, [(0, 8), (16, 20)], 8))
     assert chunks == [(8, 16)]
-    chunks = plan_chunks(23, [(5, 10)], 4)
+    chunks = list(plan_chunks(23, [(5, 10)], 4))
     covered = sorted(i for a, b in chunks for i in range(a, b))
     assert covered == [i for i in range(23) if not 5 <= i < 10]
     assert all(b - a <= 4 for a, b in chunks)
+
+
+@given(st.integers(1, 300), st.lists(st.tuples(st.integers(0, 300), st.integers(1, 40)), max_size=6),
+       st.integers(1, 50), st.integers(1, 4))
+@settings(max_examples=200, deadline=None)
+def test_chunk_shares_partition_the_plan_and_are_counted_without_listing(total, done, size, processes):
+    """The shares of ``processes`` processes are disjoint and together the whole plan; ``n_chunks`` counts each
+    share (as the driver does, without producing the chunks)."""
+    done = [(a, min(a + w, total)) for a, w in done if a < total]
+    whole = list(plan_chunks(total, done, size))
+    assert plan.n_chunks(total, done, size) == len(whole)
+    parts = [list(plan_chunks(total, done, size, (i, processes))) for i in range(processes)]
+    assert sorted(c for p in parts for c in p) == whole
+    assert [plan.n_chunks(total, done, size, (i, processes)) for i in range(processes)] == [len(p) for p in parts]
+
+
+def test_a_plan_of_two_to_the_32_runs_starts_at_once():
+    first = next(iter(plan_chunks(2**32, [], 65536)))
+    assert first == (0, 65536) and plan.n_chunks(2**32, [], 65536) == 2**16
 
 
 def test_cli_sweep_and_errors(tmp_path):
