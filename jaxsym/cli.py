@@ -397,6 +397,14 @@ def _atlas_start(k: int, isotropy: str | None) -> Any:
 
 
 @app.command()
+def columns() -> None:
+    """Print the columns of runs.parquet and minima.parquet: name, dtype, unit, meaning (Markdown)."""
+    from jaxsym.columns import columns_markdown
+
+    print(columns_markdown())
+
+
+@app.command()
 def summary(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
     """Print the summary tables of a finished sweep directory."""
 
