@@ -139,8 +139,11 @@ def plan(
 
     from jaxsym import config as cfgmod
     from jaxsym import plan as planmod
+    from jaxsym.parallel import use_compilation_cache
     from jaxsym.rundir import SweepDirError
     from jaxsym.sweep import read_sweep
+
+    use_compilation_cache()  # where the measured rates are kept
 
     try:
         cfg = cfgmod.load(config, set_ or ())
@@ -152,22 +155,45 @@ def plan(
     workers = planmod.workers_for(cfg)
     t = Table(title=f"{cfg.name}: {len(cfg.cells())} cells × {cfg.runs:,} runs, {workers} chunk"
                     f"{'s' if workers != 1 else ''} at once (fingerprint {fp})")
-    for col in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done"):
+    for col in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done",
+                "time left (est.)"):
         t.add_column(col, justify="right")
     try:
         same = read_sweep(rd)[0].get("fingerprint") == fp
     except SweepDirError:  # no sweep there yet (or an unreadable one): nothing counts as done
         same = False
+    left_s, unknown = 0.0, 0
     for cell in cfg.cells():
         size = planmod.chunk_size_for(cfg, cell)
         train_mb = planmod.train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype) * size / 2**20
         cert_mb = planmod.certify_bytes_per_run(cell.d, cell.k, cell.teacher_width) / 2**20
-        done = sum(b - a for a, b in rd.done_ranges(cell.label, fp, quarantine=False)) if same else 0
-        t.add_row(cell.label, f"{size:,}", f"{-(-cfg.runs // size):,}", f"{train_mb:.1f}", f"{cert_mb:.2f}",
-                  f"{done:,}")
+        done_ranges = rd.done_ranges(cell.label, fp, quarantine=False) if same else []
+        done = sum(b - a for a, b in done_ranges)
+        rate = planmod.measured_rate(cfg, cell)
+        if rate is None:
+            unknown += 1
+        else:
+            left_s += rate * (cfg.runs - done) / workers
+        t.add_row(cell.label, f"{size:,}", f"{planmod.n_chunks(cfg.runs, done_ranges, size):,}", f"{train_mb:.1f}",
+                  f"{cert_mb:.2f}", f"{done:,}", "—" if rate is None else _duration(rate * (cfg.runs - done) / workers))
     console.print(t)
+    n = len(cfg.cells())
+    if unknown == n:
+        when = ("no time estimate: no cell of these settings has run on this machine yet (rates are measured by "
+                "sweeps with the compilation cache on; see docs/benchmarks.md for rates on a CPU)")
+    else:
+        rest = f"; {unknown} of {n} cells not measured yet, not counted" if unknown else ""
+        when = f"about {_duration(left_s)} left at the rates measured on this machine{rest} (compilation excluded)"
     console.print(f"results directory: {rd.root} ({'holds this sweep' if same else 'new or another sweep'}); "
-                  f"time depends on the steps runs need (see docs/benchmarks.md for rates on a CPU)")
+                  f"{when}")
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``7.5 min``, ``3.2 h``, ``4.1 days``, ``2.3e+04 years``."""
+    for unit, size in (("years", 365.25 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.3g} {unit}" if unit == "years" else f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 @app.command()

@@ -14,15 +14,27 @@ Memory model (rough peak bytes per run, used to size chunks within ``memory_budg
 
 Workers: a process runs up to :func:`workers_for` chunks at once, each in its own thread (each chunk's work is
 mostly in XLA programs, which release the GIL). The memory budget is shared among them.
+
+Time: every finished chunk records its seconds per run (:func:`record_rate`) in ``rates.json`` beside the
+compilation cache, keyed by what sets a cell's cost (backend and device, the cell's settings, the certificate
+and sampling settings, slots); ``jaxsym plan`` estimates a cell's time from it (:func:`measured_rate`) when a
+cell of the same settings has run on this machine before, and says so when none has.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import jax
 
+from jaxsym import results
 from jaxsym.config import Cell, ConfigError, SweepConfig
 from jaxsym.parallel import n_local_devices, round_up
 
@@ -119,3 +131,59 @@ def n_chunks(total: int, done: list[tuple[int, int]], size: int, share: tuple[in
         return max(0, (j - i + n - 1) // n)
 
     return sum(below(-(-b // size)) - below(a // size) for a, b in missing_ranges(total, done))
+
+
+RATES_FILE = "rates.json"
+_RATES_LOCK = threading.Lock()
+
+
+def rate_key(cfg: SweepConfig, cell: Cell) -> str:
+    """What a cell's cost depends on, hashed: backend, device, the cell's settings (sizes, target, training),
+    the certificate and sampling settings and the slot count (not the seed, the run count or the chunking)."""
+    dev = jax.devices()[0]
+    what = [jax.default_backend(), getattr(dev, "device_kind", str(dev)), dataclasses.asdict(cell),
+            dataclasses.asdict(cfg.certify), cfg.sampled and dataclasses.asdict(cfg.sampled), cfg.slots]
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+def _rates_path() -> Path | None:
+    where = jax.config.jax_compilation_cache_dir
+    return Path(where) / RATES_FILE if where else None
+
+
+def _read_rates(path: Path) -> dict[str, dict[str, float]]:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def record_rate(cfg: SweepConfig, cell: Cell, seconds: float, runs: int) -> None:
+    """Remember the seconds per run of a finished chunk (an average weighted towards recent chunks). Only where
+    the compilation cache is on; a failure to write is ignored (it only loses an estimate)."""
+    path = _rates_path()
+    if path is None or runs <= 0:
+        return
+    with _RATES_LOCK:  # chunks finish in several threads
+        rates = _read_rates(path)
+        key = rate_key(cfg, cell)
+        per_run = seconds / runs
+        old = rates.get(key)
+        if isinstance(old, dict) and isinstance(old.get("s_per_run"), (int, float)):
+            per_run = 0.5 * per_run + 0.5 * float(old["s_per_run"])
+        rates[key] = {"s_per_run": per_run, "cell": cell.label, "when": time.time()}
+        try:
+            results.atomic_write_text(json.dumps(rates, indent=1), path)
+        except OSError:
+            pass
+
+
+def measured_rate(cfg: SweepConfig, cell: Cell) -> float | None:
+    """Seconds per run (per worker) of a cell of these settings measured on this machine, or None."""
+    path = _rates_path()
+    if path is None:
+        return None
+    got = _read_rates(path).get(rate_key(cfg, cell))
+    value = got.get("s_per_run") if isinstance(got, dict) else None
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None

@@ -259,6 +259,7 @@ class _CellPrograms:
         self.left = dict(chunks_per_cell)
         self.built: dict[str, tuple[Any, Any]] = {}
         self.locks = {label: threading.Lock() for label in chunks_per_cell}
+        self.finished: set[str] = set()
         self.lock = threading.Lock()
 
     def get(self, cell: Cell) -> tuple[Any, Any]:
@@ -268,7 +269,12 @@ class _CellPrograms:
                 self.built[cell.label] = (pipeline, pipeline.build(self.cfg, cell))
             return self.built[cell.label]
 
+    def warm(self, cell: Cell) -> bool:
+        """A chunk of this cell has finished in this process (so its programs are compiled)."""
+        return cell.label in self.finished
+
     def done(self, cell: Cell) -> None:
+        self.finished.add(cell.label)
         with self.lock:
             self.left[cell.label] -= 1
             if self.left[cell.label] == 0:
@@ -296,6 +302,7 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
             if stop.is_set():
                 raise StoppedError(cell.label)
             pipeline, programs = cells.get(cell)
+            warm = cells.warm(cell)  # its programs compiled: this chunk's time is a rate for `jaxsym plan`
             t0 = time.perf_counter()
             inflight = rd.inflight(cell.label, start, stop_)
             checkpoint.claim(inflight, {"fingerprint": fp, "cell": cell.label, "start": start, "stop": stop_})
@@ -303,6 +310,8 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
             rd.write_chunk(fp, cell.label, start, stop_, rows, reps)
             checkpoint.clear(inflight)
             cells.done(cell)
+            if warm:
+                plan.record_rate(cfg, cell, time.perf_counter() - t0, stop_ - start)
             log.info("%s runs %d..%d done in %.1fs%s", cell.label, start, stop_ - 1, time.perf_counter() - t0,
                      f" {stats}" if stats else "")
 

@@ -241,3 +241,22 @@ def test_the_directory_itself_may_be_a_link(finished: Path, tmp_path: Path):
     (tmp_path / "link").symlink_to(real)
     run_sweep(config.from_dict(TINY), tmp_path / "link", progress=False)
     _same(_tables(real), _tables(finished))
+
+
+def test_plan_caps_the_chunk_size_and_estimates_time_from_measured_rates(tmp_path: Path):
+    """A chunk never holds more than `runs`; the time estimate appears once a sweep of the same settings has run
+    on this machine (a learning rate no other test uses makes the settings new)."""
+    lr = 0.1 + float(np.random.default_rng().integers(1, 10**6)) * 1e-12
+    toml = tmp_path / "t.toml"
+    toml.write_text(f'name = "t"\nseed = 0\nruns = 16\nchunk_size = 256\n[grid]\nd = [4]\nk = "d"\n'
+                    f'[train]\nsteps = 1500\nlearning_rate = {lr!r}\n')
+    r = CliRunner().invoke(app, ["plan", str(toml), "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if "d4-k4" in line)
+    assert row.split("│")[2].strip() == "16"  # chunk size: the 16 runs, not 256
+    assert "no time estimate" in r.output
+    r = CliRunner().invoke(app, ["sweep", str(toml), "--out", str(tmp_path / "a"), "--no-progress",
+                                 "--chunk-size", "4"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["plan", str(toml), "--out", str(tmp_path / "b"), "--set", "runs=1000000"])
+    assert r.exit_code == 0 and "left at the rates measured on this machine" in r.output, r.output

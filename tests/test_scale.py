@@ -248,3 +248,69 @@ def test_sampled_sweep_resumes_mid_chunk_and_ignores_the_device_count(tmp_path):
     _assert_same_tables(tmp_path / "base", tmp_path / "killed")
     _run(cfg, tmp_path / "four", XLA_FLAGS="--xla_force_host_platform_device_count=4")
     _assert_same_tables(tmp_path / "base", tmp_path / "four")
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_sigterm_stops_in_order_then_resume_is_bit_identical(baseline, tmp_path):
+    """SIGTERM (what SLURM sends before preempting a job) stops like Ctrl-C: exit 143, one line saying what is
+    saved; the in-flight chunks save their state at their next segment, and a rerun gives the same tables."""
+    cfg = _write_cfg(tmp_path)
+    out = tmp_path / "out"
+    lines = []
+    for target in (1, 5):
+        proc = subprocess.Popen(_cmd(cfg, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
+        deadline = time.monotonic() + 300
+        while proc.poll() is None and _n_chunks(out) < target and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+        if _n_chunks(out) == 12 and proc.returncode == 0:
+            break  # it finished first
+        assert proc.returncode == 143, err
+        assert "Traceback" not in err and "stopped by SIGTERM" in err and "same command" in err, err
+        lines.append(err)
+    assert lines
+    _run(cfg, out)
+    _assert_same_tables(baseline, out)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads resident memory from /proc")
+def test_a_sweep_of_any_size_starts_in_bounded_memory(tmp_path):
+    """`runs` up to 2^32 per cell: plan and sweep start at once and in constant memory (chunks are planned
+    lazily); more is refused in one line (run indices are 32-bit)."""
+    cfg = tmp_path / "huge.toml"
+    cfg.write_text(f'name = "huge"\nseed = 0\nruns = {2**32}\n[grid]\nd = [3]\nk = "d"\n[train]\nsteps = 200\n')
+    t0 = time.monotonic()
+    plan = subprocess.run([sys.executable, "-m", "jaxsym.cli", "plan", str(cfg), "--out", str(tmp_path / "out")],
+                          env=_env(), capture_output=True, text=True, timeout=120)
+    assert plan.returncode == 0 and "4,294,967,296" in plan.stderr + plan.stdout, plan.stderr
+    assert time.monotonic() - t0 < 60
+    proc = subprocess.Popen(_cmd(cfg, tmp_path / "out"), env=_env(), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    peak = 0.0
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 20 and proc.poll() is None:
+            peak = max(peak, _rss_mb(proc.pid))
+            time.sleep(0.25)
+        assert proc.poll() is None  # still sweeping
+        assert _n_chunks(tmp_path / "out") >= 1  # and finishing chunks
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    assert peak < 1024, f"resident memory {peak:.0f} MB"
+    print(f"peak resident memory {peak:.0f} MB")
+    assert proc.returncode == 143 and "stopped by SIGTERM" in err, err
+    cfg.write_text(cfg.read_text().replace(f"runs = {2**32}", "runs = 1000000000000"))
+    for cmd in ("plan", "sweep"):
+        r = subprocess.run([sys.executable, "-m", "jaxsym.cli", cmd, str(cfg)], env=_env(), capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2 and "runs must be at most 4,294,967,296" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
