@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PUBLISHED_RUNS = 500
-PUBLISHED_GLOBAL = {6: 500, 7: 473, 8: 443, 9: 389, 10: 340, 11: 263, 12: 231, 13: 165, 14: 148, 15: 110, 16: 64,
-                    17: 49, 18: 52, 19: 28, 20: 29}
+from jaxsym.published import GLOBAL as PUBLISHED_GLOBAL
+from jaxsym.published import RUNS as PUBLISHED_RUNS
 
 
 def main(out: Path) -> None:

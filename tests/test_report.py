@@ -94,8 +94,8 @@ def test_isotropy_type_labels():
 def test_figure_labels_are_mathtext_and_panels_split_other_grid_axes():
     import pandas as pd
 
+    from jaxsym.figures import panels as _panels
     from jaxsym.naming import tex_label
-    from jaxsym.report import _panels
 
     assert tex_label(isotropy_type([9, 1], 10)) == r"$\Delta (S_{k-1}\times S_1)$"
     assert tex_label("Δ(S8×S2)") == r"$\Delta (S_{8}\times S_{2})$" and tex_label("1") == "1"
@@ -120,3 +120,98 @@ def test_families_followed_in_k_are_overlaid_once(tmp_path):
     fams = load_families(tmp_path)
     assert [label for label, _ in fams] == [isotropy_type([9, 1], 10)]
     assert fams[0][1]["k"].tolist() == [8, 9, 10]
+
+
+def _synthetic_tables():
+    """Runs and minima of two k = d cells with a global minimum, two spurious types and a saddle."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    runs, minima = [], []
+    for k in (7, 8):
+        cell = f"d{k}-k{k}"
+        kinds = [("global", [k], 0.0, 0.09), ("spurious", [k - 1, 1], 0.02, 0.02),
+                 ("spurious", [k - 2, 2], 0.04, 0.01), ("saddle", [k - 1, 1], 0.1, -0.05)]
+        counts = [850, 120, 5, 1]
+        for orbit, ((status, blocks, loss, hmin), n) in enumerate(zip(kinds, counts)):
+            minima.append({"d": k, "k": k, "orbit": orbit, "status": status, "loss": loss, "count": n,
+                           "hess_min": hmin, "neuron_orbits": blocks, "cell": cell,
+                           "eig_values": [hmin, 0.3, 1.0], "eig_mults": [1, k - 1, k * k - k]})
+            runs += [{"d": k, "k": k, "run": i, "status": status, "orbit": orbit, "cell": cell, "loss": loss,
+                      "steps": int(rng.integers(100, 3000)), "grad_norm": 10 ** rng.uniform(-14, -11),
+                      "polish_shift": 10 ** rng.uniform(-3, -1), "handoff": bool(i % 2)} for i in range(n)]
+        runs += [{"d": k, "k": k, "run": 0, "status": "not_converged", "orbit": -1, "cell": cell, "loss": 0.3,
+                  "steps": 3000, "grad_norm": 1e-3, "polish_shift": 0.0, "handoff": False}] * 24
+    return pd.DataFrame(runs), pd.DataFrame(minima)
+
+
+def _figures(runs, minima):
+    from jaxsym import figures
+
+    colours = figures.type_colours(figures.types_of(minima))
+    return colours, {
+        "status": figures.status_figure(runs), "types": figures.type_shares_figure(runs, minima, colours),
+        "losses": figures.losses_figure(minima, colours), "lambda_min": figures.lambda_min_figure(minima, colours,
+                                                                                                  1e-6),
+        "spectra": figures.spectra_figure(minima, colours), "loss_hist": figures.loss_hist_figure(runs),
+        "steps": figures.steps_figure(runs), "margins": figures.margins_figure(runs, 1e-10)}
+
+
+def test_figures_are_readable_at_a_column_width():
+    """Rendered at their size (3.4 in for one panel, 7 in for several), every text is at least 6 pt, nothing
+    drawn widens the saved figure beyond that size, and legends are outside the axes."""
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from jaxsym import figures
+
+    runs, minima = _synthetic_tables()
+    _, figs = _figures(runs, minima)
+    for name, fig in figs.items():
+        width = fig.get_size_inches()[0]
+        assert width in (figures.COLUMN, figures.PAGE), name
+        single = [ax for ax in fig.axes if ax.get_visible()]
+        if len(single) == 1 and name != "margins":
+            assert width == figures.COLUMN, name
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box = fig.get_tightbbox(renderer)
+        texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+        assert texts, name
+        for t in texts:
+            assert t.get_fontsize() >= figures.MIN_FONT, (name, t.get_text(), t.get_fontsize())
+        assert box.width <= 1.03 * width, (name, box.width)  # nothing sticks out: the saved figure keeps its width
+        for ax in single:
+            assert ax.get_legend() is None or name == "margins", name  # one legend, below the panels
+        plt.close(fig)
+
+
+def test_one_colour_per_isotropy_type_across_figures():
+    """The type-share curves and the loss markers of one type have the same colour, the one type_colours gives,
+    and the order of types fixes it (Δ(S_{k−1}×S_1) first)."""
+    import matplotlib.colors as mcolors
+    import matplotlib.pyplot as plt
+
+    from jaxsym import figures
+
+    runs, minima = _synthetic_tables()
+    colours, figs = _figures(runs, minima)
+    assert figures.type_colours(["Δ(S_{k−2}×S_2)", "Δ(S_{k−1}×S_1)"])["Δ(S_{k−1}×S_1)"] == figures.PALETTE[0]
+
+    def legend_colours(fig):
+        out = {}
+        for leg in fig.legends:
+            for handle, text in zip(leg.legend_handles, leg.get_texts()):
+                c = handle.get_color() if hasattr(handle, "get_color") else handle.get_facecolor()
+                out[text.get_text()] = mcolors.to_hex(np.asarray(c).reshape(-1, 4)[0]
+                                                      if np.ndim(c) > 1 or not isinstance(c, str) else c)
+        return out
+
+    types = legend_colours(figs["types"])
+    losses = legend_colours(figs["losses"])
+    lam = legend_colours(figs["lambda_min"])
+    for t in ("Δ(S_{k−1}×S_1)", "Δ(S_{k−2}×S_2)"):
+        label = figures._label(t)
+        assert types[label] == losses[label] == lam[label] == mcolors.to_hex(colours[t]), t
+    for fig in figs.values():
+        plt.close(fig)
