@@ -12,9 +12,9 @@ Public interface (single example, any float dtype, jit/vmap-safe where it is JAX
 __version__ = "0.1.0"
 
 from jaxsym.api import Results, load, run
-from jaxsym.model import grad, hessian, hvp, identity_target, kernel, loss, loss_and_grad, make_target
-from jaxsym.spectra import spectrum
-from jaxsym.symmetry import Isotropy, isotropy
+from jaxsym.landscape.model import grad, hessian, hvp, identity_target, kernel, loss, loss_and_grad, make_target
+from jaxsym.symmetry.group import Isotropy, isotropy
+from jaxsym.symmetry.spectra import spectrum
 
 __all__ = ["Isotropy", "Results", "__version__", "grad", "hessian", "hvp", "identity_target", "isotropy", "kernel",
            "load", "loss", "loss_and_grad", "make_target", "run", "spectrum"]

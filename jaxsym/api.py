@@ -6,9 +6,9 @@
     res.shares()                                                # per cell and status: count, share, interval
     res = jaxsym.load("results/tiny")                           # later, in another session
 
-Both go through the same driver as ``jaxsym sweep`` (:func:`jaxsym.sweep.run_sweep`), so a sweep started from
+Both go through the same driver as ``jaxsym sweep`` (:func:`jaxsym.sweep.driver.run_sweep`), so a sweep started from
 a notebook resumes from the shell and the other way round; :func:`load` never runs code named by the
-directory (see :func:`jaxsym.report.load_tables`).
+directory (see :func:`jaxsym.sweep.loading.load_tables`).
 
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from jaxsym import config
-from jaxsym.rundir import RunDir
+from jaxsym.io.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -55,19 +55,19 @@ class Results:
         return dict(self.manifest.get("thresholds", {}))
 
     def report(self, formats: tuple[str, ...] = ("png", "pdf")) -> Path:
-        """Write ``DIR/report.md`` with its figures (:func:`jaxsym.report.write_report`); returns its path."""
-        from jaxsym.report import write_report
+        """Write ``DIR/report.md`` with its figures (:func:`jaxsym.report.markdown.write_report`); returns its path."""
+        from jaxsym.report.markdown import write_report
 
         return write_report(self.dir, formats=formats)
 
     def shares(self, level: float = 0.95) -> pd.DataFrame:
         """How the runs of each cell ended: one row per cell and status with ``count``, ``runs`` (of the cell),
-        ``share`` and its Wilson interval ``lo, hi`` at ``level`` (:func:`jaxsym.stats.status_counts`).
+        ``share`` and its Wilson interval ``lo, hi`` at ``level`` (:func:`jaxsym.report.stats.status_counts`).
 
         A cell is a grid point with every axis (``d, k, m, target`` and each ``[train]`` setting of ``[grid]``,
         which appear as columns), so cells are never pooled; the shares are those of ``jaxsym summary``. For
         one column per status: ``res.shares().pivot(index="cell", columns="status", values="share")``."""
-        from jaxsym.stats import status_counts
+        from jaxsym.report.stats import status_counts
 
         return status_counts(self.runs, [name for name, _ in self.config.train_grid], level)
 
@@ -101,13 +101,13 @@ def run(cfg: str | Path | dict[str, Any] | config.SweepConfig, out: str | Path |
     ``cfg`` is a sweep TOML path, a dict of the same keys, or a :class:`~jaxsym.config.SweepConfig`; ``out``
     defaults to ``results/<name>``. ``on_chunk(cell_label, rows)`` is called after each chunk is written, with
     its rows (chunk-local orbit ids), e.g. to log to an experiment tracker. Raises
-    :class:`~jaxsym.config.ConfigError` for a bad config and :class:`~jaxsym.rundir.SweepDirError` for a
+    :class:`~jaxsym.config.ConfigError` for a bad config and :class:`~jaxsym.io.rundir.SweepDirError` for a
     directory that cannot be used (another sweep's, locked).
     """
     import jax
 
-    from jaxsym.parallel import use_compilation_cache
-    from jaxsym.sweep import run_sweep
+    from jaxsym.numerics.parallel import use_compilation_cache
+    from jaxsym.sweep.driver import run_sweep
 
     c = _as_config(cfg)
     out = Path(out) if out is not None else Path("results") / c.name
@@ -126,7 +126,7 @@ def run(cfg: str | Path | dict[str, Any] | config.SweepConfig, out: str | Path |
 def load(out: str | Path) -> Results:
     """Read a results directory (finished, partial or empty) as :class:`Results`; merges finished chunks
     first when the tables are missing or older (never for a sweep whose merge would run a user sampler)."""
-    from jaxsym.report import load_tables
+    from jaxsym.sweep.loading import load_tables
 
     out = Path(out)
     cfg, runs, minima, state = load_tables(out)
@@ -135,6 +135,6 @@ def load(out: str | Path) -> Results:
 
 def manifest(out: str | Path) -> dict[str, Any]:
     """``DIR/sweep.json`` as a dict (config, fingerprint, versions, thresholds)."""
-    from jaxsym.sweep import read_sweep
+    from jaxsym.sweep.driver import read_sweep
 
     return read_sweep(RunDir(Path(out)))[0]

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from jaxsym.rundir import RunDir
+from jaxsym.io.rundir import RunDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Map the critical points of shallow ReLU networks and explain them by symmetry.")
@@ -52,9 +52,9 @@ def sweep(
     import dataclasses
 
     from jaxsym import config as cfgmod
-    from jaxsym import sweep as sw
-    from jaxsym.parallel import use_compilation_cache
-    from jaxsym.summary import print_summary
+    from jaxsym.numerics.parallel import use_compilation_cache
+    from jaxsym.report.summary import print_summary
+    from jaxsym.sweep import driver as sw
 
     use_compilation_cache()  # compiled programs are reused by later sweeps (JAXSYM_COMPILATION_CACHE=off: not)
     try:
@@ -69,12 +69,12 @@ def sweep(
     except ValueError as e:
         _fail(e)
     if distributed or coordinator is not None:
-        from jaxsym.parallel import initialize_distributed
+        from jaxsym.numerics.parallel import initialize_distributed
         initialize_distributed(coordinator, num_processes, process_id)
     try:
         sw.run_sweep(cfg, out, progress=progress, shard=shard_ix)
     except KeyboardInterrupt as e:  # the driver has said in one line what is saved and how to resume
-        from jaxsym.progress import exit_code
+        from jaxsym.sweep.progress import exit_code
 
         raise typer.Exit(exit_code(e)) from None
     except cfgmod.ConfigError as e:
@@ -114,8 +114,8 @@ def _shard(text: str | None) -> tuple[int, int] | None:
 @app.command()
 def merge(out: Annotated[Path, typer.Argument(help="results directory of a sharded sweep")]) -> None:
     """Merge a sharded sweep's chunks into the tables once every shard is in (refuses, naming what is missing)."""
-    from jaxsym import sweep as sw
-    from jaxsym.summary import print_summary
+    from jaxsym.report.summary import print_summary
+    from jaxsym.sweep import driver as sw
 
     try:
         sw.merge(out)
@@ -138,10 +138,10 @@ def plan(
     from rich.table import Table
 
     from jaxsym import config as cfgmod
-    from jaxsym import plan as planmod
-    from jaxsym.parallel import use_compilation_cache
-    from jaxsym.rundir import SweepDirError
-    from jaxsym.sweep import read_sweep
+    from jaxsym.io.rundir import SweepDirError
+    from jaxsym.numerics.parallel import use_compilation_cache
+    from jaxsym.sweep import plan as planmod
+    from jaxsym.sweep.driver import read_sweep
 
     use_compilation_cache()  # where the measured rates are kept
 
@@ -201,8 +201,8 @@ def report(out: Annotated[Path, typer.Argument(help="results directory")],
            format_: Annotated[str, typer.Option("--format", help="figure formats, e.g. png,pdf,svg")] = "png,pdf",
            ) -> None:
     """Write DIR/report.md with PNG figures (works on finished, running, interrupted and empty sweeps)."""
-    from jaxsym.report import write_report
-    from jaxsym.rundir import SweepDirError
+    from jaxsym.io.rundir import SweepDirError
+    from jaxsym.report.markdown import write_report
 
     try:
         path = write_report(out, tuple(f.strip().lower() for f in format_.split(",") if f.strip()))
@@ -227,8 +227,9 @@ def family(
     """Follow a critical point's symmetry family in k, with its Hessian spectrum by isotypic blocks."""
     import numpy as np
 
-    from jaxsym.families import follow, plot_family
-    from jaxsym.naming import ascii_name, isotropy_type
+    from jaxsym.fixedpoints.families import follow
+    from jaxsym.report.families import plot_family
+    from jaxsym.symmetry.naming import ascii_name, isotropy_type
 
     try:
         spectra_ks = [int(v) for v in spectra_at.split(",") if v.strip()]
@@ -292,9 +293,10 @@ def atlas(
     neurons: whether each minimum survives being split over N more neurons, and the minima of the wider spaces."""
     import pandas as pd
 
-    from jaxsym.atlas import atlas as build
-    from jaxsym.atlas import families, plot_families
-    from jaxsym.summary import markdown
+    from jaxsym.fixedpoints.atlas import atlas as build
+    from jaxsym.fixedpoints.atlas import families
+    from jaxsym.report.families import plot_families
+    from jaxsym.report.summary import markdown
 
     if k < 1 or max_blocks < 1 or starts < 1:
         _fail("--k, --max-blocks and --starts must be positive")
@@ -340,7 +342,7 @@ def atlas(
                  "`unclear` where no fit holds.\n\n" + markdown(fams[fcols]) + "\n\n"
                  "![families](families.png)\n")
     if extra:
-        from jaxsym.wide import atlas as wide_atlas
+        from jaxsym.fixedpoints.wide import atlas as wide_atlas
 
         wide = wide_atlas(k, extra, max_blocks=max_blocks, starts=starts, seed=seed, narrow=df[df["k"] == k])
         wide.to_parquet(out / "wide.parquet", index=False)
@@ -363,10 +365,11 @@ def atlas(
 
 def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, seed: int, k_max: float | None,
                 asymptotic_to: float) -> None:
-    """``jaxsym atlas --k K --k-to K2``: :func:`jaxsym.atlas.scan`, its families, tables and figure."""
-    from jaxsym.atlas import family_of, plot_families, scan, scan_families
-    from jaxsym.results import atomic_write_text
-    from jaxsym.summary import markdown
+    """``jaxsym atlas --k K --k-to K2``: :func:`jaxsym.fixedpoints.atlas.scan`, its families, tables and figure."""
+    from jaxsym.fixedpoints.atlas import family_of, scan, scan_families
+    from jaxsym.io.results import atomic_write_text
+    from jaxsym.report.families import plot_families
+    from jaxsym.report.summary import markdown
 
     def say(m: str) -> None:
         console.print(m, soft_wrap=True)
@@ -405,11 +408,11 @@ def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, s
 
 
 def _atlas_start(k: int, isotropy: str | None) -> Any:
-    """Rows like minima.parquet's for the critical points of ``Fix(isotropy)`` at k (jaxsym.atlas), lowest
+    """Rows like minima.parquet's for the critical points of ``Fix(isotropy)`` at k (jaxsym.fixedpoints.atlas), lowest
     Hessian index first, then lowest loss."""
     import re
 
-    from jaxsym.atlas import critical_points
+    from jaxsym.fixedpoints.atlas import critical_points
 
     blocks = tuple(int(p) for p in re.findall(r"S_?\{?(\d+)", isotropy or ""))
     if not blocks or sum(blocks) != k:
@@ -425,7 +428,7 @@ def _atlas_start(k: int, isotropy: str | None) -> Any:
 @app.command()
 def columns() -> None:
     """Print the columns of runs.parquet and minima.parquet: name, dtype, unit, meaning (Markdown)."""
-    from jaxsym.columns import columns_markdown
+    from jaxsym.io.columns import columns_markdown
 
     print(columns_markdown())
 
@@ -434,7 +437,7 @@ def columns() -> None:
 def summary(out: Annotated[Path, typer.Argument(help="results directory")]) -> None:
     """Print the summary tables of a finished sweep directory."""
 
-    from jaxsym.summary import print_summary
+    from jaxsym.report.summary import print_summary
 
     rd = RunDir(out)
     print_summary(_read_table(rd.runs_table), _read_table(rd.minima_table))

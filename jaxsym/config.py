@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jaxsym import optimizers
-from jaxsym.activations import ACTIVATIONS
-from jaxsym.distributions import DISTRIBUTION_NAMES
-from jaxsym.model import TARGETS
+from jaxsym.landscape.activations import ACTIVATIONS
+from jaxsym.landscape.distributions import DISTRIBUTION_NAMES
+from jaxsym.landscape.model import TARGETS
+from jaxsym.numerics import optimizers
 
 # the registries of names are those of the modules that implement them
 OPTIMIZERS = optimizers.NAMES
@@ -78,10 +78,10 @@ class TrainConfig:
       grad_tol: per-run early stop when ‖∇F‖ ≤ grad_tol (in the training dtype).
       dtype: ``float32`` or ``float64``.
       init_scale: ``W_ij ~ N(0, init_scale² / d)``.
-      activation: σ of student and teacher (:data:`jaxsym.activations.ACTIVATIONS`).
+      activation: σ of student and teacher (:data:`jaxsym.landscape.activations.ACTIVATIONS`).
       input_corr: ρ of exchangeable Gaussian inputs, ``Σ = (1−ρ) I + ρ 11ᵀ`` (0: isotropic).
       protocol: ``"fast"`` (default): compacting slots, and each run handed to the float64 certificate as soon
-        as the hand-off test certifies where continued descent would end (:mod:`jaxsym.compact`); ``"full"``:
+        as the hand-off test certifies where continued descent would end (:mod:`jaxsym.engine.compact`); ``"full"``:
         every run descends until ``grad_tol`` or its budget, all runs of a chunk in one batch (for comparison).
       handoff_from: the fast protocol tries the hand-off when ‖∇F‖ first falls below this, then below each
         tenth of it down to ``grad_tol``.
@@ -181,7 +181,7 @@ class SampledConfig:
       hess_samples, hess_blocks, fd_step: the Hessian of a distinct point by central differences of the
         held-out gradient (step ``fd_step``), with a jackknife error over ``hess_blocks`` blocks.
       grad_tol: a run is stationary when ‖∇F‖ ≤ grad_tol + 2·(its standard error). Where the closed-form
-        certificate applies (:mod:`jaxsym.closed_form`), runs are polished from ‖∇F‖ ≤ max(certify.polish_from,
+        certificate applies (:mod:`jaxsym.sweep.closed_form`), runs are polished from ‖∇F‖ ≤ max(certify.polish_from,
         10·grad_tol).
       loss_tol: ``global`` when F ≤ loss_tol.   hess_tol: ``spurious`` when λ_min ≥ max(hess_tol, 2·se).
       cluster_tol: points equal modulo the group when their entries agree to this (after rescaling).
@@ -454,7 +454,7 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
 
 MAX_AXIS_VALUES = 10_000  # values per grid axis
 MAX_STEPS = 2**31 - 1     # step counters are int32
-MAX_RUNS = 2**32          # runs per cell: run indices are uint32 (jaxsym.train.run_key)
+MAX_RUNS = 2**32          # runs per cell: run indices are uint32 (jaxsym.engine.descent.run_key)
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}$")
 
 

@@ -54,8 +54,8 @@ import optax
 
 from jaxsym import config
 from jaxsym.config import TrainConfig
-from jaxsym.sweep import run_sweep
-from jaxsym.train import make_train_from
+from jaxsym.engine.descent import make_train_from
+from jaxsym.sweep.driver import run_sweep
 
 TWO_PI = 2 * np.pi
 
@@ -64,7 +64,7 @@ TWO_PI = 2 * np.pi
 # FLOP count of one engine step
 # ---------------------------------------------------------------------------------------------------
 def step_flops(k: int, d: int, m: int) -> int:
-    """FLOPs of one training step of one run (SGD), counted from ``jaxsym.model.make_train_grad``:
+    """FLOPs of one training step of one run (SGD), counted from ``jaxsym.landscape.model.make_train_grad``:
 
     - row norms and unit rows: 3·k·d;
     - Gram product ``Ŵ Uᵀ``, (k × d)·(d × (k+m)): 2·k·(k+m)·d;
@@ -97,7 +97,7 @@ def numpy_grad(W: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 def numpy_hessian(W: np.ndarray, V: np.ndarray) -> np.ndarray:
     """Closed-form Hessian with NumPy for one point (the baseline certification); the formulas of
-    ``jaxsym.model`` (module docstring), written directly in NumPy."""
+    ``jaxsym.landscape.model`` (module docstring), written directly in NumPy."""
     k, d = W.shape
     n = np.linalg.norm(W, axis=1)
     u = W / n[:, None]
@@ -189,9 +189,9 @@ def start_points(k: int, batch: int, dtype: str) -> np.ndarray:
 def bench_engine(k: int, dtype: str, steps: int, repeats: int, *, invariant: bool = True,
                  batch: int | None = None) -> float:
     """Run-steps/s of the engine's vmapped training on ``batch`` runs (default :func:`batch_for`), compiled as
-    sweeps compile it (``invariant``: with :func:`jaxsym.parallel.invariant_jit`, so that a run's arithmetic
+    sweeps compile it (``invariant``: with :func:`jaxsym.numerics.parallel.invariant_jit`, so that a run's arithmetic
     does not depend on its batch) or with XLA's defaults."""
-    from jaxsym.parallel import invariant_jit
+    from jaxsym.numerics.parallel import invariant_jit
 
     cfg = TrainConfig(steps=steps, grad_tol=0.0, dtype=dtype, learning_rate=0.05)
     W0 = jnp.asarray(start_points(k, batch or batch_for(k), dtype))
@@ -257,7 +257,7 @@ def matmul_flops(dtype: str, n: int, repeats: int) -> float:
 # ---------------------------------------------------------------------------------------------------
 def published_config(ks: list[int], runs: int, protocol: str) -> config.SweepConfig:
     """``fast``/``full``: float32 descent (the two protocols), chunks in as many threads as the sweep chooses
-    (:func:`jaxsym.plan.workers_for`); ``fast-1``: the default protocol one chunk at a time; ``float64``: the
+    (:func:`jaxsym.sweep.plan.workers_for`); ``fast-1``: the default protocol one chunk at a time; ``float64``: the
     published protocol run by jaxsym (float64 descent to ‖∇F‖ ≤ 1e-12, compacted, no hand-off)."""
     workers = None
     if protocol == "fast-1":  # the default protocol with one chunk at a time (one core for XLA's programs)
@@ -297,7 +297,7 @@ def sweep_rate(cfg: config.SweepConfig) -> tuple[float, dict[int, dict]]:
 def numpy_published(k: int, runs: int, max_steps: int = 1_000_000, first: int = 0) -> tuple[float, list[str]]:
     """The published protocol for runs ``first … first + runs − 1`` of cell k = d, one at a time:
     (seconds, statuses)."""
-    from jaxsym.train import cell_key, init_weights, run_key
+    from jaxsym.engine.descent import cell_key, init_weights, run_key
 
     V = np.eye(k)
     lr = 5 / k
@@ -353,7 +353,7 @@ def numpy_published_on_every_core(ks: list[int], runs: int, cores: int) -> float
 
 
 def bench_published(ks: list[int], runs: int, numpy_runs: int) -> dict:
-    from jaxsym.plan import workers_for
+    from jaxsym.sweep.plan import workers_for
 
     cache = tempfile.mkdtemp(prefix="jaxsym-xla-")
     workers = workers_for(config.from_dict({"name": "w", "seed": 0, "runs": 1, "grid": {"d": [2], "k": "d"}}))
@@ -453,7 +453,7 @@ def main() -> None:
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.sweep_rate:
-        from jaxsym.parallel import use_compilation_cache
+        from jaxsym.numerics.parallel import use_compilation_cache
 
         use_compilation_cache(a.cache)
         rate, stats = sweep_rate(published_config(a.published_ks, a.published_runs, a.sweep_rate))

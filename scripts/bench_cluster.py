@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from jaxsym.orbits import cluster
+from jaxsym.symmetry.orbits import cluster
 
 
 def block_point(blocks: list[int], rng: np.random.Generator) -> np.ndarray:

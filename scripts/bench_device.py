@@ -7,18 +7,18 @@ table; everything is written to ``--out`` (JSON).
 
 1. **engine**: run-steps/s of the plain batched engine (``jit(vmap(train))``, closed-form step, optax SGD) for
    ``k = d`` in ``--ks``, float32 and float64, batches 2^10 … 2^``--max-log2-batch``, skipping batches whose
-   training state (:func:`jaxsym.plan.train_bytes_per_run`) would exceed ``--memory-gb``; an out-of-memory
+   training state (:func:`jaxsym.sweep.plan.train_bytes_per_run`) would exceed ``--memory-gb``; an out-of-memory
    error ends the scan of that row.
 2. **eigh**: symmetric eigenvalues of a batch of n×n matrices (n = k·d of the Hessians the certificate
    diagonalises), float32 and float64, vmapped (one batched call) and one matrix at a time (``lax.map``, how
    the certificate runs: its bits then do not depend on the batch): matrices per second.
 3. **certificate**: per-run float64 programs of a sweep (hand-off test and polish, as built by
-   :func:`jaxsym.closed_form.build`: one run at a time on a CPU, vmapped on an accelerator) on end points of a
+   :func:`jaxsym.sweep.closed_form.build`: one run at a time on a CPU, vmapped on an accelerator) on end points of a
    short descent, in runs/s, on the default device and on
    the host CPU.
 4. **invariance**: the first runs of a batch trained alone and inside batches of growing size (float32, plain
    engine): are their weights bit-identical? (On a CPU they are, with
-   :func:`jaxsym.parallel.invariant_jit`.)
+   :func:`jaxsym.numerics.parallel.invariant_jit`.)
 5. **sweeps**: certified runs/s of whole sweeps of the published cells (k = d = 6…10, step 5/k, budget 20000,
    default protocol) with ``--slots`` compacting slots and chunks of ``--runs`` runs, each in a new process
    (cold: empty caches; warm: the second process).
@@ -45,9 +45,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench import bench_engine, median_time, published_config, start_points, sweep_rate
 
 from jaxsym.config import TrainConfig
-from jaxsym.parallel import invariant_jit
-from jaxsym.plan import train_bytes_per_run
-from jaxsym.train import make_train_from
+from jaxsym.engine.descent import make_train_from
+from jaxsym.numerics.parallel import invariant_jit
+from jaxsym.sweep.plan import train_bytes_per_run
 
 
 def is_oom(e: Exception) -> bool:
@@ -125,8 +125,8 @@ def section_eigh(ns: list[int], repeats: int, quick: bool) -> list[dict]:
 # 3. the certificate's per-run programs
 # ---------------------------------------------------------------------------------------------------
 def section_certificate(ks: list[int], runs: int) -> list[dict]:
-    from jaxsym.certify import in_blocks
-    from jaxsym.closed_form import build
+    from jaxsym.certify.exact import in_blocks
+    from jaxsym.sweep.closed_form import build
 
     rows = []
     for k in ks:
@@ -195,7 +195,7 @@ def sweep_invariance(runs: int = 320, chunks: tuple[int, int] = (320, 32)) -> di
 
     import pandas as pd
 
-    from jaxsym.sweep import run_sweep
+    from jaxsym.sweep.driver import run_sweep
 
     tables = []
     for c in chunks:
@@ -226,7 +226,7 @@ def sweep_in_new_process(ks: list[int], runs: int, slots: int, cache: str) -> di
 def child(spec: dict, cache: str) -> None:
     import dataclasses
 
-    from jaxsym.parallel import use_compilation_cache
+    from jaxsym.numerics.parallel import use_compilation_cache
 
     use_compilation_cache(cache)
     cfg = dataclasses.replace(published_config(spec["ks"], spec["runs"], "fast"), slots=spec["slots"],

@@ -19,7 +19,7 @@ import time
 CHILD = r"""
 import resource, sys, time
 from jaxsym import config
-from jaxsym.sweep import run_sweep
+from jaxsym.sweep.driver import run_sweep
 cfg = config.from_dict({"name": "mem", "seed": 0, "runs": int(sys.argv[1]), "chunk_size": int(sys.argv[3]),
                         "grid": {"d": [int(sys.argv[4])], "k": "d"},
                         "train": {"steps": int(sys.argv[5]), "learning_rate": 0.1}})

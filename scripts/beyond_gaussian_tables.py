@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from jaxsym.summary import markdown, status_table
+from jaxsym.report.summary import markdown, status_table
 
 
 def _types(m: pd.DataFrame, top: int = 4, column: str = "isotropy") -> str:

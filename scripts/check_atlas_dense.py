@@ -4,8 +4,9 @@
     .venv/bin/python scripts/check_atlas_dense.py results/scan100 30 50 [--all] [--only "Δ(S99×S1),…"]
 
 For each k given, each spurious minimum of the scan ``DIR/scan/k*.parquet`` (every classified point with ``--all``) is
-embedded, and the closed-form gradient (``jaxsym.model.grad``) and dense closed-form Hessian
-(``jaxsym.model.hessian``, then ``numpy.linalg.eigvalsh``) give its full-space ‖∇F‖, its index (eigenvalues below
+embedded, and the closed-form gradient (``jaxsym.landscape.model.grad``) and dense closed-form Hessian
+(``jaxsym.landscape.model.hessian``, then ``numpy.linalg.eigvalsh``) give its full-space ‖∇F‖, its index (eigenvalues
+below
 −1e-6) and λ_min, printed next to the scan's; ``--only`` keeps the isotropy groups named. At k = 50 the Hessian
 is 2,500 × 2,500; at k = 100, 10,000 × 10,000 (0.8 GB, minutes per point).
 """
@@ -21,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxsym import model
-from jaxsym.families import FixedSpace
+from jaxsym.fixedpoints.families import FixedSpace
+from jaxsym.landscape import model
 
 
 def main(d: Path, ks: list[int], every: bool, only: set[str]) -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jaxsym.published import GLOBAL as PUBLISHED_GLOBAL
-from jaxsym.published import RUNS as PUBLISHED_RUNS
+from jaxsym.report.published import GLOBAL as PUBLISHED_GLOBAL
+from jaxsym.report.published import RUNS as PUBLISHED_RUNS
 
 
 def main(out: Path) -> None:

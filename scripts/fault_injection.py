@@ -49,8 +49,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from jaxsym import config  # noqa: E402
-from jaxsym.rundir import RunDir, SweepDirError, file_sha256  # noqa: E402
-from jaxsym.sweep import run_sweep  # noqa: E402
+from jaxsym.io.rundir import RunDir, SweepDirError, file_sha256  # noqa: E402
+from jaxsym.sweep.driver import run_sweep  # noqa: E402
 
 BASE = {"name": "faults", "seed": 0, "runs": 48, "chunk_size": 8, "grid": {"d": [4, 5], "k": "d"},
         "train": {"learning_rate": 0.3, "steps": 3000}}

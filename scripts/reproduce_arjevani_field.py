@@ -5,7 +5,7 @@ For every distinct critical point of a sweep directory (default: the demo, run f
 its isotropy group and Hessian spectrum next to
 
 - the **multiplicities predicted by representation theory** for its isotropy ``Δ(Π S_{p_i})``
-  (:func:`jaxsym.spectra.predicted_multiplicities`: the isotypic decomposition of ``R^{k×k}`` under the
+  (:func:`jaxsym.symmetry.spectra.predicted_multiplicities`: the isotypic decomposition of ``R^{k×k}`` under the
   isotropy group; eigenvalues of distinct isotypic components may coincide, which merges entries);
 - at the global minimum ``W = V = I``, the eigenvalues ``1/4 ± 1/(2π)`` (Arjevani & Field 2020/2021);
 - the **principle of least symmetry breaking**: spurious minima have isotropy groups that are large
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jaxsym.spectra import predicted_multiplicities
+from jaxsym.symmetry.spectra import predicted_multiplicities
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -91,7 +91,7 @@ def main() -> None:
     out = Path(a.dir)
     if not (out / "minima.parquet").exists():
         from jaxsym import config
-        from jaxsym.sweep import run_sweep
+        from jaxsym.sweep.driver import run_sweep
         run_sweep(config.load(ROOT / "sweeps" / "demo.toml"), out)
     minima = pd.read_parquet(out / "minima.parquet")
     table = compare(minima)

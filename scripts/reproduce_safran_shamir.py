@@ -36,8 +36,8 @@ import numpy as np
 import pandas as pd
 
 from jaxsym import config
-from jaxsym.sweep import run_sweep
-from jaxsym.symmetry import find_element
+from jaxsym.sweep.driver import run_sweep
+from jaxsym.symmetry.group import find_element
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,8 +66,8 @@ def compare_published_k7(minima: pd.DataFrame) -> dict:
     """Is the published k = 7 minimum (transposed to rows = neurons) one of ours, modulo the group?"""
     import jax
 
-    from jaxsym import model
-    from jaxsym.certify import polish
+    from jaxsym.certify.exact import polish
+    from jaxsym.landscape import model
     ours = minima[(minima["k"] == 7) & (minima["status"] == "spurious")]
     theirs = reconstruct(**PUBLISHED_K7).T
     with jax.enable_x64(True):

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from jaxsym import config
-from jaxsym.sweep import run_sweep
+from jaxsym.sweep.driver import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,8 @@
     .venv/bin/python scripts/wide_families.py 7 1 1 --d-from 3 --d-to 16 --n-to 3
 
 Finds the spurious local minima of ``Fix(Δ(S_{d−Σtail}×S_tail…) × S_n)`` (arguments: d, n, then the fixed
-blocks ``tail``) by :func:`jaxsym.wide.critical_points`, and follows each with :func:`jaxsym.wide.follow` down
+blocks ``tail``) by :func:`jaxsym.fixedpoints.wide.critical_points`, and follows each with
+:func:`jaxsym.fixedpoints.wide.follow` down
 to ``--d-from`` and up to ``--d-to`` (n fixed), and in n up to ``--n-to`` (d fixed); prints one Markdown table
 per minimum and direction, with the dense Hessian's index at every integer value.
 """
@@ -15,8 +16,8 @@ import argparse
 
 import pandas as pd
 
-from jaxsym.summary import markdown
-from jaxsym.wide import critical_points, follow
+from jaxsym.fixedpoints.wide import critical_points, follow
+from jaxsym.report.summary import markdown
 
 
 def main() -> None:

@@ -9,7 +9,7 @@ os.environ.setdefault("JAXSYM_COMPILATION_CACHE",
 import pytest
 
 from jaxsym import config
-from jaxsym.parallel import use_compilation_cache
+from jaxsym.numerics.parallel import use_compilation_cache
 
 use_compilation_cache()
 

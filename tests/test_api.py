@@ -7,7 +7,7 @@ import pytest
 from conftest import TINY
 
 import jaxsym
-from jaxsym.rundir import SweepDirError
+from jaxsym.io.rundir import SweepDirError
 
 
 def test_run_and_load_give_the_directory_tables(tmp_path):
@@ -40,7 +40,7 @@ def test_notebook_style_run_load_report_and_chunk_callback(tmp_path):
     res = jaxsym.load(tmp_path)
     assert res.thresholds["grad_tol"] == res.config.certify.grad_tol
     assert res.manifest["made_by"]["jax"] and res.manifest["fingerprint"] == res.config.fingerprint()
-    from jaxsym.results import read_metadata
+    from jaxsym.io.results import read_metadata
 
     assert read_metadata(tmp_path / "runs.parquet")["made_by"] == res.manifest["made_by"]  # provenance in tables
     path = res.report(formats=("png", "svg"))
@@ -53,7 +53,7 @@ def test_notebook_style_run_load_report_and_chunk_callback(tmp_path):
 def test_shares_are_per_cell_with_every_grid_axis_and_equal_the_summary(tmp_path):
     """A grid over the learning rate and the target: shares() keeps the four cells of each (d, k) apart (they
     were pooled once), with the counts `jaxsym summary` prints and Wilson intervals around each share."""
-    from jaxsym.summary import status_table
+    from jaxsym.report.summary import status_table
 
     raw = {**TINY, "runs": 16, "grid": {"d": [4], "k": "d", "learning_rate": [0.02, 0.1],
                                         "target": ["identity", "orthonormal"]},

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
-from jaxsym import model
-from jaxsym.atlas import atlas, types_up_to
 from jaxsym.cli import app
-from jaxsym.sweep import run_sweep
+from jaxsym.fixedpoints.atlas import atlas, types_up_to
+from jaxsym.landscape import model
+from jaxsym.sweep.driver import run_sweep
 
 
 def test_types_are_the_partitions_with_few_blocks():
@@ -73,7 +73,7 @@ def test_family_from_a_type_alone(tmp_path):
 # --------------------------------------------------------------------------------------------------
 def _dense(k: int, row: object) -> tuple[float, np.ndarray]:
     """Full-space ‖∇F‖ and Hessian eigenvalues of a scan row's point, from the dense closed forms."""
-    from jaxsym.families import FixedSpace
+    from jaxsym.fixedpoints.families import FixedSpace
 
     with jax.enable_x64(True):
         W = FixedSpace(tuple(int(p) for p in row.space)).embed(jnp.asarray(row.x, jnp.float64))
@@ -82,7 +82,7 @@ def _dense(k: int, row: object) -> tuple[float, np.ndarray]:
 
 
 def test_scan_points_are_critical_with_the_dense_index_and_saddles_left_unclassified_are_saddles():
-    from jaxsym.atlas import scan_k
+    from jaxsym.fixedpoints.atlas import scan_k
 
     df = scan_k(7, starts=8, max_blocks=2)
     assert df["index"].notna().all() and (df["kind"] == "global").sum() == 1
@@ -107,7 +107,7 @@ def test_scan_points_are_critical_with_the_dense_index_and_saddles_left_unclassi
 
 
 def test_scan_resumes_with_the_same_tables_and_refuses_other_settings(tmp_path):
-    from jaxsym.atlas import scan
+    from jaxsym.fixedpoints.atlas import scan
 
     whole = scan(4, 6, tmp_path / "a", starts=4, max_blocks=2)
     (tmp_path / "a" / "k0006.parquet").unlink()  # interrupted before k = 6 was written

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import model
-from jaxsym.certify import STATUSES, classify, make_certify_batch, polish
+from jaxsym.certify.exact import STATUSES, classify, make_certify_batch, polish
 from jaxsym.config import CertifyConfig, TrainConfig
-from jaxsym.train import make_train_from
+from jaxsym.engine.descent import make_train_from
+from jaxsym.landscape import model
 
 
 @pytest.fixture(autouse=True)
@@ -90,9 +90,9 @@ def test_accelerator_path_vmaps_the_per_run_programs_and_bounds_their_blocks(mon
     """Where the backend is an accelerator (simulated here), per_run vmaps instead of mapping one run at a time
     (same results to rounding), and the block of runs per call fits the memory budget."""
     from jaxsym import config
-    from jaxsym.certify import make_certify, per_run
-    from jaxsym.closed_form import CERTIFY_BLOCK, certify_block
-    from jaxsym.plan import certify_bytes_per_run
+    from jaxsym.certify.exact import make_certify, per_run
+    from jaxsym.sweep.closed_form import CERTIFY_BLOCK, certify_block
+    from jaxsym.sweep.plan import certify_bytes_per_run
 
     res, _, V = _spurious_point()
     W = np.asarray(res.W, np.float64)[:8]

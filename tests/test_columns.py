@@ -1,4 +1,4 @@
-"""The documented columns (jaxsym.columns, README "Outputs") are the columns the pipelines write."""
+"""The documented columns (jaxsym.io.columns, README "Outputs") are the columns the pipelines write."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from conftest import TINY
 
 from jaxsym import config
-from jaxsym.columns import MINIMA, RUNS, columns_markdown
-from jaxsym.sweep import run_sweep
+from jaxsym.io.columns import MINIMA, RUNS, columns_markdown
+from jaxsym.sweep.driver import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,12 +9,13 @@ import pandas as pd
 import pytest
 from scipy.optimize import minimize_scalar
 
-from jaxsym import config, model
-from jaxsym.certify import make_handoff
-from jaxsym.compact import descend, make_compact_engine, thresholds
+from jaxsym import config
+from jaxsym.certify.exact import make_handoff
 from jaxsym.config import CertifyConfig, TrainConfig
-from jaxsym.sweep import run_sweep
-from jaxsym.train import make_train, make_train_batch, make_train_from
+from jaxsym.engine.compact import descend, make_compact_engine, thresholds
+from jaxsym.engine.descent import make_train, make_train_batch, make_train_from
+from jaxsym.landscape import model
+from jaxsym.sweep.driver import run_sweep
 
 
 def no_handoff(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -31,8 +32,8 @@ def test_compaction_keeps_every_run_bit_identical_to_runs_trained_alone(k, slots
     cfg = TrainConfig(learning_rate=5 / k, steps=3000, grad_tol=1e-4, handoff_from=1e-4)
     assert thresholds(cfg) == [1e-4]
     runs = np.concatenate([np.arange(37), [36, 36, 36]])  # 37 runs padded to 40
-    from jaxsym.parallel import invariant_jit
-    from jaxsym.train import cell_key, run_key
+    from jaxsym.engine.descent import cell_key, run_key
+    from jaxsym.numerics.parallel import invariant_jit
 
     # its own one-run program, compiled with the engine's options (without them XLA's CPU dots of one run and
     # of a batch sum in different orders: the reason for the options)
@@ -84,7 +85,7 @@ def test_a_stopped_descent_saves_and_resumes_bit_identically(tmp_path):
     gives what an uninterrupted descent gives."""
     import threading
 
-    from jaxsym.engine import StoppedError, stop_on
+    from jaxsym.engine.interface import StoppedError, stop_on
 
     k = 6
     cfg = TrainConfig(learning_rate=5 / k, steps=3000, grad_tol=1e-4, handoff_from=1e-4)

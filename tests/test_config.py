@@ -108,9 +108,9 @@ def test_k_and_m_expressions():
 
 
 def test_budget_that_cannot_fit(tmp_path):
-    """The memory model (jaxsym.plan) refuses the config before the sweep writes anything."""
-    from jaxsym.plan import validate
-    from jaxsym.sweep import run_sweep
+    """The memory model (jaxsym.sweep.plan) refuses the config before the sweep writes anything."""
+    from jaxsym.sweep.driver import run_sweep
+    from jaxsym.sweep.plan import validate
 
     cfg = config.from_dict({**GOOD, "memory_budget_mb": 1, "grid": {"d": [30], "k": "d"}})
     with pytest.raises(ConfigError, match="memory_budget_mb = 1 cannot fit"):
@@ -193,7 +193,7 @@ def test_adam_hyperparameters_reach_the_optimizer():
     import jax.numpy as jnp
     import optax
 
-    from jaxsym.train import make_optimizer
+    from jaxsym.engine.descent import make_optimizer
 
     g = jnp.array([1.0, -2.0])
     for cfg, want in ((config.TrainConfig(optimizer="adam", b1=0.5, b2=0.9), optax.adam(0.1, b1=0.5, b2=0.9)),

@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from jaxsym import model
-from jaxsym.atlas import critical_points
-from jaxsym.continuum import (
+from jaxsym.fixedpoints.atlas import critical_points
+from jaxsym.fixedpoints.continuum import (
     bisect_sign,
     blocks_at,
     components,
@@ -23,7 +22,8 @@ from jaxsym.continuum import (
     solve,
     trace,
 )
-from jaxsym.families import FixedSpace, _loss, block_spectrum, continue_family
+from jaxsym.fixedpoints.families import FixedSpace, _loss, block_spectrum, continue_family
+from jaxsym.landscape import model
 
 
 def _with_mults(comps):
@@ -89,7 +89,7 @@ def test_smooth_kernel_equals_the_geometric_kernel():
 
 def test_continuous_curve_agrees_with_integer_continuation():
     """Tracing a family in half steps of k passes through the points that integer continuation
-    (jaxsym.families.continue_family) finds at each integer."""
+    (jaxsym.fixedpoints.families.continue_family) finds at each integer."""
     pt = next(p for p in critical_points((7, 1), starts=8) if p.index == 0 and p.loss > 1e-8)
     integer = {p.k: p for p in continue_family(FixedSpace((7, 1)), pt.x, 11)}
     curve, end, stopped = trace((1,), 8.0, pt.x, 11.0, step=0.5)
@@ -184,7 +184,7 @@ def test_atlas_cli_follows_families(tmp_path):
 def test_integer_rows_of_families_match_dense_hessians():
     """The rows a families run adds at integer k (k ≤ 12 here): full-space ‖∇F‖ ≤ 1e-10 by the closed form,
     and the Hessian index and λ_min that the dense closed-form Hessian gives."""
-    from jaxsym.atlas import atlas, families
+    from jaxsym.fixedpoints.atlas import atlas, families
 
     table = atlas(7, max_blocks=2, starts=6)
     fams, curves, objs = families(table, k_max=12.0, asymptotic_to=12.0)

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import model
-from jaxsym.families import FixedSpace, block_spectrum, continue_family, newton, to_block_form
-from jaxsym.spectra import predicted_multiplicities, spectrum
-from jaxsym.symmetry import apply, find_element, isotropy, random_element
+from jaxsym.fixedpoints.families import FixedSpace, block_spectrum, continue_family, newton, to_block_form
+from jaxsym.landscape import model
+from jaxsym.symmetry.group import apply, find_element, isotropy, random_element
+from jaxsym.symmetry.spectra import predicted_multiplicities, spectrum
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +46,7 @@ def test_restricted_loss_and_gradient_are_the_full_ones(blocks):
 def _sweep_like_point(blocks, seed=0):
     """A critical point with isotropy Δ(Π S_p) found independently by full-space gradient descent
     inside Fix(H) then a full-space polish (no use of the restricted code)."""
-    from jaxsym.certify import polish
+    from jaxsym.certify.exact import polish
     space = FixedSpace(blocks)
     k = space.k
     # the published form of the Δ(S_{k−1}×S_1) family (Safran, Yehudai & Shamir) scaled as a start
@@ -137,9 +137,9 @@ def test_continued_point_is_the_one_the_sweep_pipeline_finds():
     """Train k = d = 8 runs with the engine and certify them (the sweep's pipeline); the Δ(S7×S1)
     spurious minimum found must equal the family point continued from k = 7, modulo the group, with the
     same loss and isotropy."""
-    from jaxsym.certify import STATUSES, make_certify_batch
+    from jaxsym.certify.exact import STATUSES, make_certify_batch
     from jaxsym.config import CertifyConfig, TrainConfig
-    from jaxsym.train import make_train_from
+    from jaxsym.engine.descent import make_train_from
 
     V = jnp.eye(8)
     with jax.enable_x64(False):
@@ -162,8 +162,8 @@ def test_numpy_block_sizes_work_at_large_k():
     """Issue 17's bug: numpy integer block sizes overflowed in irrep_dim at k = 50."""
     import numpy as np
 
-    from jaxsym.families import FixedSpace
-    from jaxsym.spectra import irrep_dim
+    from jaxsym.fixedpoints.families import FixedSpace
+    from jaxsym.symmetry.spectra import irrep_dim
 
     for n in (10, 50, 200):
         # dimensions of [n−1, 1] and [n−2, 2] by their closed forms (not the hook length formula)

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxsym
-from jaxsym import model
+from jaxsym.landscape import model
 
 
 @pytest.fixture(autouse=True)

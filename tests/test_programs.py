@@ -1,4 +1,4 @@
-"""Stored programs (jaxsym.programs): same results as jax.jit, keyed on everything they close over, safe to
+"""Stored programs (jaxsym.numerics.programs): same results as jax.jit, keyed on everything they close over, safe to
 read from a damaged or crafted store."""
 
 from __future__ import annotations
@@ -12,9 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsym import programs
-from jaxsym.certify import Polished as Pair  # a NamedTuple of jaxsym's (stored tree structures name their classes)
+from jaxsym.certify.exact import (
+    Polished as Pair,  # a NamedTuple of jaxsym's (stored tree structures name their classes)
+)
 from jaxsym.config import TrainConfig
+from jaxsym.numerics import programs
 
 
 @pytest.fixture

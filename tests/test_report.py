@@ -5,11 +5,11 @@ import pytest
 from typer.testing import CliRunner
 
 from jaxsym.cli import app
-from jaxsym.naming import isotropy_type
-from jaxsym.report import write_report
-from jaxsym.rundir import SweepDirError
-from jaxsym.stats import wilson
-from jaxsym.sweep import run_sweep
+from jaxsym.io.rundir import SweepDirError
+from jaxsym.report.markdown import write_report
+from jaxsym.report.stats import wilson
+from jaxsym.sweep.driver import run_sweep
+from jaxsym.symmetry.naming import isotropy_type
 
 
 def _pngs_ok(out):
@@ -57,8 +57,8 @@ def test_report_refuses_a_directory_without_a_sweep(tmp_path):
 
 
 def test_report_on_a_sweep_with_no_finished_chunk(tiny_cfg, tmp_path):
-    from jaxsym.rundir import RunDir
-    from jaxsym.sweep import prepare_dir
+    from jaxsym.io.rundir import RunDir
+    from jaxsym.sweep.driver import prepare_dir
 
     rd = RunDir(tmp_path)
     with rd.lock():
@@ -94,8 +94,8 @@ def test_isotropy_type_labels():
 def test_figure_labels_are_mathtext_and_panels_split_other_grid_axes():
     import pandas as pd
 
-    from jaxsym.figures import panels as _panels
-    from jaxsym.naming import tex_label
+    from jaxsym.report.figures import panels as _panels
+    from jaxsym.symmetry.naming import tex_label
 
     assert tex_label(isotropy_type([9, 1], 10)) == r"$\Delta (S_{k-1}\times S_1)$"
     assert tex_label("Δ(S8×S2)") == r"$\Delta (S_{8}\times S_{2})$" and tex_label("1") == "1"
@@ -110,7 +110,7 @@ def test_figure_labels_are_mathtext_and_panels_split_other_grid_axes():
 def test_families_followed_in_k_are_overlaid_once(tmp_path):
     import pandas as pd
 
-    from jaxsym.report import load_families
+    from jaxsym.report.markdown import load_families
 
     for name in ("a", "b"):  # the same family followed from two of its points
         d = tmp_path / "families" / name
@@ -146,7 +146,7 @@ def _synthetic_tables():
 
 
 def _figures(runs, minima):
-    from jaxsym import figures
+    from jaxsym.report import figures
 
     colours = figures.type_colours(figures.types_of(minima))
     return colours, {
@@ -163,7 +163,7 @@ def test_figures_are_readable_at_a_column_width():
     import matplotlib.pyplot as plt
     from matplotlib.text import Text
 
-    from jaxsym import figures
+    from jaxsym.report import figures
 
     runs, minima = _synthetic_tables()
     _, figs = _figures(runs, minima)
@@ -192,7 +192,7 @@ def test_one_colour_per_isotropy_type_across_figures():
     import matplotlib.colors as mcolors
     import matplotlib.pyplot as plt
 
-    from jaxsym import figures
+    from jaxsym.report import figures
 
     runs, minima = _synthetic_tables()
     colours, figs = _figures(runs, minima)

@@ -15,10 +15,11 @@ import pytest
 from conftest import TINY
 from typer.testing import CliRunner
 
-from jaxsym import checkpoint, config
+from jaxsym import config
 from jaxsym.cli import app
-from jaxsym.rundir import RunDir, SweepDirError
-from jaxsym.sweep import run_sweep
+from jaxsym.io import checkpoint
+from jaxsym.io.rundir import RunDir, SweepDirError
+from jaxsym.sweep.driver import run_sweep
 
 
 def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -109,7 +110,7 @@ def test_one_writer_per_directory(finished: Path, tmp_path: Path):
         with pytest.raises(SweepDirError, match=rf"being written by sweep: pid {os.getpid()} on host"):
             run_sweep(config.from_dict(TINY), d, progress=False)
     # another process holding the lock: refused with its pid; the lock goes when the process dies
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from jaxsym.rundir import RunDir\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from jaxsym.io.rundir import RunDir\n"
                                f"with RunDir({str(d)!r}).lock('sweep'):\n print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True)
     try:

@@ -7,8 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxsym import activations, checkpoint, config, distributions, model, networks, sampled, symmetry
-from jaxsym.distributions import DISTRIBUTION_NAMES
+from jaxsym import config
+from jaxsym.certify import empirical
+from jaxsym.engine import sgd as sampled
+from jaxsym.io import checkpoint
+from jaxsym.landscape import activations, distributions, model, networks
+from jaxsym.landscape.distributions import DISTRIBUTION_NAMES
+from jaxsym.symmetry import group as symmetry
 
 LAWS = [n for n in DISTRIBUTION_NAMES if n != "user"]
 
@@ -32,10 +37,11 @@ def test_laws_have_the_documented_second_moments(name):
 
 
 def test_user_sampler_is_loaded_by_name_and_bad_names_are_clear_errors():
-    fn = distributions.make_sampler("user", sampler="jaxsym.distributions:cube")
+    fn = distributions.make_sampler("user", sampler="jaxsym.landscape.distributions:cube")
     key = jax.random.key(0)
     np.testing.assert_array_equal(fn(key, 7, 3, jnp.float32), distributions.cube(key, 7, 3, jnp.float32))
-    for bad in ("nocolon", "jaxsym.distributions:nope", "no_such_module_xyz:f", "jaxsym.distributions:STUDENT_DOF"):
+    for bad in ("nocolon", "jaxsym.landscape.distributions:nope", "no_such_module_xyz:f",
+                "jaxsym.landscape.distributions:STUDENT_DOF"):
         with pytest.raises(ValueError, match="sampler"):
             distributions.make_sampler("user", sampler=bad)
     with pytest.raises(ValueError):
@@ -57,7 +63,7 @@ def test_sampled_loss_approaches_the_closed_form(name, activation):
     ses = []
     for i, n in enumerate((2**10, 2**14, 2**18)):
         X = np.asarray(sampler(jax.random.key(i), n, d, jnp.float32), np.float64)
-        sig = activations.ACTIVATIONS[activation]
+        sig = activations.ACTIVATIONS[activation].sigma
         r = np.asarray(sig(X @ W.T)).sum(1) - np.asarray(sig(X @ V.T)).sum(1)
         per = 0.5 * r**2
         se = per.std(ddof=1) / np.sqrt(n)
@@ -221,7 +227,7 @@ def test_sgd_reaches_the_global_minimum_where_there_is_no_spurious_one():
 # --------------------------------------------------------------------------------------------------
 def test_empirical_certificate_matches_the_closed_form_at_a_random_point_and_at_the_teacher():
     """Gaussian inputs, two-layer ReLU with a = 𝟙: the sampled gradient and the finite-difference Hessian agree
-    with the closed forms of jaxsym.model within their error bars; at the teacher λ_min ≈ 1/4 − 1/2π."""
+    with the closed forms of jaxsym.landscape.model within their error bars; at the teacher λ_min ≈ 1/4 − 1/2π."""
     d = 3
     with jax.enable_x64(True):
         _, p = _problem(distribution="gaussian", d=d)
@@ -229,11 +235,11 @@ def test_empirical_certificate_matches_the_closed_form_at_a_random_point_and_at_
         rng = np.random.default_rng(0)
         W = np.eye(d) + 0.3 * rng.normal(size=(d, d))
         params = networks.Trainable((jnp.asarray(W),), None)
-        ev = sampled.evaluate(p, params, X, y, 16)
+        ev = empirical.evaluate(p, params, X, y, 16)
         g_exact = np.linalg.norm(np.asarray(model.grad(jnp.asarray(W), jnp.eye(d))))
         assert abs(float(ev.grad_norm) - g_exact) < 4 * float(ev.grad_se) + 1e-3
         teacher = networks.Trainable((jnp.eye(d),), None)
-        cert = sampled.certify_point(p, teacher, X, y, eval_blocks=8, hess_blocks=8, fd_step=0.02,
+        cert = empirical.certify_point(p, teacher, X, y, eval_blocks=8, hess_blocks=8, fd_step=0.02,
                                      tangents=np.zeros((0, d * d)))
         exact = np.linalg.eigvalsh(np.asarray(model.hessian(jnp.eye(d), jnp.eye(d))))
         assert cert.loss == 0.0 and cert.grad_norm == 0.0
@@ -252,10 +258,10 @@ def test_rescaling_directions_are_projected_out():
         teacher = networks.Trainable((jnp.eye(d),), jnp.ones(k))
         T = networks.scaling_tangents(jax.tree.map(np.asarray, teacher), "relu")
         assert T.shape == (k, d * k + k)
-        Hb = sampled.fd_hessian_blocks(p, teacher, X, y, 4, 0.02)
+        Hb = empirical.fd_hessian_blocks(p, teacher, X, y, 4, 0.02)
         H = Hb.mean(0)
         assert np.max(np.abs(H @ T.T)) < 0.02  # rescalings are (numerically) null directions
-        cert = sampled.certify_point(p, teacher, X, y, eval_blocks=4, hess_blocks=4, fd_step=0.02, tangents=T)
+        cert = empirical.certify_point(p, teacher, X, y, eval_blocks=4, hess_blocks=4, fd_step=0.02, tangents=T)
         assert cert.n_null == k and len(cert.eigs) == d * k
         assert cert.eigs[0] > 0.02
 
@@ -273,8 +279,8 @@ def _sampled_cfg(steps=1500, **sampled_kw):
 @pytest.mark.parametrize("kw", [{"distribution": "cube"}, {"distribution": "mixture", "hidden_layers": 2,
                                                           "train_output": True, "mode": "fixed"}])
 def test_empirical_sweep_tables_and_resume(kw, tmp_path):
-    from jaxsym.certify import STATUSES
-    from jaxsym.sweep import run_sweep
+    from jaxsym.certify.exact import STATUSES
+    from jaxsym.sweep.driver import run_sweep
 
     cfg = _sampled_cfg(**kw)
     seen = []
@@ -308,7 +314,7 @@ def test_empirical_sweep_tables_and_resume(kw, tmp_path):
                          timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert "spurious isotropy (runs)" in res.stdout and (tmp_path / "a" / "tables.md").exists()
-    from jaxsym.report import write_report
+    from jaxsym.report.markdown import write_report
 
     assert "empirical certificate" in write_report(tmp_path / "a").read_text()
     if cfg.sampled.hidden_layers == 1:  # the short deep run need not reach its global minimum
@@ -321,7 +327,7 @@ def test_closed_form_sweep_uses_the_exact_certificate(tmp_path):
     exactly as in the Gaussian sweeps)."""
     import pandas as pd
 
-    from jaxsym.sweep import run_sweep
+    from jaxsym.sweep.driver import run_sweep
 
     cfg = _sampled_cfg(distribution="sphere", steps=5000)
     run_sweep(cfg, tmp_path, progress=False)
@@ -358,7 +364,7 @@ def test_sampled_config_round_trips_through_the_manifest():
 def test_deep_runs_are_grouped_by_first_layer_type_and_loss():
     """Points on one continuum (same first layer, different W_2 ≥ 0 with aᵀW_2 = 𝟙ᵀ: all global minima) form
     one group; a different loss or first-layer type starts another."""
-    from jaxsym.empirical import group_by_type
+    from jaxsym.sweep.sampled import group_by_type
 
     d = 4
     rng = np.random.default_rng(0)
@@ -380,8 +386,9 @@ def test_deep_runs_are_grouped_by_first_layer_type_and_loss():
 
 def test_a_sampler_that_fails_or_returns_the_wrong_shape_is_a_config_error():
     from jaxsym.config import ConfigError, SampledConfig
-    from jaxsym.sampled import make_problem
+    from jaxsym.engine.sgd import make_problem
 
-    for name, match in (("os:system", "fails on a test call"), ("jaxsym.model:identity_target", "fails|shape")):
+    for name, match in (("os:system", "fails on a test call"),
+                        ("jaxsym.landscape.model:identity_target", "fails|shape")):
         with pytest.raises(ConfigError, match=match):
             make_problem(SampledConfig(distribution="user", sampler=name), 3, 3, 3, "relu", 0)

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxsym import checkpoint, config
-from jaxsym.closed_form import build as build_programs
-from jaxsym.closed_form import run_chunk
+from jaxsym import config
+from jaxsym.io import checkpoint
+from jaxsym.sweep.closed_form import build as build_programs
+from jaxsym.sweep.closed_form import run_chunk
 
 SWEEP = """name = "scale"
 seed = 1
@@ -176,7 +177,7 @@ def test_truncated_inflight_checkpoint_falls_back(tmp_path, caplog):
 
 def test_memory_budget_sets_chunk_sizes():
     from jaxsym.config import ConfigError
-    from jaxsym.plan import certify_bytes_per_run, chunk_size_for, train_bytes_per_run, validate, workers_for
+    from jaxsym.sweep.plan import certify_bytes_per_run, chunk_size_for, train_bytes_per_run, validate, workers_for
     cfg = config.from_dict({"name": "m", "seed": 0, "runs": 10**7, "memory_budget_mb": 64,
                             "grid": {"d": [10, 50], "k": "d"}})
     small, large = cfg.cells()
@@ -199,7 +200,7 @@ def test_float64_numbers_do_not_depend_on_the_chunk_size(tmp_path):
     """The certificate works one run at a time, so a run's float64 numbers (loss, grad_norm, polish_shift) are
     the same bit for bit whatever chunk it was in; hess_min/hess_max of a run are its chunk's orbit
     representative's (equal to the accuracy of the polish); minima.parquet is identical in every column."""
-    from jaxsym import sweep
+    from jaxsym.sweep import driver as sweep
     cfg = config.load(_write_cfg(tmp_path))
     sweep.run_sweep(dataclasses.replace(cfg, chunk_size=3), tmp_path / "a", progress=False)
     sweep.run_sweep(dataclasses.replace(cfg, chunk_size=8), tmp_path / "b", progress=False)

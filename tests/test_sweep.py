@@ -9,10 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from jaxsym import config, plan, results
+from jaxsym import config
 from jaxsym.cli import app
-from jaxsym.plan import plan_chunks
-from jaxsym.sweep import SweepDirError, run_sweep
+from jaxsym.io import results
+from jaxsym.sweep import plan
+from jaxsym.sweep.driver import SweepDirError, run_sweep
+from jaxsym.sweep.plan import plan_chunks
 
 
 def _tables(out):
@@ -60,7 +62,7 @@ def test_results_do_not_depend_on_workers(tiny_cfg, tmp_path):
 def test_interrupted_sweep_resumes_without_loss_or_repeats(tiny_cfg, workers, tmp_path):
     """An exception in the main thread (here from ``on_chunk``) stops the chunks in flight; the resumed sweep
     runs exactly the chunks that were not written, and the tables equal an uninterrupted sweep's."""
-    from jaxsym.rundir import RunDir
+    from jaxsym.io.rundir import RunDir
 
     cfg = dataclasses.replace(tiny_cfg, workers=workers)
     run_sweep(cfg, tmp_path / "full", progress=False)

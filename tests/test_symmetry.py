@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxsym
-from jaxsym.orbits import cluster
-from jaxsym.symmetry import (
+from jaxsym.symmetry.group import (
     apply,
     compose,
     equivalent,
@@ -24,6 +23,7 @@ from jaxsym.symmetry import (
     random_element,
     target_column_colours,
 )
+from jaxsym.symmetry.orbits import cluster
 
 
 def block_point(blocks: list[int], rng: np.random.Generator) -> np.ndarray:
@@ -210,7 +210,7 @@ def test_spectrum_at_global_minimum_follows_representation_theory(k):
 
 
 def test_spectrum_groups_and_sorts():
-    from jaxsym.spectra import group_eigenvalues
+    from jaxsym.symmetry.spectra import group_eigenvalues
     out = group_eigenvalues(np.array([2.0, 1.0, 1.0 + 1e-9, -3.0]), tol=1e-6)
     assert [m for _, m in out] == [1, 2, 1] and out[0][0] == -3.0
 
@@ -258,7 +258,7 @@ def test_clustering_twice_equals_clustering_once():
 
 @pytest.mark.parametrize("blocks,distinct", [([7], 7), ([6, 1], 12), ([5, 2], 19), ([4, 2, 1], None)])
 def test_predicted_multiplicities(blocks, distinct):
-    from jaxsym.spectra import predicted_multiplicities
+    from jaxsym.symmetry.spectra import predicted_multiplicities
     pred = predicted_multiplicities(blocks)
     assert sum(pred) == sum(blocks) ** 2
     if distinct is not None:
@@ -268,7 +268,7 @@ def test_predicted_multiplicities(blocks, distinct):
 def test_predicted_multiplicities_match_generic_block_points():
     """A random Δ(S_{k−1}×S_1)- or Δ(S_{k−2}×S_2)-symmetric point is not critical, but its Hessian still
     commutes with the group, so its spectrum has exactly the predicted multiplicities."""
-    from jaxsym.spectra import predicted_multiplicities
+    from jaxsym.symmetry.spectra import predicted_multiplicities
     rng = np.random.default_rng(11)
     for blocks in ([5, 1], [4, 2], [3, 2, 1]):
         W = block_point(blocks, rng) + 0.5 * np.eye(sum(blocks))

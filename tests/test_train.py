@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxsym.config import OPTIMIZERS, TrainConfig
-from jaxsym.train import cell_key, init_weights, make_train_batch, make_train_from, run_key
+from jaxsym.engine.descent import cell_key, init_weights, make_train_batch, make_train_from, run_key
 
 V = jnp.eye(4)
 CFG = TrainConfig(steps=400, learning_rate=0.1, grad_tol=1e-5)
@@ -87,8 +87,8 @@ def test_float64_training_stays_float64():
 
 def test_correlated_relu_engine_uses_the_whitened_fast_gradient():
     """The engine's float32 gradient for Σ = 0.7 I + 0.3·11ᵀ equals the float64 objective's, ∇F(W L; V L) Lᵀ."""
-    from jaxsym import activations
-    from jaxsym.train import make_run_loop
+    from jaxsym.engine.descent import make_run_loop
+    from jaxsym.landscape import activations
 
     d = 6
     V = jnp.eye(d)
@@ -108,7 +108,7 @@ def _dots(text: str) -> list[str]:
 def test_training_programs_compute_float32_products_in_full_float32():
     """JAX lets GPUs compute float32 products in TF32 and TPUs in bfloat16 by default (which also made a run's
     trajectory depend on its batch on an H100); the engine's programs ask for full float32 in every product."""
-    from jaxsym.parallel import invariant_jit
+    from jaxsym.numerics.parallel import invariant_jit
 
     cfg = TrainConfig(steps=20, grad_tol=0.0, dtype="float32", learning_rate=0.05)
     train = jax.vmap(make_train_from(cfg, jnp.eye(4)))

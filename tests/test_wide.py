@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jaxsym import model
-from jaxsym.atlas import critical_points as narrow_points
-from jaxsym.wide import WideSpace, classify, critical_points, follow, split_point, splits
+from jaxsym.fixedpoints.atlas import critical_points as narrow_points
+from jaxsym.fixedpoints.wide import WideSpace, classify, critical_points, follow, split_point, splits
+from jaxsym.landscape import model
 
 SPACES = [((3,), 1), ((2, 1), 2), ((3, 2, 1), 1), ((1, 1), 3), ((4, 1), 0), ((2, 2), 2)]
 

@@ -1,0 +1,263 @@
+"""Float64 polish of training end points and their certificate.
+
+**Polish.** Float32 gradient descent stalls near ‖∇F‖ ≈ 1e-5. We then solve ``∇F(W) = 0`` in float64 by
+Levenberg–Marquardt on the residual ``g = ∇F`` with Jacobian ``H = ∇²F`` (:mod:`jaxsym.numerics.solvers`):
+
+    W ← W − (H² + μ I)⁻¹ H g,      accepted when ‖g‖ decreases (μ ← μ/10), else μ ← 10 μ.
+
+Near a non-degenerate critical point μ → 0 and this is Newton's method, quadratically convergent
+whatever the signature of H (minima and saddles alike); far from one it is a damped descent on ½‖g‖².
+Each iteration costs one Hessian and one (kd × kd) solve.
+
+**Certificate** (thresholds in :class:`jaxsym.config.CertifyConfig`, stored next to the results):
+
+    diverged       non-finite training or polish
+    global         F ≤ τ_L
+    not_converged  ‖∇F‖ > τ_g after the polish (or training ‖∇F‖ > polish_from: not polished)
+    saddle         λ_min(H) ≤ −τ_H
+    degenerate     |λ_min(H)| < τ_H
+    spurious       λ_min(H) ≥ τ_H  (a strict local minimum with F > τ_L)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple, Protocol, TypeVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsym.config import CertifyConfig
+from jaxsym.landscape.activations import RELU, Objective
+from jaxsym.numerics import programs
+from jaxsym.numerics.solvers import levenberg_marquardt
+
+Array = jax.Array
+T = TypeVar("T")
+
+STATUSES = ("global", "spurious", "saddle", "degenerate", "not_converged", "diverged")
+GLOBAL, SPURIOUS, SADDLE, DEGENERATE, NOT_CONVERGED, DIVERGED = range(len(STATUSES))
+
+
+class Certificate(NamedTuple):
+    """Polished point and its certificate (add a leading batch axis under vmap).
+
+    Attributes:
+      W: (k, d) float64 polished weights (the input when not polished).
+      loss, grad_norm: () float64 at W.
+      hess_min, hess_max: () float64 extreme Hessian eigenvalues at W (NaN when not computed).
+      polish_iters: () int32 Levenberg–Marquardt iterations used.
+      shift: () ‖W − W_train‖, how far the polish moved the point.
+      status: () int32 index into :data:`STATUSES`.
+    """
+
+    W: Array
+    loss: Array
+    grad_norm: Array
+    hess_min: Array
+    hess_max: Array
+    polish_iters: Array
+    shift: Array
+    status: Array
+
+
+def polish(W: Array, V: Array, *, iters: int | Array, tol: float, obj: Objective = RELU) -> tuple[Array, Array]:
+    """Levenberg–Marquardt solve of ``∇F(W) = 0`` from ``W`` (k, d)
+    (:func:`jaxsym.numerics.solvers.levenberg_marquardt`);
+    returns ``(W*, iterations)``.
+
+    Works in the dtype of ``W`` (call it with float64). Stops at ``‖∇F‖ ≤ tol``, after ``iters``
+    iterations, or when the damping μ exceeds 1e8 (no further progress possible).
+    """
+    s = levenberg_marquardt(lambda x: obj.grad(x, V), lambda x: obj.hessian(x, V), W, iters=iters, tol=tol)
+    return s.x, s.it
+
+
+class Thresholds(Protocol):
+    """What :func:`classify` reads: :class:`~jaxsym.config.CertifyConfig`, or per-point margins (arrays)."""
+
+    loss_tol: Any
+    grad_tol: Any
+    hess_tol: Any
+
+
+def classify(loss: Array, grad_norm: Array, hess_min: Array, diverged: Array, tol: Thresholds,
+             xp: Any = jnp) -> Array:
+    """Status index (int32) from the certificate quantities; works elementwise on batches.
+
+    The one status rule of the project (module docstring), in precedence order: ``diverged`` (non-finite),
+    ``global`` (F ≤ τ_L), ``not_converged`` (‖∇F‖ > τ_g), then by λ_min: ``spurious`` (≥ τ_H), ``saddle``
+    (≤ −τ_H), else ``degenerate`` (also when λ_min is NaN). The empirical certificate passes its margins
+    widened by standard errors as ``tol``; ``xp`` is ``jax.numpy`` or ``numpy``.
+    """
+    status = xp.where(hess_min >= tol.hess_tol, SPURIOUS, xp.where(hess_min <= -tol.hess_tol, SADDLE, DEGENERATE))
+    status = xp.where(grad_norm > tol.grad_tol, NOT_CONVERGED, status)
+    status = xp.where(loss <= tol.loss_tol, GLOBAL, status)
+    bad = diverged | ~xp.isfinite(loss) | ~xp.isfinite(grad_norm)
+    return xp.where(bad, DIVERGED, status).astype(xp.int32)
+
+
+class Polished(NamedTuple):
+    """A run's end point after the float64 polish (add a leading batch axis when batched).
+
+    Attributes:
+      W: (k, d) float64 polished weights (the input when not polished).
+      loss, grad_norm: () float64 at W.
+      polish_iters: () int32 iterations used.
+      shift: () ‖W − W_train‖, how far the polish moved the point.
+      eligible: () bool, the run was polished (finite, training ‖∇F‖ ≤ polish_from).
+    """
+
+    W: Array
+    loss: Array
+    grad_norm: Array
+    polish_iters: Array
+    shift: Array
+    eligible: Array
+
+
+def make_polish(cfg: CertifyConfig, V: Array, obj: Objective = RELU) -> Callable[[Array, Array, Array], Polished]:
+    """Return ``polish_run(W_train, train_grad_norm, diverged) -> Polished`` for one run (float64, needs x64).
+
+    Runs whose training gradient is above ``cfg.polish_from`` (or that diverged) are left as they are."""
+    V = np.asarray(V, np.float64)
+
+    def polish_run(W_train: Array, train_grad_norm: Array, diverged: Array) -> Polished:
+        W0 = W_train.astype(jnp.float64)
+        eligible = ~diverged & (train_grad_norm <= cfg.polish_from) & jnp.all(jnp.isfinite(W0))
+        W0 = jnp.where(jnp.all(jnp.isfinite(W0)), W0, 0.0)
+        W, iters = polish(W0, V, iters=jnp.where(eligible, cfg.polish_iters, 0), tol=cfg.grad_tol / 100, obj=obj)
+        return Polished(W, obj.loss(W, V), jnp.linalg.norm(obj.grad(W, V)), iters, jnp.linalg.norm(W - W0), eligible)
+
+    return polish_run
+
+
+def make_certify(cfg: CertifyConfig, V: Array, obj: Objective = RELU) -> Callable[[Array, Array, Array], Certificate]:
+    """Return ``certify(W_train, train_grad_norm, diverged) -> Certificate`` for one run (float64, needs x64):
+    :func:`make_polish`, then the Hessian's extreme eigenvalues and :func:`classify`. Sweeps polish every run
+    but take eigenvalues once per distinct point (:mod:`jaxsym.sweep.closed_form`); this is the one-run form."""
+    V = np.asarray(V, np.float64)
+    polish_run = make_polish(cfg, V, obj)
+
+    def certify(W_train: Array, train_grad_norm: Array, diverged: Array) -> Certificate:
+        p = polish_run(W_train, train_grad_norm, diverged)
+        eig = jnp.linalg.eigvalsh(obj.hessian(p.W, V))
+        hmin = jnp.where(p.eligible, eig[0], jnp.nan)
+        hmax = jnp.where(p.eligible, eig[-1], jnp.nan)
+        status = classify(p.loss, p.grad_norm, hmin, diverged, cfg)
+        status = jnp.where(p.eligible | (status == DIVERGED), status, NOT_CONVERGED)
+        return Certificate(p.W, p.loss, p.grad_norm, hmin, hmax, p.polish_iters, p.shift, status)
+
+    return certify
+
+
+def make_certify_batch(cfg: CertifyConfig, V: Array, obj: Objective = RELU
+                       ) -> Callable[[Array, Array, Array], Certificate]:
+    """Jitted :func:`make_certify` over a leading run axis (one run at a time: see :func:`per_run`)."""
+    return per_run(make_certify(cfg, V, obj))
+
+
+def per_run(fn: Callable[..., T], *, name: str | None = None, key: Any = None) -> Callable[..., T]:
+    """``fn`` over a leading run axis, jitted. On a CPU one run at a time (``lax.map``): each run's float64
+    numbers are then the same whatever batch it is in (vmapped linear algebra differs in the last bits with the
+    batch size), so results do not depend on chunking, and there it is as fast. On an accelerator vmapped: one
+    run at a time was the bound of a GPU sweep (``eigh`` of 100×100 float64 matrices 130× faster batched on an
+    H100), and there the float32 descent's last bits already depend on the batch (``docs/benchmarks.md``)."""
+    def mapped(*args: Any) -> T:
+        return jax.lax.map(lambda a: fn(*a), args)
+
+    batched = mapped if jax.default_backend() == "cpu" else jax.vmap(fn)
+    return jax.jit(batched) if name is None else programs.jit(batched, name=name, key=key)
+
+
+def in_blocks(fn: Callable[..., T], args: tuple[np.ndarray, ...], block: int) -> T:
+    """Apply a batched ``fn`` to host arrays in blocks of exactly ``block`` runs (the last padded by repeating
+    its last run), so that one compiled program serves every size; returns host arrays of the input length."""
+    n = len(args[0])
+    outs = []
+    for start in range(0, n, block):
+        part = [a[start:start + block] for a in args]
+        m = len(part[0])
+        part = [np.concatenate([x, np.repeat(x[-1:], block - m, axis=0)]) for x in part]
+        outs.append(jax.tree.map(lambda x, m=m: np.asarray(x)[:m], jax.device_get(fn(*part))))
+    return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
+
+
+class HandOff(NamedTuple):
+    """The hand-off test of one run (:func:`make_handoff`) and, when accepted, its polished point."""
+
+    accepted: Array
+    W: Array
+    loss: Array
+    grad_norm: Array
+    polish_iters: Array
+    shift: Array
+
+
+def make_handoff(cfg: CertifyConfig, V: Array, learning_rate: float, obj: Objective = RELU, *, iters: int = 30
+                 ) -> Callable[[Array], HandOff]:
+    """Return ``handoff(W) -> HandOff`` for one run of gradient descent with step η (float64, needs x64).
+
+    The test certifies that gradient descent continued from the iterate ``W₀`` converges to the critical point
+    ``W*`` that the float64 polish reaches from ``W₀``:
+
+    1. chord-Newton from ``W₀``: ``W ← W − H(W₀)⁻¹ ∇F(W)``, one Cholesky factorisation of ``H(W₀)`` (which
+       exists only where H is positive definite) serving every step, with ‖∇F‖ decreasing at every step,
+       reaches ‖∇F(W*)‖ ≤ τ_g/100 within ``iters`` steps (its rate is about ``‖H(W₀) − H(W*)‖/λ_min``, which
+       step 2 requires to be small: 3–6 steps from ‖∇F‖ ≈ 1e-3);
+    2. with ``δ = 2‖H(W₀) − H(W*)‖_F``, Cholesky factorisations of ``H(W*) − (τ_H + δ) I`` and
+       ``(2/η − δ) I − H(W*)`` exist, i.e. every eigenvalue of ``H(W*)`` lies in ``[τ_H + δ, 2/η − δ]``.
+
+    Argument: let ``r = ‖W₀ − W*‖``. If every Hessian on the ball ``B(W*, r)`` has its spectrum in
+    ``(0, 2/η)``, one descent step maps ``W_t`` to ``W_{t+1} − W* = (I − η Ĥ_t)(W_t − W*)`` with ``Ĥ_t`` the
+    mean Hessian on the segment ``[W*, W_t]`` ⊂ B, so ``‖W_{t+1} − W*‖ < ‖W_t − W*‖``: the iterates stay in
+    B and converge to ``W*``, a strict local minimum (and the same run's float64 polish would find ``W*``
+    again from any later iterate). The test checks the spectrum at ``W*`` with the margin δ, assuming the
+    Hessian varies over B at most twice as much as it does between ``W*`` and ``W₀`` (a Lipschitz model,
+    measured, not proven; the Frobenius norm bounds the spectral one). Points near saddles or on plateaus fail
+    step 1 or 2 and go on descending. The statuses this gives are checked against the published float64
+    protocol from the same initial points (``docs/benchmarks.md``).
+    """
+    V = np.asarray(V, np.float64)
+
+    class S(NamedTuple):
+        it: Array
+        W: Array
+        g: Array
+        gn: Array
+        ok: Array
+
+    def chol(A: Array) -> Array:  # A is symmetric by construction; NaN where it is not positive definite
+        return jax.lax.linalg.cholesky(A, symmetrize_input=False)
+
+    def pd(A: Array) -> Array:
+        return jnp.all(jnp.isfinite(chol(A)))
+
+    def handoff(W_train: Array) -> HandOff:
+        W0 = W_train.astype(jnp.float64)
+        tol = cfg.grad_tol / 100
+        H0 = obj.hessian(W0, V)
+        L0 = chol(H0)
+
+        def step(s: S) -> S:
+            delta = jax.scipy.linalg.cho_solve((L0, True), s.g.reshape(-1))
+            W = s.W - delta.reshape(s.W.shape)
+            g = obj.grad(W, V)
+            gn = jnp.linalg.norm(g)
+            better = jnp.isfinite(gn) & (gn < s.gn)
+            return S(s.it + 1, jnp.where(better, W, s.W), jnp.where(better, g, s.g), jnp.where(better, gn, s.gn),
+                     better)
+
+        g0 = obj.grad(W0, V)
+        start = jnp.all(jnp.isfinite(W0)) & jnp.all(jnp.isfinite(L0))
+        s = jax.lax.while_loop(lambda s: (s.it < iters) & (s.gn > tol) & s.ok, step,
+                               S(jnp.int32(0), W0, g0, jnp.linalg.norm(g0), start))
+        Hs = obj.hessian(s.W, V)
+        margin = 2 * jnp.linalg.norm(H0 - Hs)
+        eye = jnp.eye(Hs.shape[0], dtype=Hs.dtype)
+        ok = start & (s.gn <= tol) & pd(Hs - (cfg.hess_tol + margin) * eye) \
+            & pd((2 / learning_rate - margin) * eye - Hs)
+        return HandOff(ok, s.W, obj.loss(s.W, V), s.gn, s.it, jnp.linalg.norm(s.W - W0))
+
+    return handoff

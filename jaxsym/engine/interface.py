@@ -1,0 +1,111 @@
+"""The engine interface: how a chunk of runs is trained, whatever the objective.
+
+An :class:`Engine` is four jitted functions over a chunk's state ``S`` (a pytree with a leading run axis):
+
+    init(runs) -> S              runs: (n,) uint32 global run indices of the cell
+    advance(S, until) -> S       train every run until its own step count reaches ``until`` (or it stops)
+    finish(S) -> R               the chunk's results, a pytree with a leading run axis
+    n_running(S) -> ()           how many runs still have work
+
+Every engine obeys the segment law ``advance(advance(s, a), b) == advance(s, b)`` bit for bit (its loop body
+does not depend on the bound), so :func:`train_chunk` can stop a chunk between segments, checkpoint it with
+orbax and resume it, with results identical to one uninterrupted call. A run's randomness comes from its
+global index only, so the results of a run do not depend on the chunk or the slot it runs in.
+
+Implementations: the closed-form gradient-descent engine (:func:`jaxsym.engine.descent.make_batch_engine`) and the
+sampled-SGD engine (:func:`jaxsym.engine.sgd.make_engine`).
+
+**Stopping.** A chunk driver running under :func:`stop_on` checks its event between segments; once it is set,
+the driver saves its in-flight state (when it has a checkpoint directory) and raises :class:`StoppedError`, so a
+sweep that is interrupted while several chunks run at once loses none of their work.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Generic, NamedTuple, TypeVar
+
+import jax
+import numpy as np
+
+from jaxsym.io import checkpoint
+from jaxsym.numerics.parallel import round_up, shard_runs
+
+log = logging.getLogger("jaxsym")
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+class Engine(NamedTuple, Generic[S, R]):
+    """A chunk engine over state ``S`` with results ``R`` (see the module docstring)."""
+
+    init: Callable[[jax.Array], S]
+    advance: Callable[[S, jax.Array], S]
+    finish: Callable[[S], R]
+    n_running: Callable[[S], jax.Array]
+
+
+class StoppedError(Exception):
+    """A chunk driver stopped because its :func:`stop_on` event was set (its in-flight state is saved)."""
+
+
+_STOP: ContextVar[threading.Event | None] = ContextVar("jaxsym_stop", default=None)
+
+
+@contextlib.contextmanager
+def stop_on(event: threading.Event) -> Iterator[None]:
+    """Chunk drivers called in this context (this thread) stop at their next segment once ``event`` is set."""
+    token = _STOP.set(event)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
+
+
+def stop_requested() -> bool:
+    """Whether the current context's :func:`stop_on` event is set."""
+    event = _STOP.get()
+    return event is not None and event.is_set()
+
+
+def padded(runs: np.ndarray, size: int) -> np.ndarray:
+    """Pad to a multiple of ``size`` by repeating the last entry (results of padding are dropped)."""
+    n = len(runs)
+    return np.concatenate([runs, np.full(round_up(n, size) - n, runs[-1], dtype=runs.dtype)])
+
+
+def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_steps: int | None = None,
+                inflight: Path | None = None, checkpoint_interval_s: float = 60.0, label: str = "") -> R:
+    """Train a (padded) chunk of run indices and return its results as host arrays.
+
+    By default the whole budget of ``steps`` is one call of ``advance``; with ``segment_steps`` the chunk is
+    advanced in segments and its state saved to ``inflight`` every ``checkpoint_interval_s`` seconds between
+    them; a usable checkpoint there is resumed from (the segment law makes the result identical). Under a set
+    :func:`stop_on` event it saves and raises :class:`StoppedError` after the current segment.
+    """
+    state = engine.init(shard_runs(runs.astype(np.uint32)))
+    until = 0
+    if inflight is not None and (got := checkpoint.restore(inflight, state)) is not None:
+        until, host_state = got
+        state = jax.tree.map(shard_runs, host_state)
+        log.info("%s resumed in-flight chunk at step %d from %s", label, until, inflight)
+    last_save = time.monotonic()
+    segment = segment_steps or steps
+    while int(engine.n_running(state)) > 0:
+        until += segment
+        state = engine.advance(state, np.int32(until))
+        running = int(engine.n_running(state)) > 0
+        stop = stop_requested() and running  # a chunk whose runs have all stopped finishes instead
+        if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) and running:
+            checkpoint.save(inflight, until, state)
+            last_save = time.monotonic()
+        if stop:
+            raise StoppedError(label)
+    return jax.tree.map(np.asarray, jax.device_get(engine.finish(state)))

@@ -1,0 +1,122 @@
+"""``jaxsym report DIR``: a Markdown report with PNG figures of a sweep directory.
+
+Works on a finished, a running or an interrupted sweep (it reports the chunks finished so far, refreshing
+``runs.parquet``/``minima.parquet`` first when chunk files are newer) and on an empty directory. Writes
+``DIR/report.md`` and ``DIR/figures/*.png``:
+
+- ``status.png``: share of runs per status vs ``k`` (a panel per ``d`` and other grid value), 95% Wilson
+  intervals, runs per cell, the published share where the protocol matches;
+- ``loss_hist.png``: final losses (log scale) per status; ``steps.png``: steps per status vs ``k``;
+- ``margins.png``: ‖∇F‖ of the certified points against τ_g, and how far the certificate moved each run;
+- ``types.png``: share of runs per isotropy type vs ``k`` with intervals (log scale), published counts overlaid;
+- ``losses.png``, ``lambda_min.png`` (with the band |λ| < τ_H): each distinct critical point vs ``k``;
+- ``spectra.png``: Hessian spectra per isotropy type with the multiplicities symmetry predicts;
+- a table of the distinct critical points per cell.
+
+The figures (:mod:`jaxsym.report.figures`) are sized for a paper's column and share one colour per isotropy type.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from jaxsym.io import results
+from jaxsym.report import figures
+from jaxsym.report.summary import markdown, minima_table, status_table
+from jaxsym.sweep.loading import load_tables
+from jaxsym.symmetry.naming import isotropy_type
+
+DPI = 200  # PNG resolution; every figure is also written as a PDF (vector) next to it, for papers
+FORMATS = ("png", "pdf", "svg")
+Formats = tuple[str, ...]
+
+
+def _save(fig: plt.Figure, path: Path, formats: Formats) -> None:
+    """``path`` (a .png name) in every format asked for: PNG at :data:`DPI`, PDF and SVG as vectors."""
+    for fmt in formats:
+        fig.savefig(path.with_suffix(f".{fmt}"), dpi=DPI if fmt == "png" else None)
+    plt.close(fig)
+
+
+def load_families(out: Path) -> list[tuple[str, pd.DataFrame]]:
+    """The families followed with ``jaxsym family`` into ``DIR/families/<name>/family.parquet``: (type label,
+    converged rows ``k, loss``), for overlaying on the sweep's points."""
+    fams: list[tuple[str, pd.DataFrame]] = []
+    seen: set[tuple[str, int, float]] = set()
+    for f in sorted((out / "families").glob("*/family.parquet")):
+        t = pd.read_parquet(f)
+        if "loss" not in t or "blocks" not in t:
+            continue
+        t = t[t["converged"]] if "converged" in t else t
+        if len(t):
+            r = t.iloc[-1]
+            key = (isotropy_type(list(r["blocks"]), int(r["k"])), int(r["k"]), round(float(r["loss"]), 9))
+            if key not in seen:  # one family followed from two of its points is drawn once
+                seen.add(key)
+                fams.append((key[0], t[["k", "loss"]]))
+    return fams
+
+
+def write_report(out: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> Path:
+    """Write ``DIR/report.md`` (and figures in ``formats``, from :data:`FORMATS`; the report shows the PNGs,
+    which are always written) for the sweep in ``DIR``; returns the report's path."""
+    bad = set(formats) - set(FORMATS)
+    if bad:
+        raise ValueError(f"figure formats must be among {FORMATS}, got {sorted(bad)}")
+    formats = ("png", *(f for f in formats if f != "png"))
+    out = Path(out)
+    cfg, runs, minima, state = load_tables(out)
+    figs = out / "figures"
+    figs.mkdir(exist_ok=True)
+    title = f"# jaxsym report: {cfg.name}\n"
+    lines = [title, f"State: **{state}**.\n"]
+    s = cfg.sampled
+    if s is None:
+        cert = (f"{cfg.train.dtype}; certificate thresholds τ_L = {cfg.certify.loss_tol:g}, "
+                f"τ_g = {cfg.certify.grad_tol:g}, τ_H = {cfg.certify.hess_tol:g}.")
+    else:
+        cert = (f"sampled objective: {s.distribution} inputs, {s.hidden_layers} hidden layer(s), output "
+                f"{'trained' if s.train_output else 'fixed'}, {s.mode} SGD with batches of {s.batch_size}; "
+                f"empirical certificate τ_L = {s.loss_tol:g}, τ_g = {s.grad_tol:g} + 2 se, "
+                f"τ_H = max({s.hess_tol:g}, 2 se) (the closed-form certificate where the population loss has "
+                f"one: τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, "
+                f"τ_H = {cfg.certify.hess_tol:g}).")
+    lines.append(f"Config fingerprint `{cfg.fingerprint()}`; seed {cfg.seed}; {cfg.runs} runs per cell; "
+                 f"optimizer {cfg.train.optimizer}, learning rate {cfg.train.learning_rate}, "
+                 f"{cfg.train.steps} steps, {cert}\n")
+    if runs.empty:
+        lines.append("No finished runs to report yet.\n")
+    else:
+        colours = figures.type_colours(figures.types_of(minima) if len(minima) else [])
+        _save(figures.status_figure(runs, cfg), figs / "status.png", formats)
+        _save(figures.loss_hist_figure(runs), figs / "loss_hist.png", formats)
+        _save(figures.steps_figure(runs), figs / "steps.png", formats)
+        lines += ["## End points per cell\n", markdown(status_table(runs), ".1f"), "",
+                  "![share of runs per status](figures/status.png)\n",
+                  "![histogram of final losses](figures/loss_hist.png)\n",
+                  "![steps to the end of descent per status](figures/steps.png)\n"]
+        margins = figures.margins_figure(runs, cfg.certify.grad_tol) if cfg.sampled is None else None
+        if margins is not None:
+            _save(margins, figs / "margins.png", formats)
+            lines.append("![certificate margins](figures/margins.png)\n")
+        if not minima.empty:
+            _save(figures.type_shares_figure(runs, minima, colours, cfg), figs / "types.png", formats)
+            _save(figures.losses_figure(minima, colours, load_families(out)), figs / "losses.png", formats)
+            _save(figures.lambda_min_figure(minima, colours, cfg.certify.hess_tol), figs / "lambda_min.png", formats)
+            _save(figures.spectra_figure(minima, colours), figs / "spectra.png", formats)
+            lines += ["## Distinct critical points (modulo the symmetry group)\n",
+                      markdown(minima_table(minima, per_cell=12)), "",
+                      "![share of runs per isotropy type](figures/types.png)\n",
+                      "![loss of distinct critical points](figures/losses.png)\n",
+                      "![smallest Hessian eigenvalue](figures/lambda_min.png)\n",
+                      "![Hessian spectra](figures/spectra.png)\n"]
+        lines.append(f"Every figure is in `figures/` as {', '.join(formats).upper()}.\n")
+    path = out / "report.md"
+    results.atomic_write_text("\n".join(lines), path)  # replaces a link rather than writing through it
+    return path

@@ -1,0 +1,278 @@
+"""The closed-form cell pipeline: train → float64 polish → certificate → orbits → isotropy and spectrum.
+
+Cells whose population loss has a closed form (:mod:`jaxsym.landscape.model`, :mod:`jaxsym.landscape.activations`):
+every run is
+trained by an :class:`~jaxsym.engine.interface.Engine`, polished in float64 to a critical point and certified with the
+exact Hessian (:mod:`jaxsym.certify.exact`); certified points are clustered into orbits per chunk
+(:func:`jaxsym.symmetry.orbits.cluster`), and only the chunks' representatives travel to the merge, which clusters them
+again per cell and describes each distinct point by its isotropy group and Hessian spectrum.
+
+Two engines feed it: full-batch gradient descent on the closed form (:func:`jaxsym.engine.descent.make_batch_engine`),
+and SGD on samples of a law whose population loss *is* the Gaussian closed form
+(:func:`jaxsym.engine.sgd.has_closed_form`: ReLU, fixed output weights, one hidden layer, online sampling of a
+rotation-invariant law). SGD's averaged end points sit ~1e-3 from a critical point (sampling noise), so those
+cells polish from up to ``10·sampled.grad_tol``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from jaxsym.certify.exact import (
+    DIVERGED,
+    NOT_CONVERGED,
+    STATUSES,
+    classify,
+    in_blocks,
+    make_handoff,
+    make_polish,
+    per_run,
+)
+from jaxsym.config import Cell, SweepConfig
+from jaxsym.engine import sgd as sampled
+from jaxsym.engine.compact import CompactOps, descend, make_compact_engine, thresholds
+from jaxsym.engine.descent import RunResult, make_batch_engine
+from jaxsym.engine.interface import Engine, padded, train_chunk
+from jaxsym.io import results
+from jaxsym.io.columns import REP_COLUMNS, empty_reps, minimum_row, run_rows
+from jaxsym.landscape.activations import Objective, objective
+from jaxsym.landscape.model import make_target
+from jaxsym.numerics.parallel import invariant_jit
+from jaxsym.sweep.pipeline import CellMerge, CellPipeline, Chunk
+from jaxsym.sweep.plan import certify_bytes_per_run, chunk_padded
+from jaxsym.symmetry.group import isotropy
+from jaxsym.symmetry.orbits import cluster
+from jaxsym.symmetry.spectra import group_eigenvalues, hessian_eigenvalues
+
+CERTIFY_BLOCK = 64  # runs per call of the per-run float64 programs (one compiled size), at most
+DEFAULT_SLOTS = 128  # slots of the compacting engine (run-steps/s saturates near this many on a CPU)
+
+
+@dataclass
+class Programs:
+    """Compiled programs of one cell (built once, reused for every chunk)."""
+
+    cell: Cell
+    V: np.ndarray
+    obj: Objective
+    engine: Engine[Any, RunResult] | None   # the full protocol (or sampled SGD): every run to its stop
+    compact: CompactOps | None              # the fast protocol: compacting slots and hand-off
+    polish: Any                             # () -> per-run float64 polish (Polished), built when first needed
+    handoff: Any                            # per-run hand-off test (HandOff), jitted, or None
+    size: int
+    polish_from: float  # runs whose training ‖∇F‖ is above this are not polished (not_converged)
+    certify_block: int  # runs per call of the per-run float64 programs
+
+
+def cell_problem(cfg: SweepConfig, cell: Cell) -> tuple[np.ndarray, Objective]:
+    """The cell's target ``V`` (m, d) and its :class:`~jaxsym.landscape.activations.Objective`."""
+    V = make_target(cell.target, cell.d, cell.teacher_width, cfg.seed)
+    return V, objective(cell.train.activation, cell.train.input_corr)
+
+
+def with_closed_form_finish(engine: Engine[Any, sampled.SampledResult], V: np.ndarray, obj: Objective
+                            ) -> Engine[Any, RunResult]:
+    """The sampled engine with a :class:`~jaxsym.engine.descent.RunResult` finish (first layer, the objective's
+    closed-form loss and gradient), so that its end points are certified like any closed-form run."""
+    Vj = jnp.asarray(V, jnp.float32)
+
+    def finish(state: Any) -> RunResult:
+        res = engine.finish(state)
+        W = res.params.layers[0]
+        loss = jax.vmap(lambda w: obj.loss(w, Vj))(W)
+        gn = jax.vmap(lambda w: jnp.linalg.norm(obj.grad(w, Vj)))(W)
+        return RunResult(W, loss, gn, res.steps, res.diverged | ~jnp.isfinite(loss))
+
+    return Engine(engine.init, engine.advance, invariant_jit(finish),
+                  engine.n_running)
+
+
+def build(cfg: SweepConfig, cell: Cell) -> Programs:
+    V, obj = cell_problem(cfg, cell)
+    certify_cfg = cfg.certify
+    size = chunk_padded(cfg, cell)
+    engine, ops, handoff = None, None, None
+    if cfg.sampled is not None:
+        p = sampled.make_problem(cfg.sampled, cell.d, cell.k, cell.teacher_width, cell.train.activation, cfg.seed)
+        V = np.asarray(p.teacher.layers[0], np.float64)
+        engine = with_closed_form_finish(sampled.make_engine(p, cell.train, cfg.sampled, cfg.seed), V, obj)
+        certify_cfg = dataclasses.replace(cfg.certify,
+                                          polish_from=max(cfg.certify.polish_from, 10 * cfg.sampled.grad_tol))
+    elif cell.train.protocol == "fast":
+        ops = make_compact_engine(cell.train, V, cell.k, cfg.seed, slots=min(cfg.slots or DEFAULT_SLOTS, size))
+        if len(thresholds(cell.train)) > 1:
+            lr = float(cell.train.learning_rate)
+            with jax.enable_x64(True):
+                handoff = per_run(make_handoff(certify_cfg, V, lr, obj), name="handoff",
+                                  key=(certify_cfg, V, lr, obj.key))
+    else:
+        engine = make_batch_engine(cell.train, V, cell.k, cfg.seed)
+
+    @functools.cache
+    def polish_prog() -> Any:
+        with jax.enable_x64(True):
+            return per_run(make_polish(certify_cfg, V, obj), name="polish", key=(certify_cfg, V, obj.key))
+
+    return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from,
+                    certify_block(cfg, cell))
+
+
+def certify_block(cfg: SweepConfig, cell: Cell) -> int:
+    """Runs per call of the per-run float64 programs: :data:`CERTIFY_BLOCK`; on an accelerator, where they are
+    vmapped (:func:`jaxsym.certify.exact.per_run`), no more than the memory budget holds
+    (:func:`jaxsym.sweep.plan.certify_bytes_per_run` each)."""
+    if jax.default_backend() == "cpu":
+        return CERTIFY_BLOCK
+    per = certify_bytes_per_run(cell.d, cell.k, cell.teacher_width)
+    return max(1, min(CERTIFY_BLOCK, cfg.memory_budget_mb * 2**20 // per))
+
+
+def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path | None
+             ) -> tuple[RunResult, np.ndarray, dict[int, Any], dict[str, Any]]:
+    """The fast protocol: compacting descent with hand-off; returns results, hand-off mask, the hand-off
+    polishes by queue position, and the descent's statistics."""
+    assert prog.compact is not None
+    cache: dict[int, Any] = {}
+
+    def handoff(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
+        if prog.handoff is None:
+            return np.zeros(len(positions), bool)
+        with jax.enable_x64(True):
+            out = in_blocks(prog.handoff, (np.asarray(W, np.float64),), prog.certify_block)
+        for i, pos in enumerate(positions):
+            if out.accepted[i]:
+                cache[int(pos)] = jax.tree.map(lambda x, i=i: x[i], out)
+        return np.asarray(out.accepted)
+
+    res, handed, stats = descend(prog.compact, padded(runs, prog.size), prog.cell.train, handoff, inflight=inflight,
+                                 checkpoint_interval_s=cfg.checkpoint_interval_s, label=prog.cell.label)
+    missing = [int(p) for p in np.flatnonzero(handed[:len(runs)]) if int(p) not in cache]
+    if missing:  # handed off before a resume: the same per-run test again gives the same polish
+        handoff(np.array(missing), np.asarray(res.W)[missing])
+    info = {"needed_steps": stats.needed, "executed_slot_steps": stats.executed, "efficiency": stats.efficiency,
+            "phases": stats.phases, "handed_off": stats.handed}
+    return res, handed, cache, info
+
+
+def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight: Path | None = None) -> Chunk:
+    """Train, polish, certify and cluster runs ``start … stop−1`` of a cell.
+
+    Every run is polished in float64 (or was, by its hand-off); certified critical points are clustered into
+    chunk-local orbits, and each orbit's representative gets the Hessian eigenvalues that classify all its runs
+    (:func:`jaxsym.certify.exact.classify`). Returns the chunk's runs rows (``orbit`` is the chunk-local orbit) and
+    its distinct points.
+    """
+    cell = prog.cell
+    n = stop - start
+    runs = np.arange(start, stop, dtype=np.int64)
+    info: dict[str, Any] = {}
+    if prog.compact is not None:
+        res, handed, cache, info = _descend(cfg, prog, runs, inflight)
+    else:
+        assert prog.engine is not None
+        res = train_chunk(prog.engine, padded(runs, prog.size), steps=cell.train.steps,
+                          segment_steps=cfg.segment_steps, inflight=inflight,
+                          checkpoint_interval_s=cfg.checkpoint_interval_s, label=cell.label)
+        handed, cache = np.zeros(len(res.W), bool), {}
+    res = jax.tree.map(lambda x: x[:n], res)
+    handed = handed[:n]
+
+    diverged = np.asarray(res.diverged)
+    W = np.array(res.W, np.float64)  # copies: the polish writes into them
+    loss = np.array(res.loss, np.float64)
+    gnorm = np.array(res.grad_norm, np.float64)
+    iters = np.zeros(n, np.int32)
+    shift = np.zeros(n)
+    for pos, h in cache.items():
+        if pos < n:
+            W[pos], loss[pos], gnorm[pos], iters[pos], shift[pos] = h.W, h.loss, h.grad_norm, h.polish_iters, h.shift
+    eligible = (~diverged & (np.asarray(res.grad_norm) <= prog.polish_from)) | handed
+    todo = np.flatnonzero(eligible & ~handed)
+    if len(todo):
+        with jax.enable_x64(True):
+            pol = in_blocks(prog.polish(), (W[todo], gnorm[todo], diverged[todo]), prog.certify_block)
+        W[todo], loss[todo], gnorm[todo], iters[todo], shift[todo] = pol.W, pol.loss, pol.grad_norm, \
+            pol.polish_iters, pol.shift
+        eligible[todo] = pol.eligible
+
+    tol = cfg.certify
+    crit = np.flatnonzero(eligible & np.isfinite(loss) & np.isfinite(gnorm)
+                          & ((gnorm <= tol.grad_tol) | (loss <= tol.loss_tol)))
+    hmin = np.full(n, np.nan)
+    hmax = np.full(n, np.nan)
+    orbit = np.full(n, -1, dtype=np.int64)
+    if len(crit):  # one Hessian eigendecomposition per distinct point
+        cl = cluster(W[crit], prog.V, tol=tol.cluster_tol, order=runs[crit])
+        ext = np.array([hessian_extremes(W[crit[r]], prog.V, prog.obj) for r in cl.reps])
+        hmin[crit], hmax[crit] = ext[cl.labels, 0], ext[cl.labels, 1]
+        orbit[crit] = cl.labels
+    status = classify(loss, gnorm, hmin, diverged, tol, xp=np)
+    status = np.where(eligible | (status == DIVERGED), status, np.where(diverged, DIVERGED, NOT_CONVERGED))
+    names = np.array(STATUSES)[status]
+    rows = run_rows(cfg, cell, runs, {
+        "loss": loss, "grad_norm": gnorm, "steps": np.asarray(res.steps, np.int64), "status": names, "orbit": orbit,
+        "train_loss": np.asarray(res.loss, np.float64), "train_grad_norm": np.asarray(res.grad_norm, np.float64),
+        "polish_iters": iters, "polish_shift": shift, "hess_min": hmin, "hess_max": hmax, "handoff": handed})
+    if cfg.save_weights:
+        rows["W"] = list(W.reshape(n, -1))
+    reps = empty_reps()
+    if len(crit):
+        at = crit[cl.reps]
+        reps = pd.DataFrame({"local_orbit": np.arange(len(cl.reps)), "run": runs[at], "count": cl.counts,
+                             "W": list(W[at].reshape(len(at), -1)), **{c: rows[c].to_numpy()[at] for c in REP_COLUMNS}})
+    return Chunk(rows, reps, info)
+
+
+def hessian_extremes(W: np.ndarray, V: np.ndarray, obj: Objective) -> tuple[float, float]:
+    """Smallest and largest Hessian eigenvalue at ``W`` (float64)."""
+    eigs = hessian_eigenvalues(W, V, obj)
+    return float(eigs[0]), float(eigs[-1])
+
+
+def describe_point(W: np.ndarray, V: np.ndarray, tol: float, obj: Objective, eig_tol: float = 1e-6
+                   ) -> dict[str, Any]:
+    """Isotropy and spectrum columns of a distinct critical point."""
+    iso = isotropy(W, V, tol=tol)
+    spec = group_eigenvalues(hessian_eigenvalues(W, V, obj), eig_tol)
+    return {"isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
+            "coordinate_orbits": iso.coordinate_orbits, "n_distinct_eigs": len(spec),
+            "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec]}
+
+
+def merge(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]) -> CellMerge:
+    """Distinct critical points of a cell from its chunks' representatives, and the map
+    ``(chunk position, local orbit) → orbit id``. Orbit ids are ordered by (status, loss, first run)."""
+    reps = results.read_chunks([reps_path for _, reps_path in files])
+    if reps is None:
+        return CellMerge([], {})
+    V, obj = cell_problem(cfg, cell)
+    Ws = np.stack(reps["W"].to_numpy()).reshape(-1, cell.k, cell.d)
+    cl = cluster(Ws, V, tol=cfg.certify.cluster_tol, order=reps["run"].to_numpy(), weights=reps["count"].to_numpy())
+    rank = {s: i for i, s in enumerate(STATUSES)}
+    firsts = reps.iloc[cl.reps]
+    order = sorted(range(len(cl.reps)), key=lambda j: (rank[firsts["status"].iloc[j]], firsts["loss"].iloc[j],
+                                                       firsts["run"].iloc[j]))
+    new_id = {old: new for new, old in enumerate(order)}
+    minima = []
+    for old in order:
+        r = firsts.iloc[old]
+        W = Ws[cl.reps[old]]
+        head = {"orbit": new_id[old], "status": r["status"], "loss": float(r["loss"]), "count": int(cl.counts[old]),
+                "grad_norm": float(r["grad_norm"]), "hess_min": float(r["hess_min"]),
+                "hess_max": float(r["hess_max"])}
+        minima.append(minimum_row(cell, head, describe_point(W, V, cfg.certify.cluster_tol, obj),
+                                  W.reshape(-1).tolist(), int(r["run"])))
+    mapping = {(int(c), int(o)): new_id[int(lab)] for c, o, lab in zip(reps["chunk"], reps["local_orbit"], cl.labels)}
+    return CellMerge(minima, mapping)
+
+
+PIPELINE: CellPipeline[Programs] = CellPipeline("closed_form", build, run_chunk, merge)

@@ -1,0 +1,237 @@
+"""The empirical cell pipeline: sampled objectives without a closed form, certified on held-out samples.
+
+Cells of a ``[sampled]`` sweep whose population loss has no closed form (other laws, trainable output
+weights, deeper networks; :func:`jaxsym.engine.sgd.has_closed_form` is False). Each run is trained by the
+sampled-SGD :class:`~jaxsym.engine.interface.Engine` and evaluated on a held-out sample (loss, ‖∇F̂‖ and their standard
+errors; ``stationary`` when ‖∇F̂‖ ≤ τ_g + 2 se, else ``not_converged``). Chunk files hold every run's
+canonical weights (column ``W``, flattened: layers row-major, then ``a``).
+
+The merge clusters a cell's stationary runs modulo the permutation group of every layer
+(:func:`jaxsym.symmetry.group.find_net_element`, after removing the ReLU rescaling with
+:func:`jaxsym.landscape.networks.canonical`) with the project's clusterer (:func:`jaxsym.symmetry.orbits.cluster_by`),
+averages
+each cluster's aligned members into its representative, and certifies that with
+:func:`jaxsym.certify.empirical.certify_point` (Hessian spectrum with a jackknife error); the runs of a cluster take its
+status, from :func:`jaxsym.certify.exact.classify` with margins widened by the standard errors: ``global``
+(F ≤ τ_L), ``not_converged`` (‖∇F̂‖ > τ_g + 2 se), ``spurious`` (λ_min ≥ max(τ_H, 2 se)), ``saddle``
+(λ_min ≤ −max(τ_H, 2 se)), ``degenerate`` (in between, or no Hessian).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxsym.certify.empirical import Evaluation, PointCertificate, certify_point, make_evaluate_batch
+from jaxsym.certify.exact import STATUSES, classify
+from jaxsym.config import Cell, SampledConfig, SweepConfig
+from jaxsym.engine.interface import Engine, padded, train_chunk
+from jaxsym.engine.sgd import EVAL_SET, HESS_SET, Problem, make_engine, make_problem
+from jaxsym.io import results
+from jaxsym.io.columns import empty_reps, minimum_row, run_rows
+from jaxsym.landscape import networks
+from jaxsym.sweep.pipeline import CellMerge, CellPipeline, Chunk
+from jaxsym.sweep.plan import chunk_padded
+from jaxsym.symmetry.group import apply_net, find_net_element, net_isotropy
+from jaxsym.symmetry.orbits import cluster_by
+from jaxsym.symmetry.spectra import group_eigenvalues
+
+STATIONARY = "stationary"  # chunk-level status of a converged run, replaced by its orbit's status at the merge
+
+
+def _sampled(cfg: SweepConfig) -> SampledConfig:
+    if cfg.sampled is None:
+        raise ValueError("the empirical pipeline needs a [sampled] section")
+    return cfg.sampled
+
+
+def problem(cfg: SweepConfig, cell: Cell) -> Problem:
+    return make_problem(_sampled(cfg), cell.d, cell.k, cell.teacher_width, cell.train.activation, cfg.seed)
+
+
+def input_colours(cell: Cell) -> np.ndarray:
+    """Inputs the identity teacher of width m treats alike: the first m, and the rest."""
+    return (np.arange(cell.d) >= cell.teacher_width).astype(np.int64)
+
+
+@dataclass
+class Programs:
+    """Compiled programs of one empirical cell."""
+
+    cell: Cell
+    problem: Problem
+    engine: Engine[Any, Any]
+    evaluate: Any  # jitted params (batched) -> Evaluation
+    size: int
+
+
+def build(cfg: SweepConfig, cell: Cell) -> Programs:
+    s = _sampled(cfg)
+    p = problem(cfg, cell)
+    X, y = p.draw(EVAL_SET, s.eval_samples, cfg.seed)
+    return Programs(cell, p, make_engine(p, cell.train, s, cfg.seed), make_evaluate_batch(p, X, y, s.eval_blocks),
+                    chunk_padded(cfg, cell))
+
+
+def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight: Path | None = None) -> Chunk:
+    """Train and evaluate runs ``start … stop−1``; ``orbit`` = position in the chunk for stationary runs, −1
+    otherwise; no representatives (clustering waits for the merge)."""
+    s = _sampled(cfg)
+    cell = prog.cell
+    n = stop - start
+    runs = np.arange(start, stop, dtype=np.int64)
+    res = train_chunk(prog.engine, padded(runs, prog.size), steps=cell.train.steps, segment_steps=cfg.segment_steps,
+                      inflight=inflight, checkpoint_interval_s=cfg.checkpoint_interval_s, label=cell.label)
+    ev: Evaluation = jax.device_get(prog.evaluate(jax.tree.map(jnp.asarray, res.params)))
+    res, ev = jax.tree.map(lambda x: x[:n], (res, ev))
+    loss, gn, gse = (np.asarray(x, np.float64) for x in (ev.loss, ev.grad_norm, ev.grad_se))
+    diverged = np.asarray(res.diverged) | ~np.isfinite(loss) | ~np.isfinite(gn)
+    stationary = ~diverged & (gn <= s.grad_tol + 2 * gse)
+    status = np.where(diverged, "diverged", np.where(stationary, STATIONARY, "not_converged"))
+    host = jax.tree.map(lambda x: np.asarray(x, np.float64), res.params)
+    flat = [networks.flatten(networks.canonical(jax.tree.map(lambda x, i=i: x[i], host), cell.train.activation))
+            for i in range(n)]
+    rows = run_rows(cfg, cell, runs, {
+        "loss": loss, "grad_norm": gn, "steps": np.asarray(res.steps, np.int64), "status": status,
+        "orbit": np.where(stationary, np.arange(n), -1).astype(np.int64),
+        "loss_se": np.asarray(ev.loss_se, np.float64), "grad_se": gse,
+    }, {"distribution": s.distribution, "hidden_layers": s.hidden_layers, "train_output": s.train_output, "W": flat})
+    return Chunk(rows, empty_reps())
+
+
+# --------------------------------------------------------------------------------------------------
+# Merge: clusters modulo the layered group, certified representatives
+# --------------------------------------------------------------------------------------------------
+def _net(flat: np.ndarray, cell: Cell, s: SampledConfig) -> networks.Trainable:
+    return networks.unflatten(flat, cell.d, cell.k, s.hidden_layers, s.train_output)
+
+
+class Groups(NamedTuple):
+    """Stationary runs grouped: representative (flat), first member, count per group, and a label per run."""
+
+    reps: list[np.ndarray]
+    firsts: list[int]
+    counts: list[int]
+    labels: np.ndarray
+
+
+def cluster_points(points: list[networks.Trainable], tol: float, colours: np.ndarray) -> Groups:
+    """Greedy clustering modulo the layered group (each point joins the first cluster whose first member it
+    maps onto within ``tol``); a cluster's representative is the mean of its members aligned onto the first."""
+
+    found: dict[tuple[int, int], Any] = {}  # (point, leader) -> the element mapping the point onto its leader
+
+    def match(lead: int, m: int) -> bool:
+        g = find_net_element(list(points[m].layers), points[m].a, list(points[lead].layers), points[lead].a,
+                             tol=tol, input_colours=colours)
+        if g is not None:
+            found[(m, lead)] = g
+        return g is not None
+
+    cl = cluster_by(len(points), match, n_confirm=None)
+    totals = [networks.flatten(points[int(r)]).copy() for r in cl.reps]
+    for i, lab in enumerate(cl.labels):
+        lead = int(cl.reps[lab])
+        if i != lead:
+            moved, a = apply_net(found[(i, lead)], list(points[i].layers), points[i].a)
+            totals[lab] += networks.flatten(networks.Trainable(tuple(moved), a))
+    return Groups([t / c for t, c in zip(totals, cl.counts)], [int(r) for r in cl.reps], [int(c) for c in cl.counts],
+                  cl.labels)
+
+
+def group_by_type(points: list[networks.Trainable], losses: np.ndarray, loss_se: np.ndarray, tol: float,
+                  colours: np.ndarray, loss_tol: float) -> Groups:
+    """Grouping for deep networks, whose critical points are not isolated (with ReLU, a second layer sees only
+    non-negative inputs, so e.g. every ``W_2 ≥ 0`` with ``aᵀW_2 = 𝟙ᵀ`` over ``W_1 = I`` is a global minimum):
+    runs with the same isotropy type *of the first layer* ``W_1`` (alone, in ``S_k × S_d``; the whole net's
+    isotropy is mostly trivial on such continua) and the same loss — within 3 joint standard errors + 0.1 %, or
+    both ≤ ``loss_tol`` — form one group, represented by its first member."""
+    names = [net_isotropy([q.layers[0]], None, tol=tol, input_colours=colours, limit=2000).name for q in points]
+
+    def same(lead: int, i: int) -> bool:
+        same_loss = (losses[i] <= loss_tol and losses[lead] <= loss_tol) or \
+            abs(losses[i] - losses[lead]) <= 3 * np.hypot(loss_se[i], loss_se[lead]) + 1e-3 * max(losses[i],
+                                                                                                   losses[lead])
+        return names[lead] == names[i] and bool(same_loss)
+
+    cl = cluster_by(len(points), same, n_confirm=None)
+    return Groups([networks.flatten(points[int(r)]) for r in cl.reps], [int(r) for r in cl.reps],
+                  [int(c) for c in cl.counts], cl.labels)
+
+
+class _Margins(NamedTuple):
+    loss_tol: float
+    grad_tol: float
+    hess_tol: float
+
+
+def status(cert: PointCertificate, s: SampledConfig) -> str:
+    """The empirical status of a certified point (module docstring)."""
+    tol = _Margins(s.loss_tol, s.grad_tol + 2 * cert.grad_se, max(s.hess_tol, 2 * cert.hess_min_se))
+    return STATUSES[int(classify(np.float64(cert.loss), np.float64(cert.grad_norm), np.float64(cert.eigs[0]),
+                                 np.False_, tol, xp=np))]
+
+
+def merge(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]) -> CellMerge:
+    """Distinct stationary points of an empirical cell and the map ``(chunk, position) → orbit``."""
+    s = _sampled(cfg)
+    rows = results.read_chunks([runs_path for runs_path, _ in files])
+    if rows is None:
+        return CellMerge([], {}, True)
+    rows = rows[rows["status"] == STATIONARY].sort_values("run", kind="stable").reset_index(drop=True)
+    if not len(rows):
+        return CellMerge([], {}, True)
+    colours = input_colours(cell)
+    points = [_net(np.asarray(w), cell, s) for w in rows["W"]]
+    by_type = s.hidden_layers > 1
+    if by_type:
+        groups = group_by_type(points, rows["loss"].to_numpy(), rows["loss_se"].to_numpy(), s.cluster_tol, colours,
+                               s.loss_tol)
+    else:
+        groups = cluster_points(points, s.cluster_tol, colours)
+    p = problem(cfg, cell)
+    with jax.enable_x64(True):
+        X, y = p.draw(HESS_SET, s.hess_samples, cfg.seed, jnp.float64)
+        described = []
+        for c, mean in enumerate(groups.reps):
+            net = networks.canonical(_net(mean, cell, s), cell.train.activation)
+            params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), net)
+            # a deep net's global minima form continua: their (degenerate) Hessian is not computed
+            skip = by_type and float(rows["loss"].iloc[groups.firsts[c]]) <= s.loss_tol
+            cert = certify_point(p, params, X, y, eval_blocks=s.hess_blocks, hess_blocks=s.hess_blocks,
+                                 fd_step=s.fd_step, tangents=networks.scaling_tangents(net, cell.train.activation),
+                                 hessian=not skip)
+            iso = net_isotropy(list(net.layers), net.a, tol=s.cluster_tol, input_colours=colours)
+            first_iso = net_isotropy([net.layers[0]], None, tol=s.cluster_tol, input_colours=colours)
+            described.append((c, net, cert, iso, first_iso))
+    rank = {name: i for i, name in enumerate(STATUSES)}
+    order = sorted(described, key=lambda t: (rank[status(t[2], s)], t[2].loss,
+                                             int(rows["run"].iloc[groups.firsts[t[0]]])))
+    new_id = {c: i for i, (c, *_) in enumerate(order)}
+    minima = []
+    for c, net, cert, iso, first_iso in order:
+        spec = group_eigenvalues(cert.eigs, s.eig_tol) if np.all(np.isfinite(cert.eigs)) else []
+        head = {"orbit": new_id[c], "status": status(cert, s), "loss": cert.loss, "count": groups.counts[c],
+                "grad_norm": cert.grad_norm, "hess_min": float(cert.eigs[0]),
+                "hess_max": float(cert.eigs[-1])}  # hess_min/max are NaN where no Hessian was taken (deep global)
+        described_cols = {
+            "isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
+            "coordinate_orbits": iso.layer_orbits[0], "layer_orbits": [list(o) for o in iso.layer_orbits],
+            "isotropy_exact": iso.exact, "first_layer_isotropy": first_iso.name,
+            "n_distinct_eigs": len(spec), "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec],
+            "eigs": cert.eigs.tolist(), "loss_se": cert.loss_se, "grad_se": cert.grad_se,
+            "hess_min_se": cert.hess_min_se, "n_null": cert.n_null}
+        extra = {"distribution": s.distribution, "hidden_layers": s.hidden_layers, "train_output": s.train_output}
+        minima.append(minimum_row(cell, head, described_cols, networks.flatten(net).tolist(),
+                                  int(rows["run"].iloc[groups.firsts[c]]), extra))
+    mapping = {(int(ch), int(pos)): new_id[int(lab)]
+               for ch, pos, lab in zip(rows["chunk"], rows["orbit"], groups.labels)}
+    return CellMerge(minima, mapping, True)
+
+
+PIPELINE: CellPipeline[Programs] = CellPipeline("empirical", build, run_chunk, merge)
