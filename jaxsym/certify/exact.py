@@ -158,16 +158,25 @@ def make_certify_batch(cfg: CertifyConfig, V: Array, obj: Objective = RELU
     return per_run(make_certify(cfg, V, obj))
 
 
-def per_run(fn: Callable[..., T], *, name: str | None = None, key: Any = None) -> Callable[..., T]:
-    """``fn`` over a leading run axis, jitted. On a CPU one run at a time (``lax.map``): each run's float64
-    numbers are then the same whatever batch it is in (vmapped linear algebra differs in the last bits with the
-    batch size), so results do not depend on chunking, and there it is as fast. On an accelerator vmapped: one
-    run at a time was the bound of a GPU sweep (``eigh`` of 100×100 float64 matrices 130× faster batched on an
-    H100), and there the float32 descent's last bits already depend on the batch (``docs/benchmarks.md``)."""
-    def mapped(*args: Any) -> T:
-        return jax.lax.map(lambda a: fn(*a), args)
+def per_run(fn: Callable[..., T], *, name: str | None = None, key: Any = None, shared: int = 0) -> Callable[..., T]:
+    """``fn`` over a leading run axis, jitted; its last ``shared`` arguments are the same for every run (not
+    batched). On a CPU one run at a time (``lax.map``): each run's float64 numbers are then the same whatever batch
+    it is in (vmapped linear algebra differs in the last bits with the batch size), so results do not depend on
+    chunking, and there it is as fast. On an accelerator vmapped: one run at a time was the bound of a GPU sweep
+    (``eigh`` of 100×100 float64 matrices 130× faster batched on an H100), and there the float32 descent's last
+    bits already depend on the batch (``docs/benchmarks.md``)."""
+    def split(args: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        return args[:len(args) - shared], args[len(args) - shared:]
 
-    batched = mapped if jax.default_backend() == "cpu" else jax.vmap(fn)
+    def mapped(*args: Any) -> T:
+        runs, common = split(args)
+        return jax.lax.map(lambda a: fn(*a, *common), runs)
+
+    def vmapped(*args: Any) -> T:
+        runs, common = split(args)
+        return jax.vmap(lambda *a: fn(*a, *common))(*runs)
+
+    batched = mapped if jax.default_backend() == "cpu" else vmapped
     return jax.jit(batched) if name is None else programs.jit(batched, name=name, key=key)
 
 
@@ -182,82 +191,3 @@ def in_blocks(fn: Callable[..., T], args: tuple[np.ndarray, ...], block: int) ->
         part = [np.concatenate([x, np.repeat(x[-1:], block - m, axis=0)]) for x in part]
         outs.append(jax.tree.map(lambda x, m=m: np.asarray(x)[:m], jax.device_get(fn(*part))))
     return jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
-
-
-class HandOff(NamedTuple):
-    """The hand-off test of one run (:func:`make_handoff`) and, when accepted, its polished point."""
-
-    accepted: Array
-    W: Array
-    loss: Array
-    grad_norm: Array
-    polish_iters: Array
-    shift: Array
-
-
-def make_handoff(cfg: CertifyConfig, V: Array, learning_rate: float, obj: Objective = RELU, *, iters: int = 30
-                 ) -> Callable[[Array], HandOff]:
-    """Return ``handoff(W) -> HandOff`` for one run of gradient descent with step η (float64, needs x64).
-
-    The test certifies that gradient descent continued from the iterate ``W₀`` converges to the critical point
-    ``W*`` that the float64 polish reaches from ``W₀``:
-
-    1. chord-Newton from ``W₀``: ``W ← W − H(W₀)⁻¹ ∇F(W)``, one Cholesky factorisation of ``H(W₀)`` (which
-       exists only where H is positive definite) serving every step, with ‖∇F‖ decreasing at every step,
-       reaches ‖∇F(W*)‖ ≤ τ_g/100 within ``iters`` steps (its rate is about ``‖H(W₀) − H(W*)‖/λ_min``, which
-       step 2 requires to be small: 3–6 steps from ‖∇F‖ ≈ 1e-3);
-    2. with ``δ = 2‖H(W₀) − H(W*)‖_F``, Cholesky factorisations of ``H(W*) − (τ_H + δ) I`` and
-       ``(2/η − δ) I − H(W*)`` exist, i.e. every eigenvalue of ``H(W*)`` lies in ``[τ_H + δ, 2/η − δ]``.
-
-    Argument: let ``r = ‖W₀ − W*‖``. If every Hessian on the ball ``B(W*, r)`` has its spectrum in
-    ``(0, 2/η)``, one descent step maps ``W_t`` to ``W_{t+1} − W* = (I − η Ĥ_t)(W_t − W*)`` with ``Ĥ_t`` the
-    mean Hessian on the segment ``[W*, W_t]`` ⊂ B, so ``‖W_{t+1} − W*‖ < ‖W_t − W*‖``: the iterates stay in
-    B and converge to ``W*``, a strict local minimum (and the same run's float64 polish would find ``W*``
-    again from any later iterate). The test checks the spectrum at ``W*`` with the margin δ, assuming the
-    Hessian varies over B at most twice as much as it does between ``W*`` and ``W₀`` (a Lipschitz model,
-    measured, not proven; the Frobenius norm bounds the spectral one). Points near saddles or on plateaus fail
-    step 1 or 2 and go on descending. The statuses this gives are checked against the published float64
-    protocol from the same initial points (``docs/benchmarks.md``).
-    """
-    V = np.asarray(V, np.float64)
-
-    class S(NamedTuple):
-        it: Array
-        W: Array
-        g: Array
-        gn: Array
-        ok: Array
-
-    def chol(A: Array) -> Array:  # A is symmetric by construction; NaN where it is not positive definite
-        return jax.lax.linalg.cholesky(A, symmetrize_input=False)
-
-    def pd(A: Array) -> Array:
-        return jnp.all(jnp.isfinite(chol(A)))
-
-    def handoff(W_train: Array) -> HandOff:
-        W0 = W_train.astype(jnp.float64)
-        tol = cfg.grad_tol / 100
-        H0 = obj.hessian(W0, V)
-        L0 = chol(H0)
-
-        def step(s: S) -> S:
-            delta = jax.scipy.linalg.cho_solve((L0, True), s.g.reshape(-1))
-            W = s.W - delta.reshape(s.W.shape)
-            g = obj.grad(W, V)
-            gn = jnp.linalg.norm(g)
-            better = jnp.isfinite(gn) & (gn < s.gn)
-            return S(s.it + 1, jnp.where(better, W, s.W), jnp.where(better, g, s.g), jnp.where(better, gn, s.gn),
-                     better)
-
-        g0 = obj.grad(W0, V)
-        start = jnp.all(jnp.isfinite(W0)) & jnp.all(jnp.isfinite(L0))
-        s = jax.lax.while_loop(lambda s: (s.it < iters) & (s.gn > tol) & s.ok, step,
-                               S(jnp.int32(0), W0, g0, jnp.linalg.norm(g0), start))
-        Hs = obj.hessian(s.W, V)
-        margin = 2 * jnp.linalg.norm(H0 - Hs)
-        eye = jnp.eye(Hs.shape[0], dtype=Hs.dtype)
-        ok = start & (s.gn <= tol) & pd(Hs - (cfg.hess_tol + margin) * eye) \
-            & pd((2 / learning_rate - margin) * eye - Hs)
-        return HandOff(ok, s.W, obj.loss(s.W, V), s.gn, s.it, jnp.linalg.norm(s.W - W0))
-
-    return handoff

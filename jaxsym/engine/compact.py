@@ -12,10 +12,10 @@ stragglers do not keep ``B`` slots turning.
 
 **Phases and hand-off.** A run stops at a phase's threshold ``τ_j`` (``handoff_from``, then each tenth of it,
 down to ``grad_tol``; the last phase is the plain rule ``‖∇F‖ ≤ grad_tol`` or the budget). Between phases, the
-runs that stopped at ``τ_j`` are offered to a *hand-off test* (:func:`jaxsym.certify.exact.make_handoff`): those it
-certifies leave descent — the float64 polish from their current iterate is where continued descent would
-end —, the others go on descending from where they were, in the next phase. So a hand-off never changes a
-run's outcome: it only skips descent steps whose end is known.
+runs that stopped at ``τ_j`` are offered to a *hand-off test* (a callback: the pipeline's, per orbit,
+:mod:`jaxsym.certify.basins`): those it certifies leave descent — the float64 critical point it names is where
+continued descent would end —, the others go on descending from where they were, in the next phase. So a
+hand-off never changes a run's outcome: it only skips descent steps whose end is known.
 
 The chunk's state (:class:`CompactState`: queue, thresholds, hand-off marks, slots, clock) is a pytree; the
 driver :func:`descend` saves it with orbax between rounds (always in the full slot shape) and resumes from it;

@@ -55,8 +55,9 @@ RUNS: tuple[Column, ...] = (
     *_SIZES,
     Column("run", "int64", "—", "run index in the cell, 0 … runs−1; the run's randomness is fold_in(cell key, run)"),
     Column("seed", "int64", "—", "the sweep's seed"),
-    Column("loss", "float64", "F", "population loss at the run's end point: the certified float64 point where "
-           "there is one (exact), the held-out estimate (sampled); else the end of descent"),
+    Column("loss", "float64", "F", "population loss at the run's end point: where it is a certified critical "
+           "point, its orbit's (the row of minima.parquet; the loss is group-invariant); sampled: the held-out "
+           "estimate; else at the end of descent"),
     Column("grad_norm", "float64", "‖∇F‖_F", "gradient norm at the same point (exact: float64 closed form; "
            "sampled: held-out estimate)"),
     Column("steps", "int64", "steps", "optimizer steps the run took (a handed-off run: until its hand-off)"),
@@ -68,11 +69,12 @@ RUNS: tuple[Column, ...] = (
     Column("train_grad_norm", "float64", "‖∇F‖_F", "gradient norm at the end of descent, in the training dtype",
            "exact"),
     Column("polish_iters", "int32", "iterations", "Newton (Levenberg–Marquardt) iterations of the float64 polish "
-           "or of the hand-off's chord-Newton", "exact"),
-    Column("polish_shift", "float64", "‖ΔW‖_F", "distance from the end of descent to the certified point",
-           "exact"),
-    Column("hess_min", "float64", "eigenvalue", "smallest Hessian eigenvalue at the certified point (of its "
-           "orbit's representative; NaN when the run ended at no critical point)", "exact"),
+           "at the end of the chunk (0 for a run certified by the hand-off)", "exact"),
+    Column("polish_shift", "float64", "‖ΔW‖_F", "distance from the end of descent to the certified point (equal "
+           "across chunkings to the polish's precision, ≈ 1e-11: the point may come from the run's own polish or "
+           "from its orbit's representative)", "exact"),
+    Column("hess_min", "float64", "eigenvalue", "smallest Hessian eigenvalue at the certified point (its "
+           "orbit's; NaN when the run ended at no critical point)", "exact"),
     Column("hess_max", "float64", "eigenvalue", "largest Hessian eigenvalue, likewise", "exact"),
     Column("handoff", "bool", "—", "the run left descent through the hand-off test (its end point is where "
            "continued descent provably ends, within the test's model)", "exact"),

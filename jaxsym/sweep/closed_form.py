@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,17 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxsym.certify.exact import (
-    DIVERGED,
-    NOT_CONVERGED,
-    STATUSES,
-    classify,
-    in_blocks,
-    make_handoff,
-    make_polish,
-    per_run,
-)
-from jaxsym.config import Cell, SweepConfig
+from jaxsym.certify.basins import Basins, make_gap, make_test
+from jaxsym.certify.exact import DIVERGED, NOT_CONVERGED, STATUSES, classify, in_blocks, make_polish, per_run
+from jaxsym.config import Cell, CertifyConfig, SweepConfig
 from jaxsym.engine import sgd as sampled
 from jaxsym.engine.compact import CompactOps, descend, make_compact_engine, thresholds
 from jaxsym.engine.descent import RunResult, make_batch_engine
@@ -49,11 +42,13 @@ from jaxsym.landscape.model import make_target
 from jaxsym.numerics.parallel import invariant_jit
 from jaxsym.sweep.pipeline import CellMerge, CellPipeline, Chunk
 from jaxsym.sweep.plan import certify_bytes_per_run, chunk_padded
-from jaxsym.symmetry.group import isotropy
+from jaxsym.symmetry.group import isotropy, target_column_colours
 from jaxsym.symmetry.orbits import cluster
 from jaxsym.symmetry.spectra import group_eigenvalues, hessian_eigenvalues
 
-CERTIFY_BLOCK = 64  # runs per call of the per-run float64 programs (one compiled size), at most
+FROM_ORBIT = ("loss", "grad_norm", "hess_min", "hess_max")  # a certified run's values are its orbit's
+CERTIFY_BLOCK = 64  # runs per call of the vmapped float64 programs on an accelerator (one compiled size), at most
+CPU_BLOCK = 8       # runs per call on a CPU, one at a time inside: little padding for the few runs of a hand-off
 DEFAULT_SLOTS = 128  # slots of the compacting engine (run-steps/s saturates near this many on a CPU)
 
 
@@ -67,7 +62,7 @@ class Programs:
     engine: Engine[Any, RunResult] | None   # the full protocol (or sampled SGD): every run to its stop
     compact: CompactOps | None              # the fast protocol: compacting slots and hand-off
     polish: Any                             # () -> per-run float64 polish (Polished), built when first needed
-    handoff: Any                            # per-run hand-off test (HandOff), jitted, or None
+    handoff: Any                            # () -> a chunk's Basins (the hand-off test), or None
     size: int
     polish_from: float  # runs whose training ‖∇F‖ is above this are not polished (not_converged)
     certify_block: int  # runs per call of the per-run float64 programs
@@ -110,10 +105,7 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
     elif cell.train.protocol == "fast":
         ops = make_compact_engine(cell.train, V, cell.k, cfg.seed, slots=min(cfg.slots or DEFAULT_SLOTS, size))
         if len(thresholds(cell.train)) > 1:
-            lr = float(cell.train.learning_rate)
-            with jax.enable_x64(True):
-                handoff = per_run(make_handoff(certify_cfg, V, lr, obj), name="handoff",
-                                  key=(certify_cfg, V, lr, obj.key))
+            handoff = 0  # built below, once the polish is defined
     else:
         engine = make_batch_engine(cell.train, V, cell.k, cfg.seed)
 
@@ -122,44 +114,73 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
         with jax.enable_x64(True):
             return per_run(make_polish(certify_cfg, V, obj), name="polish", key=(certify_cfg, V, obj.key))
 
-    return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from,
-                    certify_block(cfg, cell))
+    block = certify_block(cfg, cell)
+    if handoff is not None:
+        handoff = _basins(certify_cfg, V, float(cell.train.learning_rate), obj, polish_prog, block)
+    return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from, block)
+
+
+def _basins(certify_cfg: CertifyConfig, V: np.ndarray, lr: float, obj: Objective, polish: Callable[[], Any],
+            block: int) -> Callable[[], Basins]:
+    """A factory of a chunk's :class:`~jaxsym.certify.basins.Basins` (the hand-off test per orbit, float64); its
+    per-run path uses the cell's polish program."""
+    with jax.enable_x64(True):
+        test = per_run(make_test(V, obj), name="handoff-test", key=(V, obj.key))
+        gap = per_run(make_gap(V, obj), name="handoff-gap", key=(V, obj.key), shared=3)
+    colours = target_column_colours(V, V.shape[1])
+
+    def x64(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            with jax.enable_x64(True):
+                return fn(*args)
+        return run
+
+    def polish_all(W: np.ndarray) -> Any:  # every offered run is polished (none is above polish_from)
+        return in_blocks(polish(), (W, np.zeros(len(W)), np.zeros(len(W), bool)), block)
+
+    def make() -> Basins:
+        return Basins(certify_cfg, lr, colours, x64(polish_all), x64(lambda W0, W: in_blocks(test, (W0, W), block)),
+                      x64(lambda X, *rep: in_blocks(lambda x: gap(x, *rep), (X,), block)))
+
+    return make
 
 
 def certify_block(cfg: SweepConfig, cell: Cell) -> int:
-    """Runs per call of the per-run float64 programs: :data:`CERTIFY_BLOCK`; on an accelerator, where they are
-    vmapped (:func:`jaxsym.certify.exact.per_run`), no more than the memory budget holds
-    (:func:`jaxsym.sweep.plan.certify_bytes_per_run` each)."""
+    """Runs per call of the per-run float64 programs: on a CPU :data:`CPU_BLOCK` (one run at a time inside a call,
+    :func:`jaxsym.certify.exact.per_run`); on an accelerator, where they are vmapped, :data:`CERTIFY_BLOCK` or what
+    the memory budget holds (:func:`jaxsym.sweep.plan.certify_bytes_per_run` each)."""
     if jax.default_backend() == "cpu":
-        return CERTIFY_BLOCK
+        return CPU_BLOCK
     per = certify_bytes_per_run(cell.d, cell.k, cell.teacher_width)
     return max(1, min(CERTIFY_BLOCK, cfg.memory_budget_mb * 2**20 // per))
 
 
 def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path | None
              ) -> tuple[RunResult, np.ndarray, dict[int, Any], dict[str, Any]]:
-    """The fast protocol: compacting descent with hand-off; returns results, hand-off mask, the hand-off
-    polishes by queue position, and the descent's statistics."""
+    """The fast protocol: compacting descent with the hand-off (:mod:`jaxsym.certify.basins`); returns results,
+    hand-off mask, the certified points of handed-off runs by queue position, and the descent's statistics."""
     assert prog.compact is not None
-    cache: dict[int, Any] = {}
+    cache: dict[int, tuple[np.ndarray, float, float, float]] = {}  # position -> (W, loss, grad_norm, shift)
+    basins = prog.handoff() if prog.handoff is not None else None
 
     def handoff(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
-        if prog.handoff is None:
+        if basins is None:
             return np.zeros(len(positions), bool)
-        with jax.enable_x64(True):
-            out = in_blocks(prog.handoff, (np.asarray(W, np.float64),), prog.certify_block)
+        out = basins.offer(runs[np.minimum(positions, len(runs) - 1)], W)
         for i, pos in enumerate(positions):
             if out.accepted[i]:
-                cache[int(pos)] = jax.tree.map(lambda x, i=i: x[i], out)
-        return np.asarray(out.accepted)
+                cache[int(pos)] = (out.W[i], float(out.loss[i]), float(out.grad_norm[i]), float(out.shift[i]))
+        return out.accepted
 
     res, handed, stats = descend(prog.compact, padded(runs, prog.size), prog.cell.train, handoff, inflight=inflight,
                                  checkpoint_interval_s=cfg.checkpoint_interval_s, label=prog.cell.label)
     missing = [int(p) for p in np.flatnonzero(handed[:len(runs)]) if int(p) not in cache]
-    if missing:  # handed off before a resume: the same per-run test again gives the same polish
+    if missing:  # handed off before a resume: the same test again (a refusal is polished with the rest)
         handoff(np.array(missing), np.asarray(res.W)[missing])
     info = {"needed_steps": stats.needed, "executed_slot_steps": stats.executed, "efficiency": stats.efficiency,
             "phases": stats.phases, "handed_off": stats.handed}
+    if basins is not None:
+        info.update(per_orbit=basins.matched, solved=basins.solved, representatives=len(basins.reps))
     return res, handed, cache, info
 
 
@@ -192,11 +213,13 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     gnorm = np.array(res.grad_norm, np.float64)
     iters = np.zeros(n, np.int32)
     shift = np.zeros(n)
-    for pos, h in cache.items():
+    certified = np.zeros(n, bool)  # by the hand-off: the float64 point is known
+    for pos, (Wc, lc, gc, sc) in cache.items():
         if pos < n:
-            W[pos], loss[pos], gnorm[pos], iters[pos], shift[pos] = h.W, h.loss, h.grad_norm, h.polish_iters, h.shift
-    eligible = (~diverged & (np.asarray(res.grad_norm) <= prog.polish_from)) | handed
-    todo = np.flatnonzero(eligible & ~handed)
+            W[pos], loss[pos], gnorm[pos], shift[pos] = Wc, lc, gc, sc
+            certified[pos] = True
+    eligible = (~diverged & (np.asarray(res.grad_norm) <= prog.polish_from)) | certified
+    todo = np.flatnonzero(eligible & ~certified)
     if len(todo):
         with jax.enable_x64(True):
             pol = in_blocks(prog.polish(), (W[todo], gnorm[todo], diverged[todo]), prog.certify_block)
@@ -221,7 +244,7 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     rows = run_rows(cfg, cell, runs, {
         "loss": loss, "grad_norm": gnorm, "steps": np.asarray(res.steps, np.int64), "status": names, "orbit": orbit,
         "train_loss": np.asarray(res.loss, np.float64), "train_grad_norm": np.asarray(res.grad_norm, np.float64),
-        "polish_iters": iters, "polish_shift": shift, "hess_min": hmin, "hess_max": hmax, "handoff": handed})
+        "polish_iters": iters, "polish_shift": shift, "hess_min": hmin, "hess_max": hmax, "handoff": certified})
     if cfg.save_weights:
         rows["W"] = list(W.reshape(n, -1))
     reps = empty_reps()
@@ -272,7 +295,7 @@ def merge(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]) -> CellM
         minima.append(minimum_row(cell, head, describe_point(W, V, cfg.certify.cluster_tol, obj),
                                   W.reshape(-1).tolist(), int(r["run"])))
     mapping = {(int(c), int(o)): new_id[int(lab)] for c, o, lab in zip(reps["chunk"], reps["local_orbit"], cl.labels)}
-    return CellMerge(minima, mapping)
+    return CellMerge(minima, mapping, from_orbit=FROM_ORBIT)
 
 
 PIPELINE: CellPipeline[Programs] = CellPipeline("closed_form", build, run_chunk, merge)

@@ -418,8 +418,9 @@ def finalize(cfg: SweepConfig, out: str | Path, *, locked: bool = False) -> tupl
     try:
         for cell in cfg.cells():
             files = rd.done_chunks(cell.label, cfg.fingerprint())
-            minima, mapping, status_from_orbit = choose(cfg, cell).merge(cfg, cell, files)
+            minima, mapping, status_from_orbit, from_orbit = choose(cfg, cell).merge(cfg, cell, files)
             orbit_status = {m["orbit"]: m["status"] for m in minima}
+            orbit_rows = {m["orbit"]: m for m in minima}
             all_minima += minima
             for i, (runs_path, _) in enumerate(files):
                 rows = results.read_parquet_checked(runs_path)
@@ -429,6 +430,8 @@ def finalize(cfg: SweepConfig, out: str | Path, *, locked: bool = False) -> tupl
                 rows["orbit"] = np.array([mapping[(i, int(o))] if o >= 0 else -1 for o in local], dtype=np.int64)
                 if status_from_orbit:  # a stationary run takes the status of its orbit's certified representative
                     rows["status"] = [orbit_status.get(o, s) for o, s in zip(rows["orbit"], rows["status"])]
+                for col in from_orbit:  # values of the orbit's point (minima.parquet), for every run that ends there
+                    rows[col] = [orbit_rows[o][col] if o in orbit_rows else v for o, v in zip(rows["orbit"], rows[col])]
                 table = pa.Table.from_pandas(rows, preserve_index=False)
                 if writer is None:
                     old = table.schema.metadata or {}

@@ -40,11 +40,15 @@ class CellMerge(NamedTuple):
       minima: one ``minima.parquet`` row per distinct point, ordered by (status, loss, first run).
       mapping: ``(chunk position, chunk-local orbit) → orbit id``.
       status_from_orbit: runs take their orbit's status (empirical certificates certify orbits, not runs).
+      from_orbit: columns every run of an orbit takes from its ``minima.parquet`` row (the exact certificate:
+        a run ends at a point of its orbit, whose loss and spectrum are group-invariant; the orbit's row is its
+        first run's, whatever the chunking).
     """
 
     minima: list[dict[str, Any]]
     mapping: dict[tuple[int, int], int]
     status_from_orbit: bool = False
+    from_orbit: tuple[str, ...] = ()
 
 
 class CellPipeline(NamedTuple, Generic[P]):

@@ -1,0 +1,285 @@
+"""The hand-off test, certified per orbit: a run handed to a minimum already certified, without per-run Newton work.
+
+Setting: gradient descent ``W ← W − η∇F(W)`` on the closed-form loss. The fast protocol offers a run to the
+hand-off test when its ‖∇F‖ first falls below a phase threshold (:mod:`jaxsym.engine.compact`). The test, for an
+iterate ``W₀`` and a strict local minimum ``W*`` (‖∇F(W*)‖ ≤ τ_g/100):
+
+    δ = 2‖H(W₀) − H(W*)‖_F,   accept  ⟺  every eigenvalue of H(W*) lies in [τ_H + δ, 2/η − δ].
+
+**Argument.** Let ``r = ‖W₀ − W*‖``. If every Hessian on the ball ``B(W*, r)`` has its spectrum in ``(0, 2/η)``,
+one descent step maps ``W_t`` to ``W_{t+1} − W* = (I − ηĤ_t)(W_t − W*)`` with ``Ĥ_t`` the mean Hessian on the
+segment ``[W*, W_t]`` ⊂ B, so ``‖W_{t+1} − W*‖ < ‖W_t − W*‖``: the iterates stay in B and converge to ``W*``. The
+test checks the spectrum at ``W*`` with the margin δ, assuming the Hessian varies over B at most twice as much as
+it does between ``W*`` and ``W₀`` (a Lipschitz model, measured at ``W₀``, not proven; the Frobenius norm bounds
+the spectral one). "Certified" means within this model and the stated tolerances.
+
+**Per orbit.** The loss is invariant under the group ``G_V`` (``S_k × S_d`` for ``V = I``), so ``W*`` may be any
+point of a certified orbit: ``g·W*`` for ``g ∈ G_V``. The float64 work that defines an orbit — the float64 polish
+to ``∇F = 0`` (:func:`jaxsym.certify.exact.make_polish`), the Hessian at ``W*``, its extreme eigenvalues and
+inverse (:func:`make_test`) — is done once, for the first run of the orbit, its *representative*. Every later run
+is matched to a representative modulo the group (:func:`match`: ``X = g·W₀`` close to ``W*``, assignments of
+columns and rows in alternation) and pays one Hessian ``H(X)`` and a comparison (:func:`make_gap`). Since
+``‖H(g·W₀) − H(W*)‖ = ‖H(W₀) − H(g⁻¹·W*)‖``, this is the same test with the orbit's point nearest ``W₀``: a run is
+accepted or not whatever run represents its orbit, up to rounding (the ``W*`` of two representatives agree to
+‖∇F‖/λ_min ≈ 1e-11). That the match found the orbit of ``X``'s basin is checked by Newton's step: near ``W*``,
+``X − H(W*)⁻¹∇F(X)`` lands on ``W*`` (to second order); where it does not, ``X`` lies near another critical point.
+
+A run that matches no representative (a new orbit, a saddle, a plateau) pays the per-run path: polish, then the
+test with its own ``W*``; so does a run with a smaller index than its representative, which then represents the
+orbit — so an orbit's first run in a chunk, hence in a cell (the row of ``minima.parquet``), is always certified by
+its own polish, whatever the chunking. A run certified per orbit ends at ``g⁻¹·W*``, with the representative's
+loss and gradient norm (group-invariant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from jaxsym.certify.exact import Polished
+from jaxsym.config import CertifyConfig
+from jaxsym.landscape.activations import RELU, Objective
+
+Array = jax.Array
+
+NEWTON_SAME = 0.5  # a matched iterate whose Newton step lands within half its distance of W* is in W*'s basin
+
+
+# --------------------------------------------------------------------------------------------------
+# Matching modulo the group
+# --------------------------------------------------------------------------------------------------
+def sorted_entries(Ws: np.ndarray) -> np.ndarray:
+    """(N, k·d) each point's entries sorted: ``‖sort(W₁) − sort(W₂)‖ ≤ min_g ‖g·W₁ − W₂‖`` (a permutation of
+    entries cannot come closer than the sorted matching), the key that picks a representative."""
+    Ws = np.asarray(Ws)
+    return np.sort(Ws.reshape(len(Ws), -1), axis=1)
+
+
+def _assign(cost: np.ndarray) -> np.ndarray:
+    """``p`` with ``p[b]`` the row of ``cost`` assigned to column ``b`` (minimum total cost)."""
+    rows, cols = linear_sum_assignment(cost)
+    p = np.empty(cost.shape[1], dtype=np.int64)
+    p[cols] = rows
+    return p
+
+
+def match(W: np.ndarray, R: np.ndarray, colours: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column permutations ``(pi, rho)`` with ``X = W[pi][:, rho]`` close to ``R`` (both (k, d)), columns
+    only within their colour class (``colours``: the target's column colours,
+    :func:`jaxsym.symmetry.group.target_column_colours`).
+
+    Columns first by their sorted entries (invariant under row permutations), then rows given the columns and
+    columns given the rows, until the pair stops changing (``rounds`` at most). A heuristic: a poor match only
+    sends the run to the per-run path."""
+    W = np.asarray(W, np.float64)
+    R = np.asarray(R, np.float64)
+    apart = (colours[:, None] != colours[None, :]) * 1e30
+    sw, sr = np.sort(W, axis=0), np.sort(R, axis=0)
+    rho = _assign(((sw[:, :, None] - sr[:, None, :]) ** 2).sum(0) + apart)
+    pi = np.arange(W.shape[0])
+    for _ in range(rounds):
+        pi_new = _assign(((W[:, rho][:, None, :] - R[None, :, :]) ** 2).sum(2))
+        rho_new = _assign(((W[pi_new][:, :, None] - R[:, None, :]) ** 2).sum(0) + apart)
+        if np.array_equal(pi_new, pi) and np.array_equal(rho_new, rho):
+            break
+        pi, rho = pi_new, rho_new
+    return pi, rho
+
+
+def unmap(R: np.ndarray, pi: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """The point ``Y`` with ``Y[pi][:, rho] = R``: the representative carried back to the run's frame."""
+    Y = np.empty_like(R)
+    Y[np.ix_(pi, rho)] = R
+    return Y
+
+
+def window(lo: np.ndarray, hi: np.ndarray, delta: np.ndarray, cfg: CertifyConfig, learning_rate: float
+           ) -> np.ndarray:
+    """The spectral condition of the test: ``[lo, hi] ⊂ [τ_H + δ, 2/η − δ]`` (module docstring)."""
+    return (lo >= cfg.hess_tol + delta) & (hi <= 2 / learning_rate - delta)
+
+
+# --------------------------------------------------------------------------------------------------
+# The float64 programs (one run; batched over a run axis by the caller)
+# --------------------------------------------------------------------------------------------------
+class Tested(NamedTuple):
+    """The per-run path's test of an iterate ``W₀`` against ``W*``, its float64 polish (add a batch axis): ``lo,
+    hi`` the extreme eigenvalues of ``H(W*)``, ``delta = 2‖H(W₀) − H(W*)‖_F``, and ``H(W*)`` with its inverse
+    (kept when ``W*`` becomes a representative)."""
+
+    lo: Array
+    hi: Array
+    delta: Array
+    H: Array
+    H_inv: Array
+
+
+def make_test(V: Array, obj: Objective = RELU) -> Callable[[Array, Array], Tested]:
+    """Return ``test(W₀, W*) -> Tested`` for one run (float64, needs x64)."""
+    V = np.asarray(V, np.float64)
+
+    def test(W0: Array, W: Array) -> Tested:
+        H0 = obj.hessian(W0.astype(jnp.float64), V)
+        H = obj.hessian(W, V)
+        eig = jnp.linalg.eigvalsh(H)
+        return Tested(eig[0], eig[-1], 2 * jnp.linalg.norm(H0 - H), H, jnp.linalg.inv(H))
+
+    return test
+
+
+class Gap(NamedTuple):
+    """The per-orbit test of one matched iterate ``X`` against a representative ``W*`` (add a batch axis).
+
+    Attributes:
+      delta: () ``2‖H(X) − H(W*)‖_F``.
+      newton: () ``‖(X − W*) − H(W*)⁻¹∇F(X)‖ / ‖X − W*‖``: near ``W*`` Newton's step from ``X`` lands on it (the
+        ratio is of the order of the distance); a large ratio says ``X`` lies near another critical point.
+    """
+
+    delta: Array
+    newton: Array
+
+
+def make_gap(V: Array, obj: Objective = RELU) -> Callable[[Array, Array, Array, Array], Gap]:
+    """Return ``gap(X, W_rep, H_rep, H_rep⁻¹) -> Gap`` for one run (float64, needs x64)."""
+    V = np.asarray(V, np.float64)
+
+    def gap(X: Array, W_rep: Array, H_rep: Array, H_inv: Array) -> Gap:
+        X = X.astype(jnp.float64)
+        delta = 2 * jnp.linalg.norm(obj.hessian(X, V) - H_rep)
+        d = (X - W_rep).reshape(-1)
+        step = H_inv @ obj.grad(X, V).reshape(-1)
+        return Gap(delta, jnp.linalg.norm(d - step) / jnp.maximum(jnp.linalg.norm(d), 1e-300))
+
+    return gap
+
+
+# --------------------------------------------------------------------------------------------------
+# The representatives of a chunk
+# --------------------------------------------------------------------------------------------------
+class Representative(NamedTuple):
+    """A certified minimum that later runs are matched to."""
+
+    run: int
+    W: np.ndarray        # (k, d) float64
+    H: np.ndarray        # (k·d, k·d) float64 Hessian at W
+    H_inv: np.ndarray    # its inverse (a strict minimum's Hessian is positive definite)
+    lo: float            # its extreme eigenvalues
+    hi: float
+    loss: float
+    grad_norm: float
+    entries: np.ndarray  # sorted entries of W (the key that picks a representative)
+
+
+class Certified(NamedTuple):
+    """The outcome for the runs offered at once (host arrays of the offer's length)."""
+
+    accepted: np.ndarray   # bool
+    W: np.ndarray          # (c, k, d) float64 the certified point (the iterate where not accepted)
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    shift: np.ndarray
+    per_orbit: np.ndarray  # bool: certified by matching a representative (no per-run polish)
+
+
+class Basins:
+    """The representatives of one chunk and the test of its runs (module docstring).
+
+    ``polish(W (c, k, d)) -> Polished`` (the float64 polish), ``test(W0, W) -> Tested`` and ``gap(X (c, k, d),
+    W_rep, H_rep, H_inv) -> Gap`` (one representative for the batch) are float64 programs over a run axis
+    (:func:`jaxsym.certify.exact.make_polish`, :func:`make_test`, :func:`make_gap`; one run at a time on a CPU);
+    ``colours`` are the target's column colours.
+    """
+
+    def __init__(self, cfg: CertifyConfig, learning_rate: float, colours: np.ndarray,
+                 polish: Callable[[np.ndarray], Polished], test: Callable[[np.ndarray, np.ndarray], Tested],
+                 gap: Callable[..., Gap]) -> None:
+        self.cfg, self.lr, self.colours = cfg, learning_rate, colours
+        self.polish, self.test, self.gap = polish, test, gap
+        self.reps: list[Representative] = []
+        self.solved = 0   # runs that paid the per-run path
+        self.matched = 0  # runs certified per orbit
+
+    def _add(self, rep: Representative) -> None:
+        same = [i for i, r in enumerate(self.reps)
+                if abs(r.loss - rep.loss) <= 1e-10 and np.max(np.abs(r.entries - rep.entries)) <= 1e-6]
+        if not same:
+            self.reps.append(rep)
+        elif rep.run < self.reps[same[0]].run:  # a smaller run of a known orbit represents it from now on
+            self.reps[same[0]] = rep
+
+    def offer(self, runs: np.ndarray, W0: np.ndarray) -> Certified:
+        """Test the iterates ``W0`` (c, k, d) of the runs ``runs`` (c,) (global indices); returns the outcome.
+
+        Runs are taken in the order of their index: those that match a representative are decided by the test
+        per orbit; of the others, the first few take the per-run path (and may become representatives), then the
+        rest are matched again, the batch doubling each round — so an offer of many runs near few orbits pays a
+        handful of polishes."""
+        c = len(runs)
+        W0 = np.asarray(W0, np.float64)
+        out = Certified(np.zeros(c, bool), W0.copy(), np.full(c, np.nan), np.full(c, np.nan), np.zeros(c),
+                        np.zeros(c, bool))
+        pending = np.argsort(runs, kind="stable")
+        batch = 4
+        while len(pending):
+            unsolved = self._match(runs, W0, pending, out)
+            now, pending = unsolved[:batch], unsolved[batch:]
+            if len(now):
+                self._solve(runs, W0, now, out)
+            batch *= 2
+        return out
+
+    def _match(self, runs: np.ndarray, W0: np.ndarray, idx: np.ndarray, out: Certified) -> np.ndarray:
+        """Decide the runs ``idx`` that match a representative of their orbit (into ``out``); returns the others,
+        in order: those that match none, or whose representative has a larger run index."""
+        if not self.reps or not len(idx):
+            return idx
+        entries = np.stack([r.entries for r in self.reps])
+        bound = np.linalg.norm(sorted_entries(W0[idx])[:, None, :] - entries[None], axis=2)
+        rep_runs = np.array([r.run for r in self.reps])
+        bound[rep_runs[None, :] > runs[idx][:, None]] = np.inf  # a smaller run takes the per-run path
+        choice = np.argmin(bound, axis=1)
+        solve = np.isinf(bound[np.arange(len(idx)), choice])
+        for j, rep in enumerate(self.reps):
+            mine = idx[(choice == j) & ~solve]
+            if not len(mine):
+                continue
+            maps = [match(W0[i], rep.W, self.colours) for i in mine]
+            X = np.stack([W0[i][pi][:, rho] for i, (pi, rho) in zip(mine, maps)])
+            g = self.gap(X, rep.W, rep.H, rep.H_inv)
+            same = np.asarray(g.newton) <= NEWTON_SAME
+            n = len(mine)
+            ok = same & window(np.full(n, rep.lo), np.full(n, rep.hi), np.asarray(g.delta), self.cfg, self.lr)
+            for m, i in enumerate(mine):
+                if ok[m]:
+                    Y = unmap(rep.W, *maps[m])
+                    out.accepted[i], out.per_orbit[i] = True, True
+                    out.W[i], out.loss[i], out.grad_norm[i] = Y, rep.loss, rep.grad_norm
+                    out.shift[i] = np.linalg.norm(Y - W0[i])
+            # in the representative's basin but refused: it descends further (what its own polish would decide,
+            # with the orbit's point nearest W₀); near another critical point: the per-run path
+            solve[np.isin(idx, mine[~same])] = True
+            self.matched += int(ok.sum())
+        return idx[solve]
+
+    def _solve(self, runs: np.ndarray, W0: np.ndarray, idx: np.ndarray, out: Certified) -> None:
+        """The per-run path for the runs ``idx``: polish, test, and keep the minima found as representatives."""
+        self.solved += len(idx)
+        p = self.polish(W0[idx])
+        t = self.test(W0[idx], np.asarray(p.W))
+        found = np.asarray(p.grad_norm) <= self.cfg.grad_tol / 100
+        ok = found & window(np.asarray(t.lo), np.asarray(t.hi), np.asarray(t.delta), self.cfg, self.lr)
+        for n, i in enumerate(idx):
+            if found[n] and t.lo[n] > self.cfg.hess_tol:
+                W = np.asarray(p.W[n])
+                self._add(Representative(int(runs[i]), W, np.asarray(t.H[n]), np.asarray(t.H_inv[n]), float(t.lo[n]),
+                                         float(t.hi[n]), float(p.loss[n]), float(p.grad_norm[n]),
+                                         sorted_entries(W[None])[0]))
+            if ok[n]:
+                out.accepted[i] = True
+                out.W[i], out.loss[i], out.grad_norm[i], out.shift[i] = p.W[n], p.loss[n], p.grad_norm[n], p.shift[n]
