@@ -91,7 +91,7 @@ def test_accelerator_path_vmaps_the_per_run_programs_and_bounds_their_blocks(mon
     (same results to rounding), and the block of runs per call fits the memory budget."""
     from jaxsym import config
     from jaxsym.certify.exact import make_certify, per_run
-    from jaxsym.sweep.closed_form import CERTIFY_BLOCK, certify_block
+    from jaxsym.sweep.closed_form import CERTIFY_BLOCK, CPU_BLOCK, certify_block
     from jaxsym.sweep.plan import certify_bytes_per_run
 
     res, _, V = _spurious_point()
@@ -117,4 +117,4 @@ def test_accelerator_path_vmaps_the_per_run_programs_and_bounds_their_blocks(mon
     per = certify_bytes_per_run(40, 40, 40)
     assert certify_block(cfg, large) == 256 * 2**20 // per < CERTIFY_BLOCK
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert certify_block(cfg, large) == CERTIFY_BLOCK  # one run at a time on a CPU: no memory bound needed
+    assert certify_block(cfg, large) == CPU_BLOCK  # one run at a time on a CPU: no memory bound needed

@@ -117,3 +117,15 @@ def test_training_programs_compute_float32_products_in_full_float32():
     assert plain and not any("HIGHEST" in line for line in plain)  # JAX's default, which must be changed
     exact = _dots(invariant_jit(train).lower(W0).as_text())
     assert len(exact) == len(plain) and all("precision = [HIGHEST, HIGHEST]" in line for line in exact)
+
+
+def test_every_optimizer_says_whether_the_hand_off_applies():
+    """No silent special case: each optimizer names the contraction argument of the hand-off test or says why
+    there is none, and the fast protocol's phases follow it (several thresholds only where the test applies)."""
+    from jaxsym.engine.compact import thresholds
+    from jaxsym.numerics.optimizers import OPTIMIZERS
+
+    for name, opt in OPTIMIZERS.items():
+        assert (opt.contraction is None) != (opt.why_not == ""), name
+        phases = thresholds(TrainConfig(optimizer=name))
+        assert (len(phases) > 1) == (opt.contraction is not None), name

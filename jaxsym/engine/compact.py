@@ -47,6 +47,7 @@ from jaxsym.engine.descent import (
 )
 from jaxsym.engine.interface import Engine, StoppedError, stop_requested
 from jaxsym.io import checkpoint
+from jaxsym.numerics import optimizers
 from jaxsym.numerics.parallel import invariant_jit
 
 log = logging.getLogger("jaxsym")
@@ -91,11 +92,12 @@ class CompactState(NamedTuple):
 
 def thresholds(cfg: TrainConfig) -> list[float]:
     """The phases' stopping thresholds: ``handoff_from`` and each tenth of it above ``grad_tol``, then
-    ``grad_tol``. One phase (no hand-off) when the optimizer is not plain gradient descent, whose contraction
-    argument the hand-off test needs."""
+    ``grad_tol``. One phase (no hand-off) for an optimizer without the contraction argument the hand-off test
+    needs (:attr:`jaxsym.numerics.optimizers.Optimizer.contraction`; ``why_not`` says why)."""
     out: list[float] = []
     t = cfg.handoff_from
-    while cfg.optimizer == "sgd" and t > cfg.grad_tol * (1 + 1e-9):
+    handoff = optimizers.OPTIMIZERS[cfg.optimizer].contraction is not None
+    while handoff and t > cfg.grad_tol * (1 + 1e-9):
         out.append(t)
         t /= 10
     return [*out, cfg.grad_tol]
