@@ -17,7 +17,7 @@ from jaxsym.landscape import model
 from jaxsym.sweep.driver import run_sweep
 
 
-def no_handoff(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
+def no_handoff(positions: np.ndarray, W: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.zeros(len(positions), bool)
 
 
@@ -111,32 +111,36 @@ def _float64_descent(k: int, lr: float):
 
 
 def _basins(k: int, lr: float, V: np.ndarray | None = None):
-    """A chunk's hand-off test for k = d, as the closed-form pipeline builds it (float64 programs, jitted)."""
-    from jaxsym.certify.basins import Basins, make_gap, make_test
+    """A chunk's hand-off test for k = d, as the closed-form pipeline builds it (float64 polish, jitted)."""
+    from jaxsym.certify.basins import Basins
     from jaxsym.certify.exact import make_polish, per_run
     from jaxsym.symmetry.group import target_column_colours
+    from jaxsym.symmetry.spectra import hessian_matrix
 
     V = np.eye(k) if V is None else V
     cfg = CertifyConfig()
     with jax.enable_x64(True):
-        polish, test = per_run(make_polish(cfg, V)), per_run(make_test(V))
-        gap = per_run(make_gap(V), shared=3)
+        polish = per_run(make_polish(cfg, V))
 
-    def x64(fn):
-        def run(*a):
-            with jax.enable_x64(True):
-                return jax.device_get(fn(*a))
-        return run
+    def polish_all(W):
+        with jax.enable_x64(True):
+            return jax.device_get(polish(W, np.zeros(len(W)), np.zeros(len(W), bool)))
 
-    return Basins(cfg, lr, target_column_colours(V, k),
-                  x64(lambda W: polish(W, np.zeros(len(W)), np.zeros(len(W), bool))), x64(test), x64(gap))
+    return Basins(cfg, lr, target_column_colours(V, k), polish_all, lambda W: hessian_matrix(W, V))
+
+
+def _grad(W: np.ndarray, V: np.ndarray | None = None) -> np.ndarray:
+    V = np.eye(W.shape[-1]) if V is None else V
+    with jax.enable_x64(True):
+        return np.asarray(jax.vmap(lambda w: model.grad(w, jnp.asarray(V)))(jnp.asarray(W)))
 
 
 def _iterates(k: int, lr: float, n: int, tol: float = 1e-3):
     it = jax.device_get(make_train_batch(TrainConfig(learning_rate=lr, steps=20000, grad_tol=tol), jnp.eye(k), k, 0)(
         jnp.arange(n, dtype=jnp.uint32)))
     keep = np.flatnonzero(~it.diverged & (it.grad_norm <= tol))
-    return keep, np.asarray(it.W, np.float64)[keep]
+    W = np.asarray(it.W, np.float64)[keep]
+    return keep, W, _grad(W)
 
 
 def test_an_accepted_handoff_is_where_continued_descent_ends():
@@ -144,9 +148,9 @@ def test_an_accepted_handoff_is_where_continued_descent_ends():
     gradient descent *run on* from the iterate to ‖∇F‖ ≤ 1e-12 ends at the certified point: the test's claim,
     checked by doing the descent."""
     k, lr = 7, 5 / 7
-    runs, W0 = _iterates(k, lr, 48)
+    runs, W0, g0 = _iterates(k, lr, 48)
     basins = _basins(k, lr)
-    out = basins.offer(runs, W0)
+    out = basins.offer(runs, W0, g0)
     gd = _float64_descent(k, lr)
     assert out.per_orbit.sum() >= 30 and basins.solved <= 8  # most runs matched a representative
     for i in np.flatnonzero(out.accepted):
@@ -164,12 +168,12 @@ def test_the_decision_per_orbit_equals_the_decision_of_the_run_s_own_polish():
     at thresholds where the test accepts most runs (1e-3) and none (6e-3: matched, and refused per orbit)."""
     k, lr = 7, 5 / 7
     for tol, accepted in ((1e-3, True), (6e-3, False)):
-        runs, W0 = _iterates(k, lr, 40, tol)
+        runs, W0, g0 = _iterates(k, lr, 40, tol)
         basins = _basins(k, lr)
-        together = basins.offer(runs, W0)
+        together = basins.offer(runs, W0, g0)
         assert basins.solved < len(runs) // 2 and (together.accepted.sum() > 30) == accepted
         for i in range(len(runs)):
-            alone = _basins(k, lr).offer(runs[i:i + 1], W0[i:i + 1])
+            alone = _basins(k, lr).offer(runs[i:i + 1], W0[i:i + 1], g0[i:i + 1])
             assert alone.accepted[0] == together.accepted[i], (tol, runs[i])
             if alone.accepted[0]:
                 np.testing.assert_allclose(alone.W[0], together.W[i], atol=1e-9)
@@ -189,12 +193,13 @@ def test_handoff_refuses_a_neighbourhood_of_a_saddle():
     assert eigs[0] < -1e-3  # a saddle
     rng = np.random.default_rng(0)
     near_saddle = W_saddle + 1e-4 * rng.normal(size=(5, k, k))
-    assert not _basins(k, 5 / k).offer(np.arange(5), near_saddle).accepted.any()
-    near = _basins(k, 5 / k).offer(np.arange(6), V + 1e-4 * rng.normal(size=(6, k, k)))
+    assert not _basins(k, 5 / k).offer(np.arange(5), near_saddle, _grad(near_saddle)).accepted.any()
+    W = V + 1e-4 * rng.normal(size=(6, k, k))
+    near = _basins(k, 5 / k).offer(np.arange(6), W, _grad(W))
     assert near.accepted.all() and near.per_orbit.sum() == 2 and (near.grad_norm <= 1e-12).all()  # 4 polished first
     np.testing.assert_allclose(near.W, np.broadcast_to(V, (6, k, k)), atol=1e-10)
     # a step too large for the curvature (η λ_max ≥ 2) is refused too: descent would not converge there
-    assert not _basins(k, 20.0).offer(np.arange(3), V + 1e-4 * rng.normal(size=(3, k, k))).accepted.any()
+    assert not _basins(k, 20.0).offer(np.arange(6), W, _grad(W)).accepted.any()
 
 
 def test_matching_recovers_a_permuted_point():

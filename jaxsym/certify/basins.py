@@ -16,13 +16,15 @@ the spectral one). "Certified" means within this model and the stated tolerances
 **Per orbit.** The loss is invariant under the group ``G_V`` (``S_k × S_d`` for ``V = I``), so ``W*`` may be any
 point of a certified orbit: ``g·W*`` for ``g ∈ G_V``. The float64 work that defines an orbit — the float64 polish
 to ``∇F = 0`` (:func:`jaxsym.certify.exact.make_polish`), the Hessian at ``W*``, its extreme eigenvalues and
-inverse (:func:`make_test`) — is done once, for the first run of the orbit, its *representative*. Every later run
-is matched to a representative modulo the group (:func:`match`: ``X = g·W₀`` close to ``W*``, assignments of
-columns and rows in alternation) and pays one Hessian ``H(X)`` and a comparison (:func:`make_gap`). Since
+inverse — is done once, for the first run of the orbit, its *representative*. Every later run is matched to a
+representative modulo the group (:func:`match`: ``X = g·W₀`` close to ``W*``, assignments of columns and rows in
+alternation) and pays one Hessian ``H(X)`` and a comparison. Since
 ``‖H(g·W₀) − H(W*)‖ = ‖H(W₀) − H(g⁻¹·W*)‖``, this is the same test with the orbit's point nearest ``W₀``: a run is
 accepted or not whatever run represents its orbit, up to rounding (the ``W*`` of two representatives agree to
 ‖∇F‖/λ_min ≈ 1e-11). That the match found the orbit of ``X``'s basin is checked by Newton's step: near ``W*``,
-``X − H(W*)⁻¹∇F(X)`` lands on ``W*`` (to second order); where it does not, ``X`` lies near another critical point.
+``X − H(W*)⁻¹∇F(X)`` lands on ``W*`` (to second order; ``∇F(X)`` is the descent's gradient at ``W₀``, carried by the
+same permutation); where it does not land within :data:`NEWTON_SAME` of the distance, ``X`` lies near another
+critical point.
 
 A run that matches no representative (a new orbit, a saddle, a plateau) pays the per-run path: polish, then the
 test with its own ``W*``; so does a run with a smaller index than its representative, which then represents the
@@ -36,16 +38,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from jaxsym.certify.exact import Polished
 from jaxsym.config import CertifyConfig
-from jaxsym.landscape.activations import RELU, Objective
-
-Array = jax.Array
 
 NEWTON_SAME = 0.5  # a matched iterate whose Newton step lands within half its distance of W* is in W*'s basin
 
@@ -98,65 +95,9 @@ def unmap(R: np.ndarray, pi: np.ndarray, rho: np.ndarray) -> np.ndarray:
     return Y
 
 
-def window(lo: np.ndarray, hi: np.ndarray, delta: np.ndarray, cfg: CertifyConfig, learning_rate: float
-           ) -> np.ndarray:
+def window(lo: float, hi: float, delta: float, cfg: CertifyConfig, learning_rate: float) -> bool:
     """The spectral condition of the test: ``[lo, hi] ⊂ [τ_H + δ, 2/η − δ]`` (module docstring)."""
-    return (lo >= cfg.hess_tol + delta) & (hi <= 2 / learning_rate - delta)
-
-
-# --------------------------------------------------------------------------------------------------
-# The float64 programs (one run; batched over a run axis by the caller)
-# --------------------------------------------------------------------------------------------------
-class Tested(NamedTuple):
-    """The per-run path's test of an iterate ``W₀`` against ``W*``, its float64 polish (add a batch axis): ``lo,
-    hi`` the extreme eigenvalues of ``H(W*)``, ``delta = 2‖H(W₀) − H(W*)‖_F``, and ``H(W*)`` with its inverse
-    (kept when ``W*`` becomes a representative)."""
-
-    lo: Array
-    hi: Array
-    delta: Array
-    H: Array
-    H_inv: Array
-
-
-def make_test(V: Array, obj: Objective = RELU) -> Callable[[Array, Array], Tested]:
-    """Return ``test(W₀, W*) -> Tested`` for one run (float64, needs x64)."""
-    V = np.asarray(V, np.float64)
-
-    def test(W0: Array, W: Array) -> Tested:
-        H0 = obj.hessian(W0.astype(jnp.float64), V)
-        H = obj.hessian(W, V)
-        eig = jnp.linalg.eigvalsh(H)
-        return Tested(eig[0], eig[-1], 2 * jnp.linalg.norm(H0 - H), H, jnp.linalg.inv(H))
-
-    return test
-
-
-class Gap(NamedTuple):
-    """The per-orbit test of one matched iterate ``X`` against a representative ``W*`` (add a batch axis).
-
-    Attributes:
-      delta: () ``2‖H(X) − H(W*)‖_F``.
-      newton: () ``‖(X − W*) − H(W*)⁻¹∇F(X)‖ / ‖X − W*‖``: near ``W*`` Newton's step from ``X`` lands on it (the
-        ratio is of the order of the distance); a large ratio says ``X`` lies near another critical point.
-    """
-
-    delta: Array
-    newton: Array
-
-
-def make_gap(V: Array, obj: Objective = RELU) -> Callable[[Array, Array, Array, Array], Gap]:
-    """Return ``gap(X, W_rep, H_rep, H_rep⁻¹) -> Gap`` for one run (float64, needs x64)."""
-    V = np.asarray(V, np.float64)
-
-    def gap(X: Array, W_rep: Array, H_rep: Array, H_inv: Array) -> Gap:
-        X = X.astype(jnp.float64)
-        delta = 2 * jnp.linalg.norm(obj.hessian(X, V) - H_rep)
-        d = (X - W_rep).reshape(-1)
-        step = H_inv @ obj.grad(X, V).reshape(-1)
-        return Gap(delta, jnp.linalg.norm(d - step) / jnp.maximum(jnp.linalg.norm(d), 1e-300))
-
-    return gap
+    return bool(lo >= cfg.hess_tol + delta and hi <= 2 / learning_rate - delta)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,17 +131,17 @@ class Certified(NamedTuple):
 class Basins:
     """The representatives of one chunk and the test of its runs (module docstring).
 
-    ``polish(W (c, k, d)) -> Polished`` (the float64 polish), ``test(W0, W) -> Tested`` and ``gap(X (c, k, d),
-    W_rep, H_rep, H_inv) -> Gap`` (one representative for the batch) are float64 programs over a run axis
-    (:func:`jaxsym.certify.exact.make_polish`, :func:`make_test`, :func:`make_gap`; one run at a time on a CPU);
-    ``colours`` are the target's column colours.
+    ``polish(W (c, k, d)) -> Polished`` is the float64 polish over a run axis
+    (:func:`jaxsym.certify.exact.make_polish`); ``hessian(W) -> H`` one point's float64 Hessian (k·d, k·d) (the
+    program :func:`jaxsym.symmetry.spectra.hessian_matrix` shares with the spectra: no program of its own);
+    ``colours`` are the target's column colours. The rest — eigenvalues of a representative's Hessian, its
+    inverse, the norms of the test — is host linear algebra on (k·d, k·d) matrices.
     """
 
     def __init__(self, cfg: CertifyConfig, learning_rate: float, colours: np.ndarray,
-                 polish: Callable[[np.ndarray], Polished], test: Callable[[np.ndarray, np.ndarray], Tested],
-                 gap: Callable[..., Gap]) -> None:
+                 polish: Callable[[np.ndarray], Polished], hessian: Callable[[np.ndarray], np.ndarray]) -> None:
         self.cfg, self.lr, self.colours = cfg, learning_rate, colours
-        self.polish, self.test, self.gap = polish, test, gap
+        self.polish, self.hessian = polish, hessian
         self.reps: list[Representative] = []
         self.solved = 0   # runs that paid the per-run path
         self.matched = 0  # runs certified per orbit
@@ -213,8 +154,9 @@ class Basins:
         elif rep.run < self.reps[same[0]].run:  # a smaller run of a known orbit represents it from now on
             self.reps[same[0]] = rep
 
-    def offer(self, runs: np.ndarray, W0: np.ndarray) -> Certified:
-        """Test the iterates ``W0`` (c, k, d) of the runs ``runs`` (c,) (global indices); returns the outcome.
+    def offer(self, runs: np.ndarray, W0: np.ndarray, g0: np.ndarray | None) -> Certified:
+        """Test the iterates ``W0`` (c, k, d) of the runs ``runs`` (c,) (global indices), whose gradients (in the
+        training dtype) are ``g0`` (None: unknown, every run takes the per-run path); returns the outcome.
 
         Runs are taken in the order of their index: those that match a representative are decided by the test
         per orbit; of the others, the first few take the per-run path (and may become representatives), then the
@@ -225,16 +167,21 @@ class Basins:
         out = Certified(np.zeros(c, bool), W0.copy(), np.full(c, np.nan), np.full(c, np.nan), np.zeros(c),
                         np.zeros(c, bool))
         pending = np.argsort(runs, kind="stable")
+        if g0 is None:
+            self._solve(runs, W0, pending, out)
+            return out
+        g0 = np.asarray(g0, np.float64)
         batch = 4
         while len(pending):
-            unsolved = self._match(runs, W0, pending, out)
+            unsolved = self._match(runs, W0, g0, pending, out)
             now, pending = unsolved[:batch], unsolved[batch:]
             if len(now):
                 self._solve(runs, W0, now, out)
             batch *= 2
         return out
 
-    def _match(self, runs: np.ndarray, W0: np.ndarray, idx: np.ndarray, out: Certified) -> np.ndarray:
+    def _match(self, runs: np.ndarray, W0: np.ndarray, g0: np.ndarray, idx: np.ndarray, out: Certified
+               ) -> np.ndarray:
         """Decide the runs ``idx`` that match a representative of their orbit (into ``out``); returns the others,
         in order: those that match none, or whose representative has a larger run index."""
         if not self.reps or not len(idx):
@@ -245,41 +192,42 @@ class Basins:
         bound[rep_runs[None, :] > runs[idx][:, None]] = np.inf  # a smaller run takes the per-run path
         choice = np.argmin(bound, axis=1)
         solve = np.isinf(bound[np.arange(len(idx)), choice])
-        for j, rep in enumerate(self.reps):
-            mine = idx[(choice == j) & ~solve]
-            if not len(mine):
+        for n, i in enumerate(idx):
+            if solve[n]:
                 continue
-            maps = [match(W0[i], rep.W, self.colours) for i in mine]
-            X = np.stack([W0[i][pi][:, rho] for i, (pi, rho) in zip(mine, maps)])
-            g = self.gap(X, rep.W, rep.H, rep.H_inv)
-            same = np.asarray(g.newton) <= NEWTON_SAME
-            n = len(mine)
-            ok = same & window(np.full(n, rep.lo), np.full(n, rep.hi), np.asarray(g.delta), self.cfg, self.lr)
-            for m, i in enumerate(mine):
-                if ok[m]:
-                    Y = unmap(rep.W, *maps[m])
-                    out.accepted[i], out.per_orbit[i] = True, True
-                    out.W[i], out.loss[i], out.grad_norm[i] = Y, rep.loss, rep.grad_norm
-                    out.shift[i] = np.linalg.norm(Y - W0[i])
-            # in the representative's basin but refused: it descends further (what its own polish would decide,
-            # with the orbit's point nearest W₀); near another critical point: the per-run path
-            solve[np.isin(idx, mine[~same])] = True
-            self.matched += int(ok.sum())
+            rep = self.reps[choice[n]]
+            pi, rho = match(W0[i], rep.W, self.colours)
+            X = W0[i][pi][:, rho]
+            d = (X - rep.W).reshape(-1)
+            step = rep.H_inv @ g0[i][pi][:, rho].reshape(-1)  # the gradient is carried by the same permutation
+            if np.linalg.norm(d - step) > NEWTON_SAME * np.linalg.norm(d):
+                solve[n] = True  # near another critical point: the per-run path
+                continue
+            delta = 2 * np.linalg.norm(self.hessian(X) - rep.H)
+            if window(rep.lo, rep.hi, delta, self.cfg, self.lr):
+                Y = unmap(rep.W, pi, rho)
+                out.accepted[i], out.per_orbit[i] = True, True
+                out.W[i], out.loss[i], out.grad_norm[i] = Y, rep.loss, rep.grad_norm
+                out.shift[i] = np.linalg.norm(Y - W0[i])
+                self.matched += 1
+            # else: in the representative's basin but refused: it descends further (what its own polish would
+            # decide, with the orbit's point nearest W₀)
         return idx[solve]
 
     def _solve(self, runs: np.ndarray, W0: np.ndarray, idx: np.ndarray, out: Certified) -> None:
         """The per-run path for the runs ``idx``: polish, test, and keep the minima found as representatives."""
         self.solved += len(idx)
         p = self.polish(W0[idx])
-        t = self.test(W0[idx], np.asarray(p.W))
-        found = np.asarray(p.grad_norm) <= self.cfg.grad_tol / 100
-        ok = found & window(np.asarray(t.lo), np.asarray(t.hi), np.asarray(t.delta), self.cfg, self.lr)
         for n, i in enumerate(idx):
-            if found[n] and t.lo[n] > self.cfg.hess_tol:
-                W = np.asarray(p.W[n])
-                self._add(Representative(int(runs[i]), W, np.asarray(t.H[n]), np.asarray(t.H_inv[n]), float(t.lo[n]),
-                                         float(t.hi[n]), float(p.loss[n]), float(p.grad_norm[n]),
-                                         sorted_entries(W[None])[0]))
-            if ok[n]:
+            if not p.grad_norm[n] <= self.cfg.grad_tol / 100:
+                continue
+            W = np.asarray(p.W[n])
+            H = self.hessian(W)
+            eig = np.linalg.eigvalsh(H)
+            delta = 2 * np.linalg.norm(self.hessian(W0[i]) - H)
+            if eig[0] > self.cfg.hess_tol:
+                self._add(Representative(int(runs[i]), W, H, np.linalg.inv(H), float(eig[0]), float(eig[-1]),
+                                         float(p.loss[n]), float(p.grad_norm[n]), sorted_entries(W[None])[0]))
+            if window(eig[0], eig[-1], delta, self.cfg, self.lr):
                 out.accepted[i] = True
-                out.W[i], out.loss[i], out.grad_norm[i], out.shift[i] = p.W[n], p.loss[n], p.grad_norm[n], p.shift[n]
+                out.W[i], out.loss[i], out.grad_norm[i], out.shift[i] = W, p.loss[n], p.grad_norm[n], p.shift[n]

@@ -266,14 +266,16 @@ class DescentStats(NamedTuple):
         return self.needed / max(self.executed, 1)
 
 
-Handoff = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (positions (c,), W (c, k, d)) -> accepted (c,) bool
+Handoff = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+"""``(positions (c,), W (c, k, d), ∇F(W) (c, k, d)) -> accepted (c,) bool``: the runs offered between phases."""
 
 
 def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handoff, *, inflight: Path | None = None,
             checkpoint_interval_s: float = 60.0, label: str = "") -> tuple[RunResult, np.ndarray, DescentStats]:
     """Train a (padded) chunk with the fast protocol; returns host results (N), the hand-off mask and stats.
 
-    ``handoff(positions, W)`` decides for runs that stopped at a phase's threshold whether they leave descent.
+    ``handoff(positions, W, g)`` decides for runs that stopped at a phase's threshold (their iterates and
+    gradients) whether they leave descent.
     Under a set :func:`~jaxsym.engine.interface.stop_on` event it saves and raises
     :class:`~jaxsym.engine.interface.StoppedError`
     after the current host segment.
@@ -313,7 +315,7 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
         cand = np.flatnonzero(stopped)
         handed = np.asarray(state.handed).copy()
         if len(cand):
-            handed[cand] = handoff(cand, np.asarray(q.W)[cand])
+            handed[cand] = handoff(cand, np.asarray(q.W)[cand], np.asarray(q.g)[cand])
         dtype = np.asarray(state.tol).dtype
         state = ops.next_phase(state, np.full(len(runs), taus[phase + 1], dtype), handed)
         state = ops.resize(state, _phase_slots(int(state.n_pending), full_b))

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxsym.certify.basins import Basins, make_gap, make_test
+from jaxsym.certify.basins import Basins
 from jaxsym.certify.exact import DIVERGED, NOT_CONVERGED, STATUSES, classify, in_blocks, make_polish, per_run
 from jaxsym.config import Cell, CertifyConfig, SweepConfig
 from jaxsym.engine import sgd as sampled
@@ -44,7 +44,7 @@ from jaxsym.sweep.pipeline import CellMerge, CellPipeline, Chunk
 from jaxsym.sweep.plan import certify_bytes_per_run, chunk_padded
 from jaxsym.symmetry.group import isotropy, target_column_colours
 from jaxsym.symmetry.orbits import cluster
-from jaxsym.symmetry.spectra import group_eigenvalues, hessian_eigenvalues
+from jaxsym.symmetry.spectra import group_eigenvalues, hessian_eigenvalues, hessian_matrix
 
 FROM_ORBIT = ("loss", "grad_norm", "hess_min", "hess_max")  # a certified run's values are its orbit's
 CERTIFY_BLOCK = 64  # runs per call of the vmapped float64 programs on an accelerator (one compiled size), at most
@@ -122,25 +122,16 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
 
 def _basins(certify_cfg: CertifyConfig, V: np.ndarray, lr: float, obj: Objective, polish: Callable[[], Any],
             block: int) -> Callable[[], Basins]:
-    """A factory of a chunk's :class:`~jaxsym.certify.basins.Basins` (the hand-off test per orbit, float64); its
-    per-run path uses the cell's polish program."""
-    with jax.enable_x64(True):
-        test = per_run(make_test(V, obj), name="handoff-test", key=(V, obj.key))
-        gap = per_run(make_gap(V, obj), name="handoff-gap", key=(V, obj.key), shared=3)
+    """A factory of a chunk's :class:`~jaxsym.certify.basins.Basins` (the hand-off test per orbit, float64): its
+    per-run path is the cell's polish program, its Hessians the spectra's program."""
     colours = target_column_colours(V, V.shape[1])
 
-    def x64(fn: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any) -> Any:
-            with jax.enable_x64(True):
-                return fn(*args)
-        return run
-
     def polish_all(W: np.ndarray) -> Any:  # every offered run is polished (none is above polish_from)
-        return in_blocks(polish(), (W, np.zeros(len(W)), np.zeros(len(W), bool)), block)
+        with jax.enable_x64(True):
+            return in_blocks(polish(), (W, np.zeros(len(W)), np.zeros(len(W), bool)), block)
 
     def make() -> Basins:
-        return Basins(certify_cfg, lr, colours, x64(polish_all), x64(lambda W0, W: in_blocks(test, (W0, W), block)),
-                      x64(lambda X, *rep: in_blocks(lambda x: gap(x, *rep), (X,), block)))
+        return Basins(certify_cfg, lr, colours, polish_all, lambda W: hessian_matrix(W, V, obj))
 
     return make
 
@@ -163,10 +154,10 @@ def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path 
     cache: dict[int, tuple[np.ndarray, float, float, float]] = {}  # position -> (W, loss, grad_norm, shift)
     basins = prog.handoff() if prog.handoff is not None else None
 
-    def handoff(positions: np.ndarray, W: np.ndarray) -> np.ndarray:
+    def handoff(positions: np.ndarray, W: np.ndarray, g: np.ndarray | None) -> np.ndarray:
         if basins is None:
             return np.zeros(len(positions), bool)
-        out = basins.offer(runs[np.minimum(positions, len(runs) - 1)], W)
+        out = basins.offer(runs[np.minimum(positions, len(runs) - 1)], W, g)
         for i, pos in enumerate(positions):
             if out.accepted[i]:
                 cache[int(pos)] = (out.W[i], float(out.loss[i]), float(out.grad_norm[i]), float(out.shift[i]))
@@ -176,7 +167,7 @@ def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path 
                                  checkpoint_interval_s=cfg.checkpoint_interval_s, label=prog.cell.label)
     missing = [int(p) for p in np.flatnonzero(handed[:len(runs)]) if int(p) not in cache]
     if missing:  # handed off before a resume: the same test again (a refusal is polished with the rest)
-        handoff(np.array(missing), np.asarray(res.W)[missing])
+        handoff(np.array(missing), np.asarray(res.W)[missing], None)
     info = {"needed_steps": stats.needed, "executed_slot_steps": stats.executed, "efficiency": stats.efficiency,
             "phases": stats.phases, "handed_off": stats.handed}
     if basins is not None:

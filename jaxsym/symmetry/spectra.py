@@ -50,16 +50,19 @@ def _hessian_program(obj: Objective) -> Callable[..., jax.Array]:
     return programs.jit(obj.hessian, name="hessian", key=obj.key)
 
 
-def hessian_eigenvalues(W: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray:
-    """All Hessian eigenvalues of ``obj`` at ``W`` (k, d), ascending, float64.
-
-    The Hessian is one jitted program per shape (compiled once, not op by op, and stored across processes:
-    :mod:`jaxsym.numerics.programs`); the eigendecomposition is LAPACK's on the host (batched ``eigh`` on GPUs is slow
-    above 32×32, and this runs once per distinct point).
-    """
+def hessian_matrix(W: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray:
+    """The Hessian of ``obj`` at ``W`` (k, d), (k·d, k·d) float64 on the host: one jitted program per shape
+    (compiled once, not op by op, and stored across processes: :mod:`jaxsym.numerics.programs`), the target an
+    argument, so cells of one shape share it."""
     with jax.enable_x64(True):
-        H = np.asarray(_hessian_program(obj)(np.asarray(W, np.float64), np.asarray(V, np.float64)))
-    return np.linalg.eigvalsh(H)
+        return np.asarray(_hessian_program(obj)(np.asarray(W, np.float64), np.asarray(V, np.float64)))
+
+
+def hessian_eigenvalues(W: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray:
+    """All Hessian eigenvalues of ``obj`` at ``W`` (k, d), ascending, float64: :func:`hessian_matrix`, then
+    LAPACK's eigendecomposition on the host (batched ``eigh`` on GPUs is slow above 32×32, and this runs once per
+    distinct point)."""
+    return np.linalg.eigvalsh(hessian_matrix(W, V, obj))
 
 
 def spectrum(W: np.ndarray, V: np.ndarray, *, tol: float = 1e-6) -> list[tuple[float, int]]:
