@@ -270,9 +270,15 @@ def published_config(ks: list[int], runs: int, protocol: str) -> config.SweepCon
                              "train": train, **({"workers": workers} if workers else {})})
 
 
+TIMES = ("descent_s", "handoff_s", "polish_s", "cluster_s", "write_s")  # per-chunk timings in the sweep's log
+
+
 def sweep_rate(cfg: config.SweepConfig) -> tuple[float, dict[int, dict]]:
-    """(certified runs/s of a whole sweep, per-k descent statistics from its log)."""
+    """(certified runs/s of a whole sweep, per-k statistics from its log: descent, hand-off counts and the time
+    of each phase of its chunks; under ``"all"`` the sweep's wall time and its time outside chunks — starting,
+    building programs, merging)."""
     import ast
+    import re
 
     import pandas as pd
 
@@ -281,16 +287,25 @@ def sweep_rate(cfg: config.SweepConfig) -> tuple[float, dict[int, dict]]:
         run_sweep(cfg, out, progress=False)
         dt = time.perf_counter() - t
         runs = pd.read_parquet(os.path.join(out, "runs.parquet"))
-        stats = {}
+        stats: dict = {}
+        chunk_s = 0.0
         with open(os.path.join(out, "sweep.log")) as f:
             for line in f:
-                if " done in " in line and "{" in line:
-                    k = int(line.split(" d")[1].split("-k")[1].split(" ")[0])
-                    stats[k] = ast.literal_eval(line[line.index("{"):].strip())
+                m = re.search(r" d\d+-k(\d+) runs \d+\.\.\d+ done in ([\d.]+)s", line)
+                if m and "{" in line:
+                    k, secs = int(m.group(1)), float(m.group(2))
+                    chunk_s += secs
+                    got = ast.literal_eval(line[line.index("{"):].strip())
+                    st = stats.setdefault(k, {})
+                    for key, v in got.items():
+                        st[key] = st.get(key, 0) + v if isinstance(v, (int, float)) and key != "efficiency" else v
+                    st["chunk_s"] = st.get("chunk_s", 0.0) + secs
         certified = int(runs["status"].isin(["global", "spurious", "saddle", "degenerate"]).sum())
     for k, st in stats.items():
         st["runs"] = int((runs["k"] == k).sum())
         st["mean_steps"] = float(runs.loc[runs["k"] == k, "steps"].mean())
+        st["efficiency"] = st.get("needed_steps", 0) / max(st.get("executed_slot_steps", 1), 1)
+    stats["all"] = {"wall_s": dt, "chunk_s": chunk_s, "certified": certified}
     return certified / dt, stats
 
 
@@ -320,7 +335,7 @@ def numpy_published(k: int, runs: int, max_steps: int = 1_000_000, first: int = 
     return time.perf_counter() - t, statuses
 
 
-def sweep_rate_in_new_process(protocol: str, ks: list[int], runs: int, cache: str) -> tuple[float, dict[int, dict]]:
+def sweep_rate_in_new_process(protocol: str, ks: list[int], runs: int, cache: str) -> tuple[float, dict]:
     """:func:`sweep_rate` in a fresh Python process with compilation cache and stored programs in ``cache``:
     what one ``jaxsym sweep`` gets (nothing is kept in memory from an earlier sweep)."""
     import subprocess
@@ -328,7 +343,7 @@ def sweep_rate_in_new_process(protocol: str, ks: list[int], runs: int, cache: st
     out = subprocess.run([sys.executable, __file__, "--sweep-rate", protocol, "--published-ks", *map(str, ks),
                           "--published-runs", str(runs), "--cache", cache], check=True, capture_output=True, text=True)
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    return got["rate"], {int(k): v for k, v in got["stats"].items()}
+    return got["rate"], {(int(k) if k != "all" else k): v for k, v in got["stats"].items()}
 
 
 def _numpy_share(job: tuple[int, int, int]) -> int:
@@ -352,16 +367,16 @@ def numpy_published_on_every_core(ks: list[int], runs: int, cores: int) -> float
         return n / (time.perf_counter() - t)
 
 
-def bench_published(ks: list[int], runs: int, numpy_runs: int) -> dict:
+def bench_published(ks: list[int], runs: int, numpy_runs: int, protocols: list[str]) -> dict:
     from jaxsym.sweep.plan import workers_for
 
     cache = tempfile.mkdtemp(prefix="jaxsym-xla-")
     workers = workers_for(config.from_dict({"name": "w", "seed": 0, "runs": 1, "grid": {"d": [2], "k": "d"}}))
     out: dict = {"ks": ks, "runs": runs, "numpy_runs": numpy_runs, "workers": workers}
-    for protocol in ("fast", "fast-1", "full", "float64"):
-        cold, _ = sweep_rate_in_new_process(protocol, ks, runs, cache)
+    for protocol in protocols:
+        cold, cold_stats = sweep_rate_in_new_process(protocol, ks, runs, cache)
         warm, stats = sweep_rate_in_new_process(protocol, ks, runs, cache)
-        out[protocol] = {"cold": cold, "warm": warm, "stats": stats}
+        out[protocol] = {"cold": cold, "warm": warm, "stats": stats, "cold_stats": cold_stats}
         print(f"  jaxsym {protocol}: {cold:.0f} certified runs/s cold, {warm:.0f} warm", flush=True)
     total_t, total_n, per_k = 0.0, 0, {}
     for k in ks:
@@ -376,28 +391,66 @@ def bench_published(ks: list[int], runs: int, numpy_runs: int) -> dict:
     return out
 
 
+def bench_scale(ks_runs: list[tuple[int, int]], numpy_runs: int) -> dict:
+    """Warm certified runs/s of large cells (a small sweep of the same cell first fills the caches, in another
+    process), against the published protocol in NumPy at the same k."""
+    cache = tempfile.mkdtemp(prefix="jaxsym-xla-")
+    out: dict = {}
+    for k, runs in ks_runs:
+        sweep_rate_in_new_process("fast", [k], 64, cache)  # compile once
+        warm, stats = sweep_rate_in_new_process("fast", [k], runs, cache)
+        dt, _ = numpy_published(k, numpy_runs)
+        out[k] = {"runs": runs, "warm": warm, "stats": stats, "numpy": numpy_runs / dt, "numpy_runs": numpy_runs}
+        print(f"  k = d = {k}, {runs} runs: {warm:.0f} certified runs/s warm; NumPy published protocol "
+              f"{numpy_runs / dt:.2f} runs/s ({numpy_runs} runs): {warm / (numpy_runs / dt):.0f}×", flush=True)
+    return out
+
+
+def print_shares(title: str, stats: dict) -> None:
+    """Where a sweep's time went: descent (compilation of a cell's programs included on its first chunk), the
+    hand-off (per orbit and per-run paths), the end-of-chunk polish, clustering and spectra, writing chunks, and
+    the rest (start, building programs, the merge)."""
+    parts = {name: sum(st.get(name, 0.0) for k, st in stats.items() if k != "all") for name in TIMES}
+    wall = stats["all"]["wall_s"]
+    parts["rest (start, build, merge)"] = wall - stats["all"]["chunk_s"]
+    per_orbit = sum(st.get("per_orbit", 0) for k, st in stats.items() if k != "all")
+    solved = sum(st.get("solved", 0) for k, st in stats.items() if k != "all")
+    print(f"\n{title}: {wall:.1f} s wall; hand-off per orbit {per_orbit} runs, per-run path {solved} runs")
+    print("| part | seconds | share |")
+    print("|---|---:|---:|")
+    for name, secs in parts.items():
+        print(f"| {name.removesuffix('_s')} | {secs:.1f} | {100 * secs / wall:.0f}% |")
+
+
 def print_published(r: dict) -> None:
-    fast, full, npy = r["fast"], r["full"], r["numpy"]["rate"]
+    npy, w, par = r["numpy"]["rate"], r["workers"], r["numpy_cores"]["rate"]
     print(f"\ncertified runs/s, published cells k = d = {r['ks'][0]}…{r['ks'][-1]}, step 5/k, {r['runs']} runs "
           f"per cell (NumPy: {r['numpy_runs']} per cell):\n")
-    print("| protocol | certified runs/s (cold) | (warm) | vs NumPy published (warm) |")
-    print("|---|---:|---:|---:|")
-    one, w, par = r["fast-1"], r["workers"], r["numpy_cores"]["rate"]
-    print(f"| (a) jaxsym default (compaction + hand-off; {w} chunks at once) | {fast['cold']:.0f} | "
-          f"{fast['warm']:.0f} | {fast['warm'] / npy:.1f}× |")
-    print(f"| (a₁) the same, one chunk at a time | {one['cold']:.0f} | {one['warm']:.0f} | {one['warm'] / npy:.1f}× |")
-    print(f"| (b) jaxsym full length | {full['cold']:.0f} | {full['warm']:.0f} | {full['warm'] / npy:.1f}× |")
-    f64 = r["float64"]
-    print(f"| (d) jaxsym running the published protocol (float64 to 1e-12, compacted) | {f64['cold']:.0f} | "
-          f"{f64['warm']:.0f} | {f64['warm'] / npy:.1f}× |")
-    print(f"| (c) published protocol, NumPy float64, one run at a time | {npy:.1f} | {npy:.1f} | 1.0× |")
-    print(f"| (c′) the same in {w} NumPy processes at once | {par:.1f} | {par:.1f} | {par / npy:.1f}× |")
-    print(f"\n(a) / (c′), both using {w} cores: {fast['warm'] / par:.1f}×")
-    print("\n| k = d | runs | mean steps needed | slot-steps executed | compaction efficiency | handed off |")
-    print("|---:|---:|---:|---:|---:|---:|")
-    for k, st in sorted(fast["stats"].items()):
+    print("| protocol | certified runs/s (cold) | (warm) | vs NumPy published (cold) | (warm) |")
+    print("|---|---:|---:|---:|---:|")
+    names = {"fast": f"(a) jaxsym default (compaction + hand-off per orbit; {w} chunks at once)",
+             "fast-1": "(a₁) the same, one chunk at a time", "full": "(b) jaxsym full length",
+             "float64": "(d) jaxsym running the published protocol (float64 to 1e-12, compacted)"}
+    for key, name in names.items():
+        if key in r:
+            x = r[key]
+            print(f"| {name} | {x['cold']:.0f} | {x['warm']:.0f} | {x['cold'] / npy:.1f}× | {x['warm'] / npy:.1f}× |")
+    print(f"| (c) published protocol, NumPy float64, one run at a time | {npy:.1f} | {npy:.1f} | 1.0× | 1.0× |")
+    print(f"| (c′) the same in {w} NumPy processes at once | {par:.1f} | {par:.1f} | {par / npy:.1f}× | "
+          f"{par / npy:.1f}× |")
+    if "fast" not in r:
+        return
+    fast = r["fast"]
+    print(f"\n(a) / (c′), both using {w} cores: {fast['warm'] / par:.1f}× warm")
+    print("\n| k = d | runs | mean steps needed | slot-steps executed | compaction efficiency | handed off | "
+          "per orbit | per-run path |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k, st in sorted((k, st) for k, st in fast["stats"].items() if k != "all"):
         print(f"| {k} | {st['runs']} | {st['mean_steps']:.0f} | {st['executed_slot_steps']} | "
-              f"{100 * st['efficiency']:.1f}% | {st['handed_off']} |")
+              f"{100 * st['efficiency']:.1f}% | {st['handed_off']} | {st.get('per_orbit', 0)} | "
+              f"{st.get('solved', 0)} |")
+    print_shares("(a) cold", fast["cold_stats"])
+    print_shares("(a) warm", fast["stats"])
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -447,6 +500,11 @@ def main() -> None:
     ap.add_argument("--published-runs", type=int, default=1000)
     ap.add_argument("--numpy-runs", type=int, default=100)
     ap.add_argument("--only-published", action="store_true")
+    ap.add_argument("--protocols", nargs="+", default=["fast", "fast-1", "full", "float64"],
+                    choices=["fast", "fast-1", "full", "float64"])
+    ap.add_argument("--scale", action="store_true", help="also warm runs/s at k = 10 and k = 20 at scale")
+    ap.add_argument("--scale-runs", type=int, nargs=2, default=[20000, 5000])
+    ap.add_argument("--scale-numpy-runs", type=int, default=20)
     ap.add_argument("--skip-published", action="store_true")
     ap.add_argument("--out", default="bench.json")
     ap.add_argument("--sweep-rate", help=argparse.SUPPRESS)  # internal: one sweep_rate in this process, as JSON
@@ -466,8 +524,10 @@ def main() -> None:
     print(f"device: {info['device']} x{info['devices']}, {info['cpu_count']} CPUs, jax {jax.__version__}")
     result: dict = {"info": info, "throughput": [], "peak": {}, "table": {}}
     if not a.skip_published:
-        result["published"] = bench_published(a.published_ks, a.published_runs, a.numpy_runs)
+        result["published"] = bench_published(a.published_ks, a.published_runs, a.numpy_runs, a.protocols)
         print_published(result["published"])
+    if a.scale:
+        result["scale"] = bench_scale([(10, a.scale_runs[0]), (20, a.scale_runs[1])], a.scale_numpy_runs)
     if a.only_published:
         with open(a.out, "w") as f:
             json.dump(result, f, indent=2)

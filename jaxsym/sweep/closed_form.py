@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -154,10 +155,14 @@ def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path 
     cache: dict[int, tuple[np.ndarray, float, float, float]] = {}  # position -> (W, loss, grad_norm, shift)
     basins = prog.handoff() if prog.handoff is not None else None
 
+    clock = {"handoff_s": 0.0}
+
     def handoff(positions: np.ndarray, W: np.ndarray, g: np.ndarray | None) -> np.ndarray:
         if basins is None:
             return np.zeros(len(positions), bool)
+        t0 = time.perf_counter()
         out = basins.offer(runs[np.minimum(positions, len(runs) - 1)], W, g)
+        clock["handoff_s"] += time.perf_counter() - t0
         for i, pos in enumerate(positions):
             if out.accepted[i]:
                 cache[int(pos)] = (out.W[i], float(out.loss[i]), float(out.grad_norm[i]), float(out.shift[i]))
@@ -169,7 +174,7 @@ def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path 
     if missing:  # handed off before a resume: the same test again (a refusal is polished with the rest)
         handoff(np.array(missing), np.asarray(res.W)[missing], None)
     info = {"needed_steps": stats.needed, "executed_slot_steps": stats.executed, "efficiency": stats.efficiency,
-            "phases": stats.phases, "handed_off": stats.handed}
+            "phases": stats.phases, "handed_off": stats.handed, **clock}
     if basins is not None:
         info.update(per_orbit=basins.matched, solved=basins.solved, representatives=len(basins.reps))
     return res, handed, cache, info
@@ -187,6 +192,7 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     n = stop - start
     runs = np.arange(start, stop, dtype=np.int64)
     info: dict[str, Any] = {}
+    t0 = time.perf_counter()
     if prog.compact is not None:
         res, handed, cache, info = _descend(cfg, prog, runs, inflight)
     else:
@@ -197,6 +203,8 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
         handed, cache = np.zeros(len(res.W), bool), {}
     res = jax.tree.map(lambda x: x[:n], res)
     handed = handed[:n]
+    t1 = time.perf_counter()
+    info["descent_s"] = t1 - t0 - info.get("handoff_s", 0.0)  # compilation on a cell's first chunk included
 
     diverged = np.asarray(res.diverged)
     W = np.array(res.W, np.float64)  # copies: the polish writes into them
@@ -218,6 +226,8 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
             pol.polish_iters, pol.shift
         eligible[todo] = pol.eligible
 
+    t2 = time.perf_counter()
+    info["polish_s"] = t2 - t1
     tol = cfg.certify
     crit = np.flatnonzero(eligible & np.isfinite(loss) & np.isfinite(gnorm)
                           & ((gnorm <= tol.grad_tol) | (loss <= tol.loss_tol)))
@@ -229,6 +239,7 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
         ext = np.array([hessian_extremes(W[crit[r]], prog.V, prog.obj) for r in cl.reps])
         hmin[crit], hmax[crit] = ext[cl.labels, 0], ext[cl.labels, 1]
         orbit[crit] = cl.labels
+    info["cluster_s"] = time.perf_counter() - t2  # orbits and one spectrum per distinct point
     status = classify(loss, gnorm, hmin, diverged, tol, xp=np)
     status = np.where(eligible | (status == DIVERGED), status, np.where(diverged, DIVERGED, NOT_CONVERGED))
     names = np.array(STATUSES)[status]

@@ -310,7 +310,9 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
             inflight = rd.inflight(cell.label, start, stop_)
             checkpoint.claim(inflight, {"fingerprint": fp, "cell": cell.label, "start": start, "stop": stop_})
             rows, reps, stats = pipeline.run_chunk(cfg, programs, start, stop_, inflight)
+            t_write = time.perf_counter()
             rd.write_chunk(fp, cell.label, start, stop_, rows, reps)
+            stats = {**(stats or {}), "write_s": time.perf_counter() - t_write}
             checkpoint.clear(inflight)
             cells.done(cell)
             if warm:
