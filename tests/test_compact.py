@@ -113,7 +113,7 @@ def _float64_descent(k: int, lr: float):
 def _basins(k: int, lr: float, V: np.ndarray | None = None):
     """A chunk's hand-off test for k = d, as the closed-form pipeline builds it (float64 polish, jitted)."""
     from jaxsym.certify.basins import Basins
-    from jaxsym.certify.exact import make_polish, per_run
+    from jaxsym.certify.exact import gradient, loss_value, make_polish, per_run
     from jaxsym.symmetry.group import target_column_colours
     from jaxsym.symmetry.spectra import hessian_matrix
 
@@ -126,7 +126,8 @@ def _basins(k: int, lr: float, V: np.ndarray | None = None):
         with jax.enable_x64(True):
             return jax.device_get(polish(W, np.zeros(len(W)), np.zeros(len(W), bool)))
 
-    return Basins(cfg, lr, target_column_colours(V, k), polish_all, lambda W: hessian_matrix(W, V))
+    return Basins(cfg, lr, target_column_colours(V, k), polish_all, lambda W: hessian_matrix(W, V),
+                  lambda W: gradient(W, V), lambda W: loss_value(W, V))
 
 
 def _grad(W: np.ndarray, V: np.ndarray | None = None) -> np.ndarray:

@@ -26,10 +26,11 @@ accepted or not whatever run represents its orbit, up to rounding (the ``W*`` of
 same permutation); where it does not land within :data:`NEWTON_SAME` of the distance, ``X`` lies near another
 critical point.
 
-A run that matches no representative (a new orbit, a saddle, a plateau) pays the per-run path: polish, then the
-test with its own ``W*``; so does a run with a smaller index than its representative, which then represents the
-orbit — so an orbit's first run in a chunk, hence in a cell (the row of ``minima.parquet``), is always certified by
-its own polish, whatever the chunking. A run certified per orbit ends at ``g⁻¹·W*``, with the representative's
+A run that matches no representative (a new orbit, a saddle, a plateau) pays the per-run path: the critical point
+near it (chord Newton with one Cholesky factor of ``H(W₀)``, else the float64 polish), then the test with it; so
+does a run with a smaller index than its representative, which then represents the orbit — so an orbit's first
+run in a chunk, hence in a cell (the row of ``minima.parquet``), is always certified from its own iterate,
+whatever the chunking. A run certified per orbit ends at ``g⁻¹·W*``, with the representative's
 loss and gradient norm (group-invariant).
 """
 
@@ -39,12 +40,14 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+import scipy.linalg
 from scipy.optimize import linear_sum_assignment
 
 from jaxsym.certify.exact import Polished
 from jaxsym.config import CertifyConfig
 
 NEWTON_SAME = 0.5  # a matched iterate whose Newton step lands within half its distance of W* is in W*'s basin
+CHORD_STEPS = 30  # chord-Newton steps of the per-run path before it falls back to the polish
 
 
 # --------------------------------------------------------------------------------------------------
@@ -132,16 +135,18 @@ class Basins:
     """The representatives of one chunk and the test of its runs (module docstring).
 
     ``polish(W (c, k, d)) -> Polished`` is the float64 polish over a run axis
-    (:func:`jaxsym.certify.exact.make_polish`); ``hessian(W) -> H`` one point's float64 Hessian (k·d, k·d) (the
-    program :func:`jaxsym.symmetry.spectra.hessian_matrix` shares with the spectra: no program of its own);
+    (:func:`jaxsym.certify.exact.make_polish`); ``hessian(W) -> H``, ``gradient(W) -> ∇F`` and ``loss(W)`` one
+    point's, float64 (programs shared by every cell of a shape, :func:`jaxsym.symmetry.spectra.hessian_matrix`,
+    :func:`jaxsym.certify.exact.gradient`: no program of its own);
     ``colours`` are the target's column colours. The rest — eigenvalues of a representative's Hessian, its
     inverse, the norms of the test — is host linear algebra on (k·d, k·d) matrices.
     """
 
     def __init__(self, cfg: CertifyConfig, learning_rate: float, colours: np.ndarray,
-                 polish: Callable[[np.ndarray], Polished], hessian: Callable[[np.ndarray], np.ndarray]) -> None:
+                 polish: Callable[[np.ndarray], Polished], hessian: Callable[[np.ndarray], np.ndarray],
+                 gradient: Callable[[np.ndarray], np.ndarray], loss: Callable[[np.ndarray], float]) -> None:
         self.cfg, self.lr, self.colours = cfg, learning_rate, colours
-        self.polish, self.hessian = polish, hessian
+        self.polish, self.hessian, self.gradient, self.loss = polish, hessian, gradient, loss
         self.reps: list[Representative] = []
         self.solved = 0   # runs that paid the per-run path
         self.matched = 0  # runs certified per orbit
@@ -215,19 +220,55 @@ class Basins:
         return idx[solve]
 
     def _solve(self, runs: np.ndarray, W0: np.ndarray, idx: np.ndarray, out: Certified) -> None:
-        """The per-run path for the runs ``idx``: polish, test, and keep the minima found as representatives."""
+        """The per-run path for the runs ``idx``: find the critical point — chord Newton from the iterate with one
+        Cholesky factor of ``H(W₀)`` (:data:`CHORD_STEPS` steps at most, ‖∇F‖ decreasing at each), else the float64
+        polish —, test it, and keep the minima found as representatives."""
         self.solved += len(idx)
-        p = self.polish(W0[idx])
-        for n, i in enumerate(idx):
-            if not p.grad_norm[n] <= self.cfg.grad_tol / 100:
-                continue
-            W = np.asarray(p.W[n])
+        tol = self.cfg.grad_tol / 100
+        found: dict[int, tuple[np.ndarray, float, float, np.ndarray]] = {}  # i -> (W*, loss, ‖∇F‖, H(W₀))
+        rest = []
+        for i in idx:
+            H0 = self.hessian(W0[i])
+            W, gn, steps = self._chord(W0[i], H0)
+            if gn <= tol:
+                found[int(i)] = (W, float("nan"), gn, H0)
+            elif steps > 0:  # chord Newton converges, slowly (its rate is ≈ ‖I − H(W₀)⁻¹H(W*)‖): the polish finishes
+                rest.append(int(i))
+            # else refused without a polish, the run descends further: H(W₀) is not positive definite (then no W*
+            # passes the test: δ/2 ≥ ‖H(W₀) − H(W*)‖₂ ≥ λ_min(H(W*)) contradicts λ_min(H(W*)) ≥ τ_H + δ), or the
+            # first chord step does not lower ‖∇F‖ (W₀ is not yet where H(W₀) predicts the way to a minimum)
+        if rest:
+            p = self.polish(W0[rest])
+            for n, i in enumerate(rest):
+                if p.grad_norm[n] <= tol:
+                    found[i] = (np.asarray(p.W[n]), float(p.loss[n]), float(p.grad_norm[n]), self.hessian(W0[i]))
+        for i, (W, loss, gn, H0) in found.items():
+            loss = self.loss(W) if np.isnan(loss) else loss
             H = self.hessian(W)
             eig = np.linalg.eigvalsh(H)
-            delta = 2 * np.linalg.norm(self.hessian(W0[i]) - H)
+            delta = 2 * np.linalg.norm(H0 - H)
             if eig[0] > self.cfg.hess_tol:
-                self._add(Representative(int(runs[i]), W, H, np.linalg.inv(H), float(eig[0]), float(eig[-1]),
-                                         float(p.loss[n]), float(p.grad_norm[n]), sorted_entries(W[None])[0]))
+                self._add(Representative(int(runs[i]), W, H, np.linalg.inv(H), float(eig[0]), float(eig[-1]), loss,
+                                         gn, sorted_entries(W[None])[0]))
             if window(eig[0], eig[-1], delta, self.cfg, self.lr):
                 out.accepted[i] = True
-                out.W[i], out.loss[i], out.grad_norm[i], out.shift[i] = W, p.loss[n], p.grad_norm[n], p.shift[n]
+                out.W[i], out.loss[i], out.grad_norm[i], out.shift[i] = W, loss, gn, np.linalg.norm(W - W0[i])
+
+    def _chord(self, W0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray, float, int]:
+        """Chord Newton ``W ← W − H(W₀)⁻¹∇F(W)`` while ‖∇F‖ decreases: ``(W, ‖∇F(W)‖, steps taken)`` (‖∇F‖ = inf
+        where ``H(W₀)`` is not positive definite)."""
+        try:
+            factor = scipy.linalg.cho_factor(H0)
+        except np.linalg.LinAlgError:
+            return W0, np.inf, 0
+        W, g = W0, self.gradient(W0)
+        gn = float(np.linalg.norm(g))
+        steps = 0
+        while steps < CHORD_STEPS and gn > self.cfg.grad_tol / 100:
+            W1 = W - scipy.linalg.cho_solve(factor, g.reshape(-1)).reshape(W.shape)
+            g1 = self.gradient(W1)
+            gn1 = float(np.linalg.norm(g1))
+            if not gn1 < gn:
+                break
+            W, g, gn, steps = W1, g1, gn1, steps + 1
+        return W, gn, steps

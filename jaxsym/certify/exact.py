@@ -21,6 +21,7 @@ Each iteration costs one Hessian and one (kd × kd) solve.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, TypeVar
 
@@ -72,6 +73,24 @@ def polish(W: Array, V: Array, *, iters: int | Array, tol: float, obj: Objective
     """
     s = levenberg_marquardt(lambda x: obj.grad(x, V), lambda x: obj.hessian(x, V), W, iters=iters, tol=tol)
     return s.x, s.it
+
+
+@functools.lru_cache(maxsize=64)
+def _point_program(obj: Objective, what: str) -> Callable[..., Array]:
+    return programs.jit(getattr(obj, what), name=what, key=obj.key)
+
+
+def gradient(W: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray:
+    """``∇F(W)`` (k, d) float64 on the host: one jitted program per shape, the target an argument (shared by cells
+    of one shape, like :func:`jaxsym.symmetry.spectra.hessian_matrix`)."""
+    with jax.enable_x64(True):
+        return np.asarray(_point_program(obj, "grad")(np.asarray(W, np.float64), np.asarray(V, np.float64)))
+
+
+def loss_value(W: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> float:
+    """``F(W)`` float64 on the host, likewise."""
+    with jax.enable_x64(True):
+        return float(_point_program(obj, "loss")(np.asarray(W, np.float64), np.asarray(V, np.float64)))
 
 
 class Thresholds(Protocol):

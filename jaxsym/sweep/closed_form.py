@@ -30,7 +30,17 @@ import numpy as np
 import pandas as pd
 
 from jaxsym.certify.basins import Basins
-from jaxsym.certify.exact import DIVERGED, NOT_CONVERGED, STATUSES, classify, in_blocks, make_polish, per_run
+from jaxsym.certify.exact import (
+    DIVERGED,
+    NOT_CONVERGED,
+    STATUSES,
+    classify,
+    gradient,
+    in_blocks,
+    loss_value,
+    make_polish,
+    per_run,
+)
 from jaxsym.config import Cell, CertifyConfig, SweepConfig
 from jaxsym.engine import sgd as sampled
 from jaxsym.engine.compact import CompactOps, descend, make_compact_engine, thresholds
@@ -132,7 +142,8 @@ def _basins(certify_cfg: CertifyConfig, V: np.ndarray, lr: float, obj: Objective
             return in_blocks(polish(), (W, np.zeros(len(W)), np.zeros(len(W), bool)), block)
 
     def make() -> Basins:
-        return Basins(certify_cfg, lr, colours, polish_all, lambda W: hessian_matrix(W, V, obj))
+        return Basins(certify_cfg, lr, colours, polish_all, lambda W: hessian_matrix(W, V, obj),
+                      lambda W: gradient(W, V, obj), lambda W: loss_value(W, V, obj))
 
     return make
 
