@@ -270,7 +270,7 @@ def published_config(ks: list[int], runs: int, protocol: str) -> config.SweepCon
                              "train": train, **({"workers": workers} if workers else {})})
 
 
-TIMES = ("descent_s", "handoff_s", "polish_s", "cluster_s", "write_s")  # per-chunk timings in the sweep's log
+TIMES = ("descent_s", "handoff_s", "per_run_s", "polish_s", "cluster_s", "write_s")  # per-chunk, sweep log
 
 
 def sweep_rate(cfg: config.SweepConfig) -> tuple[float, dict[int, dict]]:
@@ -346,6 +346,49 @@ def sweep_rate_in_new_process(protocol: str, ks: list[int], runs: int, cache: st
     return got["rate"], {(int(k) if k != "all" else k): v for k, v in got["stats"].items()}
 
 
+def sweep_in_new_process(raw: dict, cache: str) -> dict:
+    """Run the sweep ``raw`` (a config as a dict) in a fresh Python process with compilation cache and stored
+    programs in ``cache``: ``{"wall_s", "compiles"}`` (XLA backend compilations, from JAX's monitoring events)."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--sweep-config", json.dumps(raw), "--cache", cache], check=True,
+                         capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _sweep_config_here(raw: dict) -> dict:
+    from jax._src import monitoring
+
+    compiles = []
+    monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **kw: compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration"
+        else None)
+    with tempfile.TemporaryDirectory() as out:
+        t = time.perf_counter()
+        run_sweep(config.from_dict(raw), out, progress=False)
+        return {"wall_s": time.perf_counter() - t, "compiles": len(compiles), "compile_s": sum(compiles)}
+
+
+def bench_reuse(k: int = 8, runs: int = 300, lrs: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7)) -> dict:
+    """Compiled programs shared by cells that differ only in runtime values: a cold sweep of one cell at
+    k = d = ``k``, then (new process, empty caches) a cold sweep over ``len(lrs)`` step sizes, then (new process,
+    that cache) the same grid with another seed — each with its wall time and XLA compilations."""
+    raw = {"name": "reuse", "seed": 0, "runs": runs, "grid": {"d": [k], "k": "d"}, "workers": 1}
+    grid = {**raw, "grid": {**raw["grid"], "learning_rate": list(lrs)}}
+    out = {}
+    with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as many:
+        out["one cell, cold"] = sweep_in_new_process({**raw, "train": {"learning_rate": lrs[0]}}, one)
+        out[f"{len(lrs)} step sizes, cold"] = sweep_in_new_process(grid, many)
+        out[f"{len(lrs)} step sizes, another seed"] = sweep_in_new_process({**grid, "seed": 1}, many)
+    print(f"\nprograms shared across runtime values (k = d = {k}, {runs} runs per cell, one chunk at a time):\n")
+    print("| sweep | cells | wall s | XLA compilations | compiling s |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in out.items():
+        cells = 1 if name.startswith("one") else len(lrs)
+        print(f"| {name} | {cells} | {r['wall_s']:.1f} | {r['compiles']} | {r['compile_s']:.1f} |")
+    return out
+
+
 def _numpy_share(job: tuple[int, int, int]) -> int:
     k, runs, first = job
     numpy_published(k, runs, first=first)
@@ -406,20 +449,23 @@ def bench_scale(ks_runs: list[tuple[int, int]], numpy_runs: int) -> dict:
     return out
 
 
-def print_shares(title: str, stats: dict) -> None:
-    """Where a sweep's time went: descent (compilation of a cell's programs included on its first chunk), the
-    hand-off (per orbit and per-run paths), the end-of-chunk polish, clustering and spectra, writing chunks, and
-    the rest (start, building programs, the merge)."""
+def print_shares(title: str, stats: dict, workers: int) -> None:
+    """Where a sweep's time went, in core-seconds: chunks run on ``workers`` cores at once, so their parts add up
+    to at most ``workers × wall``. Parts: descent (compilation of a cell's programs included on its first chunk),
+    the hand-off (per orbit and per-run paths), the end-of-chunk polish, clustering and spectra, writing chunks,
+    and the rest (start, building programs, the merge, and cores idle while another chunk finishes)."""
     parts = {name: sum(st.get(name, 0.0) for k, st in stats.items() if k != "all") for name in TIMES}
     wall = stats["all"]["wall_s"]
-    parts["rest (start, build, merge)"] = wall - stats["all"]["chunk_s"]
+    budget = workers * wall
+    parts["rest (start, build, merge, idle cores)"] = budget - sum(parts.values())
     per_orbit = sum(st.get("per_orbit", 0) for k, st in stats.items() if k != "all")
     solved = sum(st.get("solved", 0) for k, st in stats.items() if k != "all")
-    print(f"\n{title}: {wall:.1f} s wall; hand-off per orbit {per_orbit} runs, per-run path {solved} runs")
-    print("| part | seconds | share |")
+    print(f"\n{title}: {wall:.1f} s wall × {workers} cores = {budget:.1f} core-seconds; hand-off per orbit "
+          f"{per_orbit} runs, per-run path {solved} runs")
+    print("| part | core-seconds | share |")
     print("|---|---:|---:|")
     for name, secs in parts.items():
-        print(f"| {name.removesuffix('_s')} | {secs:.1f} | {100 * secs / wall:.0f}% |")
+        print(f"| {name.removesuffix('_s')} | {secs:.1f} | {100 * secs / budget:.0f}% |")
 
 
 def print_published(r: dict) -> None:
@@ -449,8 +495,11 @@ def print_published(r: dict) -> None:
         print(f"| {k} | {st['runs']} | {st['mean_steps']:.0f} | {st['executed_slot_steps']} | "
               f"{100 * st['efficiency']:.1f}% | {st['handed_off']} | {st.get('per_orbit', 0)} | "
               f"{st.get('solved', 0)} |")
-    print_shares("(a) cold", fast["cold_stats"])
-    print_shares("(a) warm", fast["stats"])
+    print_shares("(a) cold", fast["cold_stats"], w)
+    print_shares("(a) warm", fast["stats"], w)
+    cold, warm = fast["cold_stats"]["all"]["wall_s"], fast["stats"]["all"]["wall_s"]
+    print(f"\ncompilation and first use (cold wall − warm wall, same runs): {cold - warm:.1f} s of {cold:.1f} s "
+          f"({100 * (cold - warm) / cold:.0f}% of a first sweep)")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -507,9 +556,17 @@ def main() -> None:
     ap.add_argument("--scale-numpy-runs", type=int, default=20)
     ap.add_argument("--skip-published", action="store_true")
     ap.add_argument("--out", default="bench.json")
+    ap.add_argument("--reuse", action="store_true", help="also: programs shared by cells differing in step size/seed")
+    ap.add_argument("--sweep-config", help=argparse.SUPPRESS)  # internal: one sweep of this config in this process
     ap.add_argument("--sweep-rate", help=argparse.SUPPRESS)  # internal: one sweep_rate in this process, as JSON
     ap.add_argument("--cache", help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.sweep_config:
+        from jaxsym.numerics.parallel import use_compilation_cache
+
+        use_compilation_cache(a.cache)
+        print(json.dumps(_sweep_config_here(json.loads(a.sweep_config))))
+        return
     if a.sweep_rate:
         from jaxsym.numerics.parallel import use_compilation_cache
 
@@ -526,6 +583,8 @@ def main() -> None:
     if not a.skip_published:
         result["published"] = bench_published(a.published_ks, a.published_runs, a.numpy_runs, a.protocols)
         print_published(result["published"])
+    if a.reuse:
+        result["reuse"] = bench_reuse()
     if a.scale:
         result["scale"] = bench_scale([(10, a.scale_runs[0]), (20, a.scale_runs[1])], a.scale_numpy_runs)
     if a.only_published:

@@ -53,6 +53,44 @@ def test_compaction_keeps_every_run_bit_identical_to_runs_trained_alone(k, slots
         assert stats.executed - stats.needed <= 37 * 15 + 2 * 15
 
 
+def test_step_size_and_seed_are_arguments_not_new_programs():
+    """Cells that differ only in the step size and the seed share the compacting engine's compiled programs:
+    building and running a second one compiles nothing (XLA's compile events counted), yet each runs with its
+    own values — bit for bit what the engine built for it alone gives, different from the first cell's."""
+    from jax._src import monitoring  # the public module lacks unregister_event_duration_listener
+
+    k = 6
+    runs = np.arange(24)
+
+    def run(lr: float, seed: int) -> np.ndarray:
+        cfg = TrainConfig(learning_rate=lr, steps=400, grad_tol=1e-4, handoff_from=1e-4)
+        res, _, _ = descend(make_compact_engine(cfg, np.eye(k), k, seed, slots=8), runs, cfg, no_handoff)
+        return np.asarray(res.W)
+
+    first = run(0.8, 0)
+    compiled: list[str] = []
+
+    def listen(event: str, secs: float, **kw: object) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            compiled.append(event)
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        second = run(0.7, 3)
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    assert compiled == []
+    assert not np.array_equal(first, second)
+    # the same cell in a process that has not seen the first one gives the same end points: its own trajectory
+    cfg = TrainConfig(learning_rate=0.7, steps=400, grad_tol=1e-4, handoff_from=1e-4)
+    from jaxsym.engine.descent import cell_key, run_key
+    from jaxsym.numerics.parallel import invariant_jit
+
+    alone = invariant_jit(make_train(cfg, jnp.eye(k), k))
+    base = cell_key(3, k, k)
+    np.testing.assert_array_equal(second, np.stack([np.asarray(alone(run_key(base, r)).W) for r in runs]))
+
+
 def test_fast_sweep_does_not_depend_on_chunk_size_at_k8(tmp_path):
     """The default protocol at k = d = 8 in one chunk of 160 runs (128 slots) and in chunks of 32 (32 slots):
     the same tables, bit for bit — every run's certified values are its orbit's, whose representative is the

@@ -36,6 +36,7 @@ loss and gradient norm (group-invariant).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -150,6 +151,7 @@ class Basins:
         self.reps: list[Representative] = []
         self.solved = 0   # runs that paid the per-run path
         self.matched = 0  # runs certified per orbit
+        self.solve_s = 0.0  # seconds in the per-run path (the rest of an offer is the test per orbit)
 
     def _add(self, rep: Representative) -> None:
         same = [i for i, r in enumerate(self.reps)
@@ -223,6 +225,7 @@ class Basins:
         """The per-run path for the runs ``idx``: find the critical point — chord Newton from the iterate with one
         Cholesky factor of ``H(W₀)`` (:data:`CHORD_STEPS` steps at most, ‖∇F‖ decreasing at each), else the float64
         polish —, test it, and keep the minima found as representatives."""
+        t0 = time.perf_counter()
         self.solved += len(idx)
         tol = self.cfg.grad_tol / 100
         found: dict[int, tuple[np.ndarray, float, float, np.ndarray]] = {}  # i -> (W*, loss, ‖∇F‖, H(W₀))
@@ -253,6 +256,7 @@ class Basins:
             if window(eig[0], eig[-1], delta, self.cfg, self.lr):
                 out.accepted[i] = True
                 out.W[i], out.loss[i], out.grad_norm[i], out.shift[i] = W, loss, gn, np.linalg.norm(W - W0[i])
+        self.solve_s += time.perf_counter() - t0
 
     def _chord(self, W0: np.ndarray, H0: np.ndarray) -> tuple[np.ndarray, float, int]:
         """Chord Newton ``W ← W − H(W₀)⁻¹∇F(W)`` while ‖∇F‖ decreases: ``(W, ‖∇F(W)‖, steps taken)`` (‖∇F‖ = inf

@@ -39,7 +39,8 @@ from jaxsym.engine.descent import (
     RunLoop,
     RunResult,
     TrainState,
-    cell_key,
+    cell_inputs,
+    generic,
     in_dtype,
     init_weights,
     make_run_loop,
@@ -132,17 +133,21 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
     V = np.asarray(V)
     d = V.shape[1]
     first = thresholds(cfg)[0]
+    base, lr = cell_inputs(cfg, seed, d, k)
 
     def build() -> CompactOps:
-        loop: RunLoop = make_run_loop(cfg, jnp.asarray(V, cfg.dtype))
+        def run_loop(lr: Array | None = None) -> RunLoop:
+            return make_run_loop(cfg, jnp.asarray(V, cfg.dtype), lr)
+
+        loop = run_loop()  # for what does not step (running, finish)
         dtype = jnp.dtype(cfg.dtype)
 
-        def init(runs: Array) -> CompactState:
+        def init(runs: Array, base: Array, lr: Array) -> CompactState:
             N = runs.shape[0]
             B = max(MIN_SLOTS, min(slots, N))
-            base = cell_key(seed, d, k)
-            W0 = jax.vmap(lambda r: init_weights(run_key(base, r), d, k, cfg.init_scale, dtype))(runs)
-            queue = jax.vmap(loop.init)(W0)
+            key = jax.random.wrap_key_data(base)
+            W0 = jax.vmap(lambda r: init_weights(run_key(key, r), d, k, cfg.init_scale, dtype))(runs)
+            queue = jax.vmap(run_loop(lr).init)(W0)
             n = (jnp.argmax(runs == runs[-1]) + 1).astype(jnp.int32)
             pos = jnp.arange(N, dtype=jnp.int32)
             zero = jnp.int32(0)
@@ -158,8 +163,9 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
             N, B = s.tol.shape[0], s.slot_pos.shape[0]
             return (B > MIN_SLOTS) & (s.next_pos >= s.n_pending) & (jnp.sum(s.slot_pos < N) <= B // SHRINK)
 
-        def round_(s: CompactState) -> CompactState:
+        def round_(s: CompactState, lr: Array) -> CompactState:
             N, B = s.tol.shape[0], s.slot_pos.shape[0]
+            step = run_loop(lr).step
             # refill idle slots from the queue, in slot order
             free = s.slot_pos >= N
             rank = jnp.cumsum(free) - 1
@@ -173,7 +179,7 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
 
             def body(_: Array, sl: TrainState) -> TrainState:
                 run = live & jax.vmap(loop.running)(sl, tol)
-                return _select(run, jax.vmap(loop.step)(sl), sl)
+                return _select(run, jax.vmap(step)(sl), sl)
 
             slot = jax.lax.fori_loop(0, round_steps, body, slot)
             # harvest: stopped runs go back to the queue, their slots become idle
@@ -184,9 +190,10 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
                               next_pos=s.next_pos + jnp.sum(take).astype(jnp.int32),
                               clock=s.clock + round_steps, slot_rounds=s.slot_rounds + B)
 
-        def advance(s: CompactState, until: Array) -> CompactState:
+        def advance(s: CompactState, until: Array, lr: Array) -> CompactState:
             """Rounds until ``until`` on the clock, nothing left to run, or a shrink is due."""
-            return jax.lax.while_loop(lambda s: (n_running(s) > 0) & (s.clock < until) & ~shrink_due(s), round_, s)
+            return jax.lax.while_loop(lambda s: (n_running(s) > 0) & (s.clock < until) & ~shrink_due(s),
+                                      lambda s: round_(s, lr), s)
 
         def finish(s: CompactState) -> RunResult:
             return jax.vmap(loop.finish)(s.queue)
@@ -199,7 +206,7 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
             return s._replace(tol=tol, handed=handed, pending=pending, n_pending=jnp.sum(todo).astype(jnp.int32),
                               next_pos=jnp.int32(0), phase=s.phase + 1)
 
-        key = (cfg, V, k, seed, slots, round_steps)
+        key = (generic(cfg), V, k, slots, round_steps)  # the seed and the step size are arguments
         # a run's steps do not depend on the slot count or the chunk
         engine = Engine(invariant_jit(init, name="compact-init", key=key),
                         invariant_jit(advance, name="compact-advance", key=key),
@@ -208,7 +215,9 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
                           round_steps)
 
     ops = in_dtype(build, cfg.dtype)()
-    eng = Engine(*(in_dtype(f, cfg.dtype) for f in ops.engine[:3]), ops.engine.n_running)
+    init, advance, finish, n_running = ops.engine
+    eng = Engine(in_dtype(lambda runs: init(runs, base, lr), cfg.dtype),
+                 in_dtype(lambda s, until: advance(s, until, lr), cfg.dtype), in_dtype(finish, cfg.dtype), n_running)
     return CompactOps(eng, in_dtype(ops.next_phase, cfg.dtype), in_dtype(ops.resize, cfg.dtype), slots, round_steps)
 
 

@@ -15,6 +15,7 @@ is non-finite (flagged ``diverged``; the other runs of the batch are independent
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple, TypeVar
 
@@ -71,11 +72,28 @@ def init_weights(key: Array, d: int, k: int, scale: float, dtype: jnp.dtype) -> 
     return (factor * jax.random.normal(key, (k, d), dtype=jnp.float32)).astype(dtype)
 
 
-def make_optimizer(cfg: TrainConfig, schedule: optax.Schedule | None = None) -> optax.GradientTransformation:
+def make_optimizer(cfg: TrainConfig, schedule: optax.Schedule | Array | None = None
+                   ) -> optax.GradientTransformation:
     """The optax transformation named by ``cfg.optimizer`` (:mod:`jaxsym.numerics.optimizers`), at
-    ``cfg.learning_rate`` or a ``schedule``."""
+    ``cfg.learning_rate`` or at ``schedule`` (a schedule, or a step size traced as a program argument)."""
     lr = cfg.learning_rate if schedule is None else schedule
     return optimizers.make(cfg.optimizer, lr, optimizers.Hyper(cfg.momentum, cfg.b1, cfg.b2, cfg.weight_decay))
+
+
+def generic(cfg: TrainConfig) -> dict[str, object]:
+    """``cfg``'s settings but its step size: what a training program is keyed on when the step size and the
+    cell's random key are its arguments (:func:`cell_inputs`), so that cells and sweeps that differ only in
+    these values (a grid over the learning rate, another seed) share compiled programs."""
+    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name != "learning_rate"}
+
+
+def cell_inputs(cfg: TrainConfig, seed: int, d: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The runtime values of a cell's training programs: the cell's base key as key data (2,) uint32
+    (:func:`cell_key`, computed here, so any Python int seed is exact) and the step size () in the training
+    dtype (the value a constant step size would be rounded to in the program)."""
+    with jax.enable_x64(jnp.dtype(cfg.dtype) == jnp.float64):
+        base = np.asarray(jax.random.key_data(cell_key(seed, d, k)))
+    return base, np.asarray(cfg.learning_rate, cfg.dtype)
 
 
 class TrainState(NamedTuple):
@@ -107,11 +125,12 @@ class RunLoop(NamedTuple):
     step: Callable[[TrainState], TrainState]  # one optimizer step
 
 
-def make_run_loop(cfg: TrainConfig, V: Array) -> RunLoop:
-    """Build the single-run loop for target ``V`` (m, d) in the training dtype."""
+def make_run_loop(cfg: TrainConfig, V: Array, learning_rate: Array | None = None) -> RunLoop:
+    """Build the single-run loop for target ``V`` (m, d) in the training dtype, at ``cfg.learning_rate`` or at
+    ``learning_rate`` (a () array: a program argument, see :func:`cell_inputs`)."""
     dtype = jnp.dtype(cfg.dtype)
     V = jnp.asarray(V, dtype)
-    opt = make_optimizer(cfg)
+    opt = make_optimizer(cfg, learning_rate)
     tol = jnp.asarray(cfg.grad_tol, dtype)
 
     act = activations.ACTIVATIONS[cfg.activation]
@@ -198,25 +217,32 @@ def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> Engine[T
     (in float32, then cast); the whole batch trains until its slowest run stops (the ``full`` protocol)."""
     V = np.asarray(V)
     d = V.shape[1]
+    base, lr = cell_inputs(cfg, seed, d, k)
 
     def build() -> Engine[TrainState, RunResult]:
-        eng = make_run_loop(cfg, jnp.asarray(V, cfg.dtype))
+        def loop(lr: Array | None = None) -> RunLoop:
+            return make_run_loop(cfg, jnp.asarray(V, cfg.dtype), lr)
 
-        def init(runs: Array) -> TrainState:
-            base = cell_key(seed, d, k)
-            W0 = jax.vmap(lambda r: init_weights(run_key(base, r), d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
-            return jax.vmap(eng.init)(W0)
+        def init(runs: Array, base: Array, lr: Array) -> TrainState:
+            key = jax.random.wrap_key_data(base)
+            W0 = jax.vmap(lambda r: init_weights(run_key(key, r), d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
+            return jax.vmap(loop(lr).init)(W0)
 
-        key = (cfg, V, k, seed)
+        def advance(s: TrainState, until: Array, lr: Array) -> TrainState:
+            return jax.vmap(loop(lr).advance, in_axes=(0, None))(s, until)
+
+        key = (generic(cfg), V, k)  # the seed and the step size are arguments
         return Engine(  # a run's steps do not depend on the chunk size
             invariant_jit(init, name="batch-init", key=key),
-            invariant_jit(jax.vmap(eng.advance, in_axes=(0, None)), name="batch-advance", key=key),
-            invariant_jit(jax.vmap(eng.finish), name="batch-finish", key=key),
-            invariant_jit(lambda s: jnp.sum(jax.vmap(eng.running)(s)), name="batch-running", key=key),
+            invariant_jit(advance, name="batch-advance", key=key),
+            invariant_jit(jax.vmap(loop().finish), name="batch-finish", key=key),
+            invariant_jit(lambda s: jnp.sum(jax.vmap(loop().running)(s)), name="batch-running", key=key),
         )
 
     eng = in_dtype(build, cfg.dtype)()
-    return Engine(*(in_dtype(f, cfg.dtype) for f in eng))
+    return Engine(in_dtype(lambda runs: eng.init(runs, base, lr), cfg.dtype),
+                  in_dtype(lambda s, until: eng.advance(s, until, lr), cfg.dtype),
+                  in_dtype(eng.finish, cfg.dtype), in_dtype(eng.n_running, cfg.dtype))
 
 
 def make_train_batch(cfg: TrainConfig, V: Array, k: int, seed: int) -> Callable[[Array], RunResult]:

@@ -173,6 +173,10 @@ class Program(Generic[R]):
         return jax.jit(exp.call, compiler_options=self.options), out_tree
 
 
+_PROGRAMS: dict[tuple[str, str], Program[Any]] = {}
+_PROGRAMS_LOCK = threading.Lock()
+
+
 def jit(fn: Callable[..., R], *, name: str, key: Any, compiler_options: dict[str, Any] | None = None
         ) -> Callable[..., R]:
     """``jax.jit(fn, compiler_options=…)``, stored across processes under ``(name, key)`` where a compilation
@@ -180,6 +184,13 @@ def jit(fn: Callable[..., R], *, name: str, key: Any, compiler_options: dict[str
 
     ``key`` must hold every value ``fn`` closes over (configs, target arrays, sizes), by content; the source
     of jaxsym, the JAX versions, the device and the argument shapes are added here (the stored form is the
-    lowered program, which compiler options do not change; the compilation cache keys on them).
+    lowered program, which compiler options do not change; the compilation cache keys on them). Within a
+    process, equal ``(name, key, compiler_options)`` give the *same* program (the first ``fn`` passed), so
+    cells that differ only in a program's arguments — a step size, a seed — compile it once.
     """
-    return Program(fn, name, key, compiler_options)
+    memo = (digest((name, key)), repr(sorted((compiler_options or {}).items())))
+    with _PROGRAMS_LOCK:
+        prog = _PROGRAMS.get(memo)
+        if prog is None:
+            prog = _PROGRAMS[memo] = Program(fn, name, key, compiler_options)
+    return prog

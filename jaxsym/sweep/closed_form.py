@@ -187,7 +187,8 @@ def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path 
     info = {"needed_steps": stats.needed, "executed_slot_steps": stats.executed, "efficiency": stats.efficiency,
             "phases": stats.phases, "handed_off": stats.handed, **clock}
     if basins is not None:
-        info.update(per_orbit=basins.matched, solved=basins.solved, representatives=len(basins.reps))
+        info.update(per_orbit=basins.matched, solved=basins.solved, representatives=len(basins.reps),
+                    handoff_s=clock["handoff_s"] - basins.solve_s, per_run_s=basins.solve_s)
     return res, handed, cache, info
 
 
@@ -215,7 +216,7 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     res = jax.tree.map(lambda x: x[:n], res)
     handed = handed[:n]
     t1 = time.perf_counter()
-    info["descent_s"] = t1 - t0 - info.get("handoff_s", 0.0)  # compilation on a cell's first chunk included
+    info["descent_s"] = t1 - t0 - info.get("handoff_s", 0.0) - info.get("per_run_s", 0.0)  # compile on first chunk
 
     diverged = np.asarray(res.diverged)
     W = np.array(res.W, np.float64)  # copies: the polish writes into them
