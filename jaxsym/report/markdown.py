@@ -99,12 +99,19 @@ def write_report(out: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
         _save(figures.steps_figure(runs), figs / "steps.png", formats)
         lines += ["## End points per cell\n", markdown(status_table(runs), ".1f"), "",
                   "![share of runs per status](figures/status.png)\n",
+                  "Share of each cell's runs per status, with 95% Wilson intervals; n is the runs per cell.\n",
                   "![histogram of final losses](figures/loss_hist.png)\n",
-                  "![steps to the end of descent per status](figures/steps.png)\n"]
+                  "Final losses of all runs by status (log scale, floored at 1e-16): global minima at rounding "
+                  "level, spurious minima decades above.\n",
+                  "![steps to the end of descent per status](figures/steps.png)\n",
+                  "Descent steps per run (median and 10–90% range) by status and cell; runs that hit the step "
+                  "budget sit at the top.\n"]
         margins = figures.margins_figure(runs, cfg.certify.grad_tol) if cfg.sampled is None else None
         if margins is not None:
             _save(margins, figs / "margins.png", formats)
-            lines.append("![certificate margins](figures/margins.png)\n")
+            lines += ["![certificate margins](figures/margins.png)\n",
+                      "Left: ‖∇F‖ at each certified point against the threshold τ_g; right: how far each run's "
+                      "certified point lies from where its descent stopped, handed off or polished.\n"]
         if not minima.empty:
             _save(figures.type_shares_figure(runs, minima, colours, cfg), figs / "types.png", formats)
             _save(figures.losses_figure(minima, colours, load_families(out)), figs / "losses.png", formats)
@@ -113,9 +120,17 @@ def write_report(out: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
             lines += ["## Distinct critical points (modulo the symmetry group)\n",
                       markdown(minima_table(minima, per_cell=12)), "",
                       "![share of runs per isotropy type](figures/types.png)\n",
+                      "Share of runs ending at each isotropy type per cell (log scale, 95% Wilson intervals), one "
+                      "colour per type in every figure.\n",
                       "![loss of distinct critical points](figures/losses.png)\n",
+                      "Loss of each distinct non-global critical point against k, coloured by isotropy type, marked "
+                      "by status (size grows with the runs that reached it).\n",
                       "![smallest Hessian eigenvalue](figures/lambda_min.png)\n",
-                      "![Hessian spectra](figures/spectra.png)\n"]
+                      "Smallest Hessian eigenvalue of each distinct point; the dashed line is τ_H, above which a "
+                      "point is a minimum.\n",
+                      "![Hessian spectra](figures/spectra.png)\n",
+                      "Hessian eigenvalues and their multiplicities per isotropy type (grey levels: k); dashed lines "
+                      "are the multiplicities representation theory predicts at the largest k.\n"]
         lines.append(f"Every figure is in `figures/` as {', '.join(formats).upper()}.\n")
     path = out / "report.md"
     results.atomic_write_text("\n".join(lines), path)  # replaces a link rather than writing through it
