@@ -200,6 +200,38 @@ def bench_engine(k: int, dtype: str, steps: int, repeats: int, *, invariant: boo
     return W0.shape[0] * steps / median_time(lambda: train(W0).W, repeats)
 
 
+def bench_products(ks: list[int], steps: int, repeats: int, batch: int = 512) -> list[dict]:
+    """Run-steps/s of the training step's two small products as matrix products (``dot``) and as
+    broadcast-and-sum (``sum``), each compiled as sweeps compile it (:func:`jaxsym.numerics.parallel.invariant_jit`),
+    float32, plain gradient descent in a ``fori_loop``, ``batch`` runs; and whether a run's end point is bit for bit
+    the same in batches of 1, 7 and 128 as in the batch (batch invariance). ``auto`` is what the engine uses
+    (:func:`jaxsym.landscape.model.make_train_grad`)."""
+    from jaxsym.landscape import model
+    from jaxsym.numerics.parallel import invariant_jit
+
+    rows = []
+    for k in ks:
+        row: dict = {"k": k, "auto": "sum" if k * 2 * k * k <= model.SUM_PRODUCTS_MAX else "dot"}
+        for products in ("dot", "sum"):
+            grad = model.make_train_grad(jnp.eye(k, dtype=jnp.float32), products)
+            lr = np.float32(2.5 / k)
+            train = invariant_jit(jax.vmap(lambda W, grad=grad, lr=lr: jax.lax.fori_loop(
+                0, steps, lambda _, W: W - lr * grad(W), W)))
+            W0 = jnp.asarray(start_points(k, batch, "float32"))
+            row[products] = batch * steps / median_time(lambda train=train, W0=W0: train(W0), repeats)
+            ref = np.asarray(train(W0))
+            row[f"{products}_invariant"] = all(np.array_equal(np.asarray(train(W0[:b])), ref[:b], equal_nan=True)
+                                               for b in (1, 7, 128))
+        rows.append(row)
+        print(f"  k={k}: dot {row['dot']:.3g}, sum {row['sum']:.3g} run-steps/s", flush=True)
+    print("\n| k = d | dot (run-steps/s) | sum | sum / dot | batch-invariant (dot, sum) | engine uses |")
+    print("|---:|---:|---:|---:|---|---|")
+    for r in rows:
+        print(f"| {r['k']} | {r['dot']:.3g} | {r['sum']:.3g} | {r['sum'] / r['dot']:.2f}× | "
+              f"{r['dot_invariant']}, {r['sum_invariant']} | {r['auto']} |")
+    return rows
+
+
 def bench_numpy(k: int, dtype: str, steps: int, repeats: int) -> float:
     runs = 4
     W0 = start_points(k, runs, dtype)
@@ -348,7 +380,8 @@ def sweep_rate_in_new_process(protocol: str, ks: list[int], runs: int, cache: st
 
 def sweep_in_new_process(raw: dict, cache: str) -> dict:
     """Run the sweep ``raw`` (a config as a dict) in a fresh Python process with compilation cache and stored
-    programs in ``cache``: ``{"wall_s", "compiles"}`` (XLA backend compilations, from JAX's monitoring events)."""
+    programs in ``cache``: ``{"wall_s", "compiles", "compile_s"}`` (programs XLA compiled, i.e. missed in the
+    persistent cache, and seconds spent compiling or loading programs, from JAX's monitoring events)."""
     import subprocess
 
     out = subprocess.run([sys.executable, __file__, "--sweep-config", json.dumps(raw), "--cache", cache], check=True,
@@ -359,14 +392,16 @@ def sweep_in_new_process(raw: dict, cache: str) -> dict:
 def _sweep_config_here(raw: dict) -> dict:
     from jax._src import monitoring
 
-    compiles = []
+    compiles, misses = [], []  # XLA compilations or loads from the persistent cache; programs really compiled
     monitoring.register_event_duration_secs_listener(
         lambda event, secs, **kw: compiles.append(secs) if event == "/jax/core/compile/backend_compile_duration"
         else None)
+    monitoring.register_event_listener(
+        lambda event, **kw: misses.append(1) if event == "/jax/compilation_cache/cache_misses" else None)
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
         run_sweep(config.from_dict(raw), out, progress=False)
-        return {"wall_s": time.perf_counter() - t, "compiles": len(compiles), "compile_s": sum(compiles)}
+        return {"wall_s": time.perf_counter() - t, "compiles": len(misses), "compile_s": sum(compiles)}
 
 
 def bench_reuse(k: int = 8, runs: int = 300, lrs: tuple[float, ...] = (0.4, 0.5, 0.6, 0.7)) -> dict:
@@ -381,7 +416,7 @@ def bench_reuse(k: int = 8, runs: int = 300, lrs: tuple[float, ...] = (0.4, 0.5,
         out[f"{len(lrs)} step sizes, cold"] = sweep_in_new_process(grid, many)
         out[f"{len(lrs)} step sizes, another seed"] = sweep_in_new_process({**grid, "seed": 1}, many)
     print(f"\nprograms shared across runtime values (k = d = {k}, {runs} runs per cell, one chunk at a time):\n")
-    print("| sweep | cells | wall s | XLA compilations | compiling s |")
+    print("| sweep | cells | wall s | programs compiled | compiling or loading s |")
     print("|---|---:|---:|---:|---:|")
     for name, r in out.items():
         cells = 1 if name.startswith("one") else len(lrs)
@@ -413,10 +448,10 @@ def numpy_published_on_every_core(ks: list[int], runs: int, cores: int) -> float
 def bench_published(ks: list[int], runs: int, numpy_runs: int, protocols: list[str]) -> dict:
     from jaxsym.sweep.plan import workers_for
 
-    cache = tempfile.mkdtemp(prefix="jaxsym-xla-")
     workers = workers_for(config.from_dict({"name": "w", "seed": 0, "runs": 1, "grid": {"d": [2], "k": "d"}}))
     out: dict = {"ks": ks, "runs": runs, "numpy_runs": numpy_runs, "workers": workers}
     for protocol in protocols:
+        cache = tempfile.mkdtemp(prefix="jaxsym-xla-")  # each protocol's cold sweep starts from empty caches
         cold, cold_stats = sweep_rate_in_new_process(protocol, ks, runs, cache)
         warm, stats = sweep_rate_in_new_process(protocol, ks, runs, cache)
         out[protocol] = {"cold": cold, "warm": warm, "stats": stats, "cold_stats": cold_stats}
@@ -556,6 +591,7 @@ def main() -> None:
     ap.add_argument("--scale-numpy-runs", type=int, default=20)
     ap.add_argument("--skip-published", action="store_true")
     ap.add_argument("--out", default="bench.json")
+    ap.add_argument("--products", type=int, nargs="*", help="also: the step's products as dot vs sum at these k")
     ap.add_argument("--reuse", action="store_true", help="also: programs shared by cells differing in step size/seed")
     ap.add_argument("--sweep-config", help=argparse.SUPPRESS)  # internal: one sweep of this config in this process
     ap.add_argument("--sweep-rate", help=argparse.SUPPRESS)  # internal: one sweep_rate in this process, as JSON
@@ -583,6 +619,8 @@ def main() -> None:
     if not a.skip_published:
         result["published"] = bench_published(a.published_ks, a.published_runs, a.numpy_runs, a.protocols)
         print_published(result["published"])
+    if a.products:
+        result["products"] = bench_products(a.products, a.steps, a.repeats)
     if a.reuse:
         result["reuse"] = bench_reuse()
     if a.scale:

@@ -118,3 +118,26 @@ def test_accelerator_path_vmaps_the_per_run_programs_and_bounds_their_blocks(mon
     assert certify_block(cfg, large) == 256 * 2**20 // per < CERTIFY_BLOCK
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
     assert certify_block(cfg, large) == CPU_BLOCK  # one run at a time on a CPU: no memory bound needed
+
+
+def test_hessians_of_a_batch_are_each_point_s_own_whatever_the_batch():
+    """:func:`jaxsym.certify.exact.hessians` (the hand-off's batched Hessians): each equals the Hessian of its
+    point alone (the closed form, to rounding) and against second differences of the closed-form gradient, and
+    a point's Hessian has the same bits in a batch of 1, 3 or 40 (one point at a time inside a call on a CPU)."""
+    from jaxsym.certify.exact import hessians
+
+    k = 5
+    V = np.eye(k)
+    W = np.random.default_rng(3).normal(size=(40, k, k)) / np.sqrt(k)
+    H = hessians(W, V)
+    assert H.shape == (40, k * k, k * k)
+    with jax.enable_x64(True):
+        H1 = np.asarray(model.hessian(jnp.asarray(W[7]), jnp.asarray(V)))
+        eps = 1e-6
+        fd = np.stack([(np.asarray(model.grad(jnp.asarray(W[7] + eps * e.reshape(k, k)), jnp.asarray(V)))
+                        - np.asarray(model.grad(jnp.asarray(W[7] - eps * e.reshape(k, k)), jnp.asarray(V))))
+                       .reshape(-1) / (2 * eps) for e in np.eye(k * k)])
+    np.testing.assert_allclose(H[7], H1, atol=1e-12)
+    np.testing.assert_allclose(H[7], fd, atol=1e-6)
+    np.testing.assert_array_equal(hessians(W[7:8], V)[0], H[7])
+    np.testing.assert_array_equal(hessians(W[5:8], V)[2], H[7])

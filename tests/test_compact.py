@@ -151,9 +151,8 @@ def _float64_descent(k: int, lr: float):
 def _basins(k: int, lr: float, V: np.ndarray | None = None):
     """A chunk's hand-off test for k = d, as the closed-form pipeline builds it (float64 polish, jitted)."""
     from jaxsym.certify.basins import Basins
-    from jaxsym.certify.exact import gradient, loss_value, make_polish, per_run
+    from jaxsym.certify.exact import gradient, hessians, loss_value, make_polish, per_run
     from jaxsym.symmetry.group import target_column_colours
-    from jaxsym.symmetry.spectra import hessian_matrix
 
     V = np.eye(k) if V is None else V
     cfg = CertifyConfig()
@@ -164,7 +163,7 @@ def _basins(k: int, lr: float, V: np.ndarray | None = None):
         with jax.enable_x64(True):
             return jax.device_get(polish(W, np.zeros(len(W)), np.zeros(len(W), bool)))
 
-    return Basins(cfg, lr, target_column_colours(V, k), polish_all, lambda W: hessian_matrix(W, V),
+    return Basins(cfg, lr, target_column_colours(V, k), polish_all, lambda Ws: hessians(Ws, V),
                   lambda W: gradient(W, V), lambda W: loss_value(W, V))
 
 

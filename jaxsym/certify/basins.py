@@ -136,9 +136,11 @@ class Basins:
     """The representatives of one chunk and the test of its runs (module docstring).
 
     ``polish(W (c, k, d)) -> Polished`` is the float64 polish over a run axis
-    (:func:`jaxsym.certify.exact.make_polish`); ``hessian(W) -> H``, ``gradient(W) -> ∇F`` and ``loss(W)`` one
-    point's, float64 (programs shared by every cell of a shape, :func:`jaxsym.symmetry.spectra.hessian_matrix`,
-    :func:`jaxsym.certify.exact.gradient`: no program of its own);
+    (:func:`jaxsym.certify.exact.make_polish`); ``hessian(W (c, k, d)) -> H (c, k·d, k·d)`` the Hessians of a
+    batch of points (:func:`jaxsym.certify.exact.hessians`: each point's independent of the others), ``gradient(W)
+    -> ∇F`` and ``loss(W)`` one point's, float64 (programs shared by every cell of a shape,
+    :func:`jaxsym.certify.exact.gradient`: no program of its own); an offer's Hessians are computed in batches
+    (those of the matched runs at once, then those of the per-run path);
     ``colours`` are the target's column colours. The rest — eigenvalues of a representative's Hessian, its
     inverse, the norms of the test — is host linear algebra on (k·d, k·d) matrices.
     """
@@ -199,6 +201,7 @@ class Basins:
         bound[rep_runs[None, :] > runs[idx][:, None]] = np.inf  # a smaller run takes the per-run path
         choice = np.argmin(bound, axis=1)
         solve = np.isinf(bound[np.arange(len(idx)), choice])
+        near: list[tuple[int, Representative, np.ndarray, np.ndarray, np.ndarray]] = []  # (n, rep, X, π, ρ)
         for n, i in enumerate(idx):
             if solve[n]:
                 continue
@@ -209,16 +212,21 @@ class Basins:
             step = rep.H_inv @ g0[i][pi][:, rho].reshape(-1)  # the gradient is carried by the same permutation
             if np.linalg.norm(d - step) > NEWTON_SAME * np.linalg.norm(d):
                 solve[n] = True  # near another critical point: the per-run path
-                continue
-            delta = 2 * np.linalg.norm(self.hessian(X) - rep.H)
-            if window(rep.lo, rep.hi, delta, self.cfg, self.lr):
-                Y = unmap(rep.W, pi, rho)
-                out.accepted[i], out.per_orbit[i] = True, True
-                out.W[i], out.loss[i], out.grad_norm[i] = Y, rep.loss, rep.grad_norm
-                out.shift[i] = np.linalg.norm(Y - W0[i])
-                self.matched += 1
-            # else: in the representative's basin but refused: it descends further (what its own polish would
-            # decide, with the orbit's point nearest W₀)
+            else:
+                near.append((n, rep, X, pi, rho))
+        if near:
+            HX = self.hessian(np.stack([X for _, _, X, _, _ in near]))  # one batch of Hessians
+            for (n, rep, _, pi, rho), H in zip(near, HX, strict=True):
+                i = idx[n]
+                delta = 2 * np.linalg.norm(H - rep.H)
+                if window(rep.lo, rep.hi, delta, self.cfg, self.lr):
+                    Y = unmap(rep.W, pi, rho)
+                    out.accepted[i], out.per_orbit[i] = True, True
+                    out.W[i], out.loss[i], out.grad_norm[i] = Y, rep.loss, rep.grad_norm
+                    out.shift[i] = np.linalg.norm(Y - W0[i])
+                    self.matched += 1
+                # else: in the representative's basin but refused: it descends further (what its own polish would
+                # decide, with the orbit's point nearest W₀)
         return idx[solve]
 
     def _solve(self, runs: np.ndarray, W0: np.ndarray, idx: np.ndarray, out: Certified) -> None:
@@ -230,8 +238,8 @@ class Basins:
         tol = self.cfg.grad_tol / 100
         found: dict[int, tuple[np.ndarray, float, float, np.ndarray]] = {}  # i -> (W*, loss, ‖∇F‖, H(W₀))
         rest = []
-        for i in idx:
-            H0 = self.hessian(W0[i])
+        H0s = self.hessian(W0[idx])  # one batch of Hessians
+        for i, H0 in zip(idx, H0s, strict=True):
             W, gn, steps = self._chord(W0[i], H0)
             if gn <= tol:
                 found[int(i)] = (W, float("nan"), gn, H0)
@@ -244,10 +252,11 @@ class Basins:
             p = self.polish(W0[rest])
             for n, i in enumerate(rest):
                 if p.grad_norm[n] <= tol:
-                    found[i] = (np.asarray(p.W[n]), float(p.loss[n]), float(p.grad_norm[n]), self.hessian(W0[i]))
-        for i, (W, loss, gn, H0) in found.items():
+                    found[i] = (np.asarray(p.W[n]), float(p.loss[n]), float(p.grad_norm[n]),
+                                H0s[int(np.flatnonzero(idx == i)[0])])
+        Hs = self.hessian(np.stack([W for W, _, _, _ in found.values()])) if found else []
+        for (i, (W, loss, gn, H0)), H in zip(found.items(), Hs, strict=True):
             loss = self.loss(W) if np.isnan(loss) else loss
-            H = self.hessian(W)
             eig = np.linalg.eigvalsh(H)
             delta = 2 * np.linalg.norm(H0 - H)
             if eig[0] > self.cfg.hess_tol:

@@ -93,6 +93,27 @@ def loss_value(W: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> float:
         return float(_point_program(obj, "loss")(np.asarray(W, np.float64), np.asarray(V, np.float64)))
 
 
+HESSIAN_BLOCK_BYTES = 2**26  # at most this much of Hessians per call of :func:`hessians`
+
+
+@functools.lru_cache(maxsize=64)
+def _hessians_program(obj: Objective) -> Callable[..., Array]:
+    return per_run(obj.hessian, name="hessians", key=obj.key, shared=1)
+
+
+def hessians(Ws: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray:
+    """Hessians at the points ``Ws`` (c, k, d): (c, k·d, k·d) float64 on the host, in calls of a fixed number of
+    points (:func:`per_run`: on a CPU one point at a time inside a call, so a point's Hessian does not depend on
+    the others; as many as :data:`HESSIAN_BLOCK_BYTES` holds, at most 32), the target an argument."""
+    Ws = np.asarray(Ws, np.float64)
+    n = Ws.shape[1] * Ws.shape[2]
+    block = max(1, min(32, HESSIAN_BLOCK_BYTES // (8 * n * n)))
+    V = np.asarray(V, np.float64)
+    with jax.enable_x64(True):
+        prog = _hessians_program(obj)
+        return in_blocks(lambda W: prog(W, V), (Ws,), block)
+
+
 class Thresholds(Protocol):
     """What :func:`classify` reads: :class:`~jaxsym.config.CertifyConfig`, or per-point margins (arrays)."""
 

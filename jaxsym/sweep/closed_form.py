@@ -36,6 +36,7 @@ from jaxsym.certify.exact import (
     STATUSES,
     classify,
     gradient,
+    hessians,
     in_blocks,
     loss_value,
     make_polish,
@@ -55,7 +56,7 @@ from jaxsym.sweep.pipeline import CellMerge, CellPipeline, Chunk
 from jaxsym.sweep.plan import certify_bytes_per_run, chunk_padded
 from jaxsym.symmetry.group import isotropy, target_column_colours
 from jaxsym.symmetry.orbits import cluster
-from jaxsym.symmetry.spectra import group_eigenvalues, hessian_eigenvalues, hessian_matrix
+from jaxsym.symmetry.spectra import group_eigenvalues, hessian_eigenvalues
 
 FROM_ORBIT = ("loss", "grad_norm", "hess_min", "hess_max")  # a certified run's values are its orbit's
 CERTIFY_BLOCK = 64  # runs per call of the vmapped float64 programs on an accelerator (one compiled size), at most
@@ -142,7 +143,7 @@ def _basins(certify_cfg: CertifyConfig, V: np.ndarray, lr: float, obj: Objective
             return in_blocks(polish(), (W, np.zeros(len(W)), np.zeros(len(W), bool)), block)
 
     def make() -> Basins:
-        return Basins(certify_cfg, lr, colours, polish_all, lambda W: hessian_matrix(W, V, obj),
+        return Basins(certify_cfg, lr, colours, polish_all, lambda Ws: hessians(Ws, V, obj),
                       lambda W: gradient(W, V, obj), lambda W: loss_value(W, V, obj))
 
     return make
