@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from jaxsym.cli import app
@@ -81,6 +82,7 @@ def _dense(k: int, row: object) -> tuple[float, np.ndarray]:
         return float(jnp.linalg.norm(model.grad(W, V))), np.linalg.eigvalsh(np.asarray(model.hessian(W, V)))
 
 
+@pytest.mark.slow  # ~40 s; run with -m slow
 def test_scan_points_are_critical_with_the_dense_index_and_saddles_left_unclassified_are_saddles():
     from jaxsym.fixedpoints.atlas import scan_k
 

@@ -181,6 +181,7 @@ def test_atlas_cli_follows_families(tmp_path):
     assert (tmp_path / "families.png").exists() and "Families in continuous k" in (tmp_path / "atlas.md").read_text()
 
 
+@pytest.mark.slow  # ~40 s; run with -m slow
 def test_integer_rows_of_families_match_dense_hessians():
     """The rows a families run adds at integer k (k ≤ 12 here): full-space ‖∇F‖ ≤ 1e-10 by the closed form,
     and the Hessian index and λ_min that the dense closed-form Hessian gives."""

@@ -22,6 +22,7 @@ from jaxsym.numerics import programs
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(programs, "_store", lambda: tmp_path)
+    programs.forget()
     return tmp_path
 
 
@@ -46,7 +47,11 @@ def test_stored_program_equals_jit_and_is_read_back(store: Path):
     first = programs.jit(make(scale), name="t", key=scale)(*ARGS)
     files = list(store.glob("t-*.jaxprog"))
     assert len(files) == 1
+    # within a process, the same name and key are the same program (cells differing only in its arguments)
+    assert programs.jit(make(scale), name="t", key=scale) is programs.jit(make(scale), name="t", key=scale)
+    assert programs.jit(make(scale), name="t", key=scale) is not programs.jit(make(scale), name="t", key=scale * 2)
     # a new Program (as in another process) reads the file instead of tracing: the function is never called
+    programs.forget()
     never = programs.jit(lambda *a: pytest.fail("traced instead of read back"), name="t", key=scale)
     again = never(*ARGS)
     for got in (first, again):
@@ -72,6 +77,7 @@ def test_damaged_or_crafted_files_are_exported_again(store: Path):
     programs.jit(make(scale), name="t", key=scale)(*ARGS)
     (path,) = store.glob("t-*.jaxprog")
     path.write_bytes(path.read_bytes()[:100])  # truncated
+    programs.forget()  # a later process
     np.testing.assert_array_equal(np.asarray(programs.jit(make(scale), name="t", key=scale)(*ARGS).W), want)
 
     class Evil:
@@ -79,6 +85,7 @@ def test_damaged_or_crafted_files_are_exported_again(store: Path):
             return (pytest.fail, ("code from a stored program ran",))
 
     path.write_bytes(pickle.dumps({"module": b"", "out_tree": Evil()}))
+    programs.forget()
     np.testing.assert_array_equal(np.asarray(programs.jit(make(scale), name="t", key=scale)(*ARGS).W), want)
     assert path.stat().st_size > 1000  # rewritten
 

@@ -232,6 +232,7 @@ hess_samples = 4096
 """
 
 
+@pytest.mark.slow  # ~40 s; run with -m slow
 def test_sampled_sweep_resumes_mid_chunk_and_ignores_the_device_count(tmp_path):
     """The sampled engine's state goes through the same in-flight checkpoints and sharding: a sweep killed
     inside a chunk, and one on four devices, give the tables of an uninterrupted single-device sweep."""

@@ -145,10 +145,10 @@ class Program(Generic[R]):
         leaves, in_tree = jax.tree.flatten(args)
         avals = [jax.typeof(x) for x in leaves]
         sig = (in_tree, tuple((a.shape, a.dtype.str, a.weak_type) for a in avals), bool(jax.config.jax_enable_x64))
-        with self._lock:
-            if sig not in self._calls:
-                self._calls[sig] = self._program(store, avals, in_tree, sig)
-        call, out_tree = self._calls[sig]
+        with self._lock:  # per store too: one process may change its cache directory (tests do)
+            if (store, sig) not in self._calls:
+                self._calls[store, sig] = self._program(store, avals, in_tree, sig)
+        call, out_tree = self._calls[store, sig]
         return jax.tree.unflatten(out_tree, call(*leaves))
 
     def _program(self, store: Path, avals: list[Any], in_tree: Any, sig: Any) -> tuple[Callable[..., Any], Any]:
@@ -175,6 +175,13 @@ class Program(Generic[R]):
 
 _PROGRAMS: dict[tuple[str, str], Program[Any]] = {}
 _PROGRAMS_LOCK = threading.Lock()
+
+
+def forget() -> None:
+    """Forget this process's programs, as a new process starts: the next :func:`jit` of a name and key makes a new
+    program, which reads the store again (tests use it to play a later process)."""
+    with _PROGRAMS_LOCK:
+        _PROGRAMS.clear()
 
 
 def jit(fn: Callable[..., R], *, name: str, key: Any, compiler_options: dict[str, Any] | None = None
