@@ -224,11 +224,16 @@ def bench_products(ks: list[int], steps: int, repeats: int, batch: int = 512) ->
                                                for b in (1, 7, 128))
         rows.append(row)
         print(f"  k={k}: dot {row['dot']:.3g}, sum {row['sum']:.3g} run-steps/s", flush=True)
-    print("\n| k = d | dot (run-steps/s) | sum | sum / dot | batch-invariant (dot, sum) | engine uses |")
-    print("|---:|---:|---:|---:|---|---|")
-    for r in rows:
-        print(f"| {r['k']} | {r['dot']:.3g} | {r['sum']:.3g} | {r['sum'] / r['dot']:.2f}× | "
-              f"{r['dot_invariant']}, {r['sum_invariant']} | {r['auto']} |")
+    import pandas as pd
+
+    from jaxsym.report.summary import markdown
+
+    table = pd.DataFrame({"k = d": [r["k"] for r in rows], "dot (run-steps/s)": [r["dot"] for r in rows],
+                          "sum": [r["sum"] for r in rows],
+                          "sum / dot": [f"{r['sum'] / r['dot']:.2f}×" for r in rows],
+                          "batch-invariant (dot, sum)": [f"{r['dot_invariant']}, {r['sum_invariant']}" for r in rows],
+                          "engine uses": [r["auto"] for r in rows]})
+    print("\n" + markdown(table, ".3g"))
     return rows
 
 
