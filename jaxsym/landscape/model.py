@@ -249,7 +249,7 @@ def make_train_grad(V: Array, products: str = "auto") -> Callable[[Array], Array
     products summed over the shared axis: ``C_ij = Σ_l Ŵ_il U_jl``, ``(MU)_il = Σ_j M_ij U_jl``) or ``"auto"``:
     ``"sum"`` where ``k (k + m) d ≤`` :data:`SUM_PRODUCTS_MAX`, else ``"dot"``. Under the batch-invariant
     compiler options (:func:`jaxsym.numerics.parallel.batch_invariant_options`) XLA's CPU emits these small dots
-    as slow loops; as sums they fuse with the elementwise work of the step, 1.5–3.9× faster per step at
+    as slow loops; as sums they fuse with the elementwise work of the step, 1.4–3.6× faster per step at
     k = d = 6 … 16 and slower from k = d = 20 on (``docs/benchmarks.md``, ``scripts/bench.py --products``). A
     sum's order depends only on the run's own shape, so a run's bits still do not depend on its batch (tests).
 
