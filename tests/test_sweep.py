@@ -43,6 +43,30 @@ def test_sweep_writes_the_documented_tables(tiny_cfg, tmp_path):
     assert meta["thresholds"]["grad_tol"] == tiny_cfg.certify.grad_tol
 
 
+def test_one_spectrum_per_distinct_point_and_old_chunks_still_merge(tiny_cfg, tmp_path, monkeypatch):
+    """A distinct point's Hessian is eigendecomposed once, in its chunk (the merge reads the chunk's
+    eigenvalues); chunks written without them (older jaxsym) merge to the same minima table."""
+    import jaxsym.sweep.closed_form as cf
+
+    calls = []
+    real = cf.hessian_eigenvalues
+    monkeypatch.setattr(cf, "hessian_eigenvalues", lambda *a, **k: calls.append(1) or real(*a, **k))
+    run_sweep(tiny_cfg, tmp_path / "a", progress=False)
+    reps = pd.concat([pd.read_parquet(f) for f in (tmp_path / "a" / "chunks").rglob("*.reps.parquet")])
+    assert len(calls) == len(reps) > 0  # one per chunk-local orbit, none at the merge
+    # a cell merged from chunks without eigenvalues (older jaxsym): computed at the merge, the same minima
+    for cell in tiny_cfg.cells():
+        files = sorted((tmp_path / "a" / "chunks" / cell.label).glob("*.reps.parquet"))
+        old = []
+        for i, f in enumerate(files):
+            stripped = tmp_path / f"old-{cell.label}-{i}.parquet"
+            pd.read_parquet(f).drop(columns="eigs").to_parquet(stripped)
+            old.append((f, stripped))
+        calls.clear()
+        assert cf.merge(tiny_cfg, cell, old).minima == cf.merge(tiny_cfg, cell, [(f, f) for f in files]).minima
+        assert len(calls) > 0
+
+
 def test_results_do_not_depend_on_chunk_size(tiny_cfg, tmp_path):
     run_sweep(tiny_cfg, tmp_path / "a", progress=False)
     run_sweep(dataclasses.replace(tiny_cfg, chunk_size=5), tmp_path / "b", progress=False)

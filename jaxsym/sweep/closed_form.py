@@ -249,7 +249,8 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     orbit = np.full(n, -1, dtype=np.int64)
     if len(crit):  # one Hessian eigendecomposition per distinct point
         cl = cluster(W[crit], prog.V, tol=tol.cluster_tol, order=runs[crit])
-        ext = np.array([hessian_extremes(W[crit[r]], prog.V, prog.obj) for r in cl.reps])
+        spectra = [hessian_eigenvalues(W[crit[r]], prog.V, prog.obj) for r in cl.reps]
+        ext = np.array([(e[0], e[-1]) for e in spectra])
         hmin[crit], hmax[crit] = ext[cl.labels, 0], ext[cl.labels, 1]
         orbit[crit] = cl.labels
     info["cluster_s"] = time.perf_counter() - t2  # orbits and one spectrum per distinct point
@@ -266,21 +267,17 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     if len(crit):
         at = crit[cl.reps]
         reps = pd.DataFrame({"local_orbit": np.arange(len(cl.reps)), "run": runs[at], "count": cl.counts,
-                             "W": list(W[at].reshape(len(at), -1)), **{c: rows[c].to_numpy()[at] for c in REP_COLUMNS}})
+                             "W": list(W[at].reshape(len(at), -1)), **{c: rows[c].to_numpy()[at] for c in REP_COLUMNS},
+                             "eigs": spectra})  # the merge describes an orbit by its first run's: no second eigh
     return Chunk(rows, reps, info)
 
 
-def hessian_extremes(W: np.ndarray, V: np.ndarray, obj: Objective) -> tuple[float, float]:
-    """Smallest and largest Hessian eigenvalue at ``W`` (float64)."""
-    eigs = hessian_eigenvalues(W, V, obj)
-    return float(eigs[0]), float(eigs[-1])
-
-
-def describe_point(W: np.ndarray, V: np.ndarray, tol: float, obj: Objective, eig_tol: float = 1e-6
-                   ) -> dict[str, Any]:
-    """Isotropy and spectrum columns of a distinct critical point."""
+def describe_point(W: np.ndarray, V: np.ndarray, tol: float, obj: Objective, eig_tol: float = 1e-6,
+                   eigs: np.ndarray | None = None) -> dict[str, Any]:
+    """Isotropy and spectrum columns of a distinct critical point; ``eigs``: its Hessian eigenvalues where a
+    chunk computed them already (one spectrum per distinct point), else computed here."""
     iso = isotropy(W, V, tol=tol)
-    spec = group_eigenvalues(hessian_eigenvalues(W, V, obj), eig_tol)
+    spec = group_eigenvalues(hessian_eigenvalues(W, V, obj) if eigs is None else eigs, eig_tol)
     return {"isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
             "coordinate_orbits": iso.coordinate_orbits, "n_distinct_eigs": len(spec),
             "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec]}
@@ -307,7 +304,9 @@ def merge(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]) -> CellM
         head = {"orbit": new_id[old], "status": r["status"], "loss": float(r["loss"]), "count": int(cl.counts[old]),
                 "grad_norm": float(r["grad_norm"]), "hess_min": float(r["hess_min"]),
                 "hess_max": float(r["hess_max"])}
-        minima.append(minimum_row(cell, head, describe_point(W, V, cfg.certify.cluster_tol, obj),
+        eigs = r["eigs"] if "eigs" in reps else None  # absent in chunks written before it was kept
+        eigs = np.asarray(eigs, np.float64) if isinstance(eigs, (list, np.ndarray)) and len(eigs) else None
+        minima.append(minimum_row(cell, head, describe_point(W, V, cfg.certify.cluster_tol, obj, eigs=eigs),
                                   W.reshape(-1).tolist(), int(r["run"])))
     mapping = {(int(c), int(o)): new_id[int(lab)] for c, o, lab in zip(reps["chunk"], reps["local_orbit"], cl.labels)}
     return CellMerge(minima, mapping, from_orbit=FROM_ORBIT)
