@@ -237,23 +237,22 @@ class Basins:
         self.solved += len(idx)
         tol = self.cfg.grad_tol / 100
         found: dict[int, tuple[np.ndarray, float, float, np.ndarray]] = {}  # i -> (W*, loss, ‖∇F‖, H(W₀))
-        rest = []
+        rest: list[tuple[int, np.ndarray]] = []  # (i, H(W₀)) of the runs the polish finishes
         H0s = self.hessian(W0[idx])  # one batch of Hessians
         for i, H0 in zip(idx, H0s, strict=True):
             W, gn, steps = self._chord(W0[i], H0)
             if gn <= tol:
                 found[int(i)] = (W, float("nan"), gn, H0)
             elif steps > 0:  # chord Newton converges, slowly (its rate is ≈ ‖I − H(W₀)⁻¹H(W*)‖): the polish finishes
-                rest.append(int(i))
+                rest.append((int(i), H0))
             # else refused without a polish, the run descends further: H(W₀) is not positive definite (then no W*
             # passes the test: δ/2 ≥ ‖H(W₀) − H(W*)‖₂ ≥ λ_min(H(W*)) contradicts λ_min(H(W*)) ≥ τ_H + δ), or the
             # first chord step does not lower ‖∇F‖ (W₀ is not yet where H(W₀) predicts the way to a minimum)
         if rest:
-            p = self.polish(W0[rest])
-            for n, i in enumerate(rest):
+            p = self.polish(W0[[i for i, _ in rest]])
+            for n, (i, H0) in enumerate(rest):
                 if p.grad_norm[n] <= tol:
-                    found[i] = (np.asarray(p.W[n]), float(p.loss[n]), float(p.grad_norm[n]),
-                                H0s[int(np.flatnonzero(idx == i)[0])])
+                    found[i] = (np.asarray(p.W[n]), float(p.loss[n]), float(p.grad_norm[n]), H0)
         Hs = self.hessian(np.stack([W for W, _, _, _ in found.values()])) if found else []
         for (i, (W, loss, gn, H0)), H in zip(found.items(), Hs, strict=True):
             loss = self.loss(W) if np.isnan(loss) else loss

@@ -39,12 +39,12 @@ from jaxsym.engine.descent import (
     RunLoop,
     RunResult,
     TrainState,
+    bind_inputs,
     cell_inputs,
     generic,
     in_dtype,
-    init_weights,
     make_run_loop,
-    run_key,
+    starts,
 )
 from jaxsym.engine.interface import Engine, StoppedError, stop_requested
 from jaxsym.io import checkpoint
@@ -145,9 +145,7 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
         def init(runs: Array, base: Array, lr: Array) -> CompactState:
             N = runs.shape[0]
             B = max(MIN_SLOTS, min(slots, N))
-            key = jax.random.wrap_key_data(base)
-            W0 = jax.vmap(lambda r: init_weights(run_key(key, r), d, k, cfg.init_scale, dtype))(runs)
-            queue = jax.vmap(run_loop(lr).init)(W0)
+            queue = jax.vmap(run_loop(lr).init)(starts(runs, base, d, k, cfg))
             n = (jnp.argmax(runs == runs[-1]) + 1).astype(jnp.int32)
             pos = jnp.arange(N, dtype=jnp.int32)
             zero = jnp.int32(0)
@@ -215,10 +213,8 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
                           round_steps)
 
     ops = in_dtype(build, cfg.dtype)()
-    init, advance, finish, n_running = ops.engine
-    eng = Engine(in_dtype(lambda runs: init(runs, base, lr), cfg.dtype),
-                 in_dtype(lambda s, until: advance(s, until, lr), cfg.dtype), in_dtype(finish, cfg.dtype), n_running)
-    return CompactOps(eng, in_dtype(ops.next_phase, cfg.dtype), in_dtype(ops.resize, cfg.dtype), slots, round_steps)
+    return CompactOps(bind_inputs(ops.engine, base, lr, cfg.dtype), in_dtype(ops.next_phase, cfg.dtype),
+                      in_dtype(ops.resize, cfg.dtype), slots, round_steps)
 
 
 def _busy(s: CompactState) -> np.ndarray:

@@ -96,6 +96,22 @@ def cell_inputs(cfg: TrainConfig, seed: int, d: int, k: int) -> tuple[np.ndarray
     return base, np.asarray(cfg.learning_rate, cfg.dtype)
 
 
+def starts(runs: Array, base: Array, d: int, k: int, cfg: TrainConfig) -> Array:
+    """The runs' initial weights (N, k, d) in the training dtype (:func:`init_weights`), from the cell's key data
+    ``base`` (:func:`cell_inputs`): a program argument, so one program serves every seed."""
+    key = jax.random.wrap_key_data(base)
+    return jax.vmap(lambda r: init_weights(run_key(key, r), d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
+
+
+def bind_inputs(eng: Engine, base: np.ndarray, lr: np.ndarray, dtype: str) -> Engine:
+    """The :class:`~jaxsym.engine.interface.Engine` a driver calls: ``init(runs)`` and ``advance(state, until)``
+    of an engine whose programs take the cell's runtime values (:func:`cell_inputs`) as their last arguments,
+    with these bound; every call in ``dtype``'s x64 mode (:func:`in_dtype`)."""
+    return Engine(in_dtype(lambda runs: eng.init(runs, base, lr), dtype),
+                  in_dtype(lambda s, until: eng.advance(s, until, lr), dtype),
+                  in_dtype(eng.finish, dtype), in_dtype(eng.n_running, dtype))
+
+
 class TrainState(NamedTuple):
     """In-flight state of one run (a pytree; checkpointable with orbax).
 
@@ -224,9 +240,7 @@ def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> Engine[T
             return make_run_loop(cfg, jnp.asarray(V, cfg.dtype), lr)
 
         def init(runs: Array, base: Array, lr: Array) -> TrainState:
-            key = jax.random.wrap_key_data(base)
-            W0 = jax.vmap(lambda r: init_weights(run_key(key, r), d, k, cfg.init_scale, jnp.dtype(cfg.dtype)))(runs)
-            return jax.vmap(loop(lr).init)(W0)
+            return jax.vmap(loop(lr).init)(starts(runs, base, d, k, cfg))
 
         def advance(s: TrainState, until: Array, lr: Array) -> TrainState:
             return jax.vmap(loop(lr).advance, in_axes=(0, None))(s, until)
@@ -239,10 +253,7 @@ def make_batch_engine(cfg: TrainConfig, V: Array, k: int, seed: int) -> Engine[T
             invariant_jit(lambda s: jnp.sum(jax.vmap(loop().running)(s)), name="batch-running", key=key),
         )
 
-    eng = in_dtype(build, cfg.dtype)()
-    return Engine(in_dtype(lambda runs: eng.init(runs, base, lr), cfg.dtype),
-                  in_dtype(lambda s, until: eng.advance(s, until, lr), cfg.dtype),
-                  in_dtype(eng.finish, cfg.dtype), in_dtype(eng.n_running, cfg.dtype))
+    return bind_inputs(in_dtype(build, cfg.dtype)(), base, lr, cfg.dtype)
 
 
 def make_train_batch(cfg: TrainConfig, V: Array, k: int, seed: int) -> Callable[[Array], RunResult]:

@@ -107,7 +107,7 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
     V, obj = cell_problem(cfg, cell)
     certify_cfg = cfg.certify
     size = chunk_padded(cfg, cell)
-    engine, ops, handoff = None, None, None
+    engine, ops, uses_handoff = None, None, False
     if cfg.sampled is not None:
         p = sampled.make_problem(cfg.sampled, cell.d, cell.k, cell.teacher_width, cell.train.activation, cfg.seed)
         V = np.asarray(p.teacher.layers[0], np.float64)
@@ -116,8 +116,7 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
                                           polish_from=max(cfg.certify.polish_from, 10 * cfg.sampled.grad_tol))
     elif cell.train.protocol == "fast":
         ops = make_compact_engine(cell.train, V, cell.k, cfg.seed, slots=min(cfg.slots or DEFAULT_SLOTS, size))
-        if len(thresholds(cell.train)) > 1:
-            handoff = 0  # built below, once the polish is defined
+        uses_handoff = len(thresholds(cell.train)) > 1
     else:
         engine = make_batch_engine(cell.train, V, cell.k, cfg.seed)
 
@@ -127,8 +126,8 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
             return per_run(make_polish(certify_cfg, V, obj), name="polish", key=(certify_cfg, V, obj.key))
 
     block = certify_block(cfg, cell)
-    if handoff is not None:
-        handoff = _basins(certify_cfg, V, float(cell.train.learning_rate), obj, polish_prog, block)
+    handoff = (_basins(certify_cfg, V, float(cell.train.learning_rate), obj, polish_prog, block)
+               if uses_handoff else None)
     return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from, block)
 
 
