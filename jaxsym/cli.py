@@ -228,8 +228,12 @@ def family(
     import numpy as np
 
     from jaxsym.fixedpoints.families import follow
+    from jaxsym.io.results import write_results
+    from jaxsym.numerics.parallel import use_compilation_cache
     from jaxsym.report.families import plot_family
     from jaxsym.symmetry.naming import ascii_name, isotropy_type
+
+    use_compilation_cache()
 
     try:
         spectra_ks = [int(v) for v in spectra_at.split(",") if v.strip()]
@@ -257,12 +261,13 @@ def family(
     console.print(f"following {row['isotropy']} (loss {row['loss']:.6g}) from k = {k} to {k_max} ...")
     table, spectra = follow(np.asarray(row["W"]).reshape(k, k), k_max,
                             spectra_ks, progress=True)
-    table.to_parquet(out / "family.parquet", index=False)
-    spectra.to_parquet(out / "spectra.parquet", index=False)
     fit = plot_family(table, spectra, f"family {kind} (from k = {k})", out / "family.png")
-    conv = table[table["converged"]]
+    write_results(out, {"command": "jaxsym family", "k": k, "isotropy": str(row["isotropy"]),
+                        "loss": float(row["loss"]), "k_max": k_max, "spectra_at": spectra_ks},
+                  tables={"family.parquet": table, "spectra.parquet": spectra},
+                  written=["family.png", "family.pdf"])
     minima_k = spectra[spectra["hess_min"] > 0]["k"]
-    console.print(f"critical point for k = {conv['k'].min()} … {conv['k'].max()}; a minimum from k = "
+    console.print(f"critical point for k = {table['k'].min()} … {table['k'].max()}; a minimum from k = "
                   f"{minima_k.min() if len(minima_k) else '—'} (of the k with spectra); loss fit {fit}; "
                   f"tables and plot in {out}")
 
@@ -295,8 +300,12 @@ def atlas(
 
     from jaxsym.fixedpoints.atlas import atlas as build
     from jaxsym.fixedpoints.atlas import families
+    from jaxsym.io.results import write_results
+    from jaxsym.numerics.parallel import use_compilation_cache
     from jaxsym.report.families import plot_families
     from jaxsym.report.summary import markdown
+
+    use_compilation_cache()  # the restricted programs (one per layout of a space) are reused by later runs
 
     if k < 1 or max_blocks < 1 or starts < 1:
         _fail("--k, --max-blocks and --starts must be positive")
@@ -314,24 +323,27 @@ def atlas(
         return
     df = build(k, max_blocks=max_blocks, starts=starts, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, pd.DataFrame] = {}
+    figures: list[str] = []
     cols = ["isotropy", "space", "loss", "index", "hess_min", "n_distinct_eigs", "kind"]
     cmd = f"jaxsym atlas --k {k} --max-blocks {max_blocks} --starts {starts} --seed {seed}"
     text = (f"# Atlas of critical points, k = d = {k}\n\nCommand: `{cmd}"
             + (f" --k-max {k_max:g} --asymptotic-to {asymptotic_to:g} --families {families_of}" if k_max else "")
             + f"`. {len(df)} distinct critical points (full-space ‖∇F‖ ≤ 1e-10), "
-            f"{int((df['kind'] == 'minimum').sum())} spurious local minima.\n\n"
+            f"{int((df['kind'] == 'spurious').sum())} spurious local minima.\n\n"
             + markdown(df[cols].assign(space=[str(tuple(s)) for s in df["space"]])) + "\n")
     if k_max is not None:
-        kinds = ("global", "minimum") if families_of == "minima" else ("global", "minimum", "saddle")
+        kinds = ("global", "spurious") if families_of == "minima" else ("global", "spurious", "saddle")
         fams, curves, objs = families(df, k_max=k_max, asymptotic_to=max(asymptotic_to, k_max), kinds=kinds,
                                       progress=lambda m: console.print(m, soft_wrap=True))
-        fams.to_parquet(out / "families.parquet", index=False)
+        tables["families.parquet"] = fams
         df = df.assign(family=-1)
         df.loc[df["kind"].isin(kinds), "family"] = fams["family"].to_numpy()
         rest = curves[curves["k"] != k] if len(curves) else curves
         df = pd.concat([df, rest.rename(columns={"blocks": "space"})], ignore_index=True)
         plot_families(objs, [f"{r.isotropy} ({max(r.loss_start, 0.0):.4f})" for r in fams.itertuples()],
                       out / "families.png")
+        figures += ["families.png", "families.pdf"]
         fcols = ["family", "isotropy", "loss_start", "birth_k", "death_k", "end_low", "end_high", "limit_kind",
                  "limit_value", "limit_error"]
         text += (f"\n## Families in continuous k (to k = {asymptotic_to:g})\n\n"
@@ -345,7 +357,7 @@ def atlas(
         from jaxsym.fixedpoints.wide import atlas as wide_atlas
 
         wide = wide_atlas(k, extra, max_blocks=max_blocks, starts=starts, seed=seed, narrow=df[df["k"] == k])
-        wide.to_parquet(out / "wide.parquet", index=False)
+        tables["wide.parquet"] = wide
         wcols = ["space", "isotropy", "loss", "index", "hess_min", "zero_eigs", "kind"]
         split, found = wide[wide["origin"] == "split"], wide[wide["origin"] == "random"]
         text += (f"\n## Students of k = {k} + {extra} neurons (teacher V = I_{k})\n\n"
@@ -354,11 +366,13 @@ def atlas(
                  "(`zero_eigs`: eigenvalues within 1e-7 of 0):\n\n"
                  + markdown(split[["split_of", *wcols]].assign(space=[str(tuple(s)) for s in split["space"]]))
                  + f"\n\nCritical points found in Fix(Δ(S_p)×S_{extra}) from random starts: {len(found)}, of which "
-                 f"{int((found['kind'] == 'minimum').sum())} spurious local minima:\n\n"
+                 f"{int((found['kind'] == 'spurious').sum())} spurious local minima:\n\n"
                  + markdown(found[found["kind"] != "saddle"][wcols].assign(
                      space=[str(tuple(s)) for s in found[found["kind"] != "saddle"]["space"]])) + "\n")
-    df.to_parquet(out / "atlas.parquet", index=False)
-    (out / "atlas.md").write_text(text)
+    tables["atlas.parquet"] = df
+    write_results(out, {"command": cmd.split(" --")[0], "k": k, "max_blocks": max_blocks, "starts": starts,
+                        "seed": seed, "k_max": k_max, "asymptotic_to": asymptotic_to, "families": families_of,
+                        "extra": extra}, tables=tables, texts={"atlas.md": text}, written=figures)
     console.print(f"{int((df['k'] == k).sum())} distinct critical points at k = {k}; tables in "
                   f"{out / 'atlas.parquet'} and {out / 'atlas.md'}")
 
@@ -367,7 +381,7 @@ def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, s
                 asymptotic_to: float) -> None:
     """``jaxsym atlas --k K --k-to K2``: :func:`jaxsym.fixedpoints.atlas.scan`, its families, tables and figure."""
     from jaxsym.fixedpoints.atlas import family_of, scan, scan_families
-    from jaxsym.io.results import atomic_write_text
+    from jaxsym.io.results import write_results
     from jaxsym.report.families import plot_families
     from jaxsym.report.summary import markdown
 
@@ -380,8 +394,8 @@ def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, s
         _fail(str(e))
     cmd = f"jaxsym atlas --k {k} --k-to {k_to} --max-blocks {max_blocks} --starts {starts} --seed {seed}"
     per_k = df.groupby("k").agg(critical_points=("loss", "size"), classified=("index", "count"),
-                                spurious_minima=("kind", lambda s: int((s == "minimum").sum()))).reset_index()
-    minima = df[df["kind"] == "minimum"]
+                                spurious_minima=("kind", lambda s: int((s == "spurious").sum()))).reset_index()
+    minima = df[df["kind"] == "spurious"]
     per_k["minima"] = [", ".join(f"{r.isotropy} {r.loss:.5f}" for r in minima[minima["k"] == kk].itertuples())
                        for kk in per_k["k"]]
     text = (f"# Atlas of critical points, k = d = {k}…{k_to}\n\nCommand: `{cmd}"
@@ -389,20 +403,25 @@ def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, s
             "critical points found (full-space ‖∇F‖ ≤ 1e-10), how many are classified (index and isotropy; the "
             "others have a negative eigenvalue in their own fixed-point space, so are saddles), and the spurious "
             "local minima (isotropy, loss).\n\n" + markdown(per_k) + "\n")
+    tables: dict[str, Any] = {}
+    figures: list[str] = []
     if k_max is not None:
         fams, curves, objs = scan_families(df, k_max=k_max, asymptotic_to=max(asymptotic_to, k_max), progress=say)
         df = df.assign(family=family_of(df, curves))
-        fams.to_parquet(out / "families.parquet", index=False)
+        tables["families.parquet"] = fams
         if len(curves):
-            curves.to_parquet(out / "family_curves.parquet", index=False)
+            tables["family_curves.parquet"] = curves
         plot_families(objs, [f"{r.isotropy} (k = {r.k_start}, {max(r.loss_start, 0.0):.4f})"
                              for r in fams.itertuples()], out / "families.png")
+        figures += ["families.png", "families.pdf"]
         fcols = ["family", "isotropy", "k_start", "loss_start", "birth_k", "death_k", "end_low", "end_high",
                  "limit_kind", "limit_value", "limit_error"]
         text += (f"\n## Families of the local minima in continuous k (to k = {asymptotic_to:g})\n\n"
                  + markdown(fams[fcols]) + "\n\n![families](families.png)\n")
-    df.to_parquet(out / "atlas.parquet", index=False)
-    atomic_write_text(text, out / "atlas.md")
+    tables["atlas.parquet"] = df
+    write_results(out, {"command": "jaxsym atlas", "k": k, "k_to": k_to, "max_blocks": max_blocks,
+                        "starts": starts, "seed": seed, "k_max": k_max, "asymptotic_to": asymptotic_to},
+                  tables=tables, texts={"atlas.md": text}, written=figures)
     say(f"{len(df)} critical points over k = {k}…{k_to}; tables in {out / 'atlas.parquet'} and "
         f"{out / 'atlas.md'}")
 

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pandas as pd
 
+SPURIOUS = ("spurious", "minimum")  # a spurious minimum's kind (older tables: "minimum")
+
 
 def minima(dirs: list[Path]) -> None:
     print("| k = d | distinct critical points | local minima (index 0) | spurious local minima: isotropy, loss "
@@ -37,7 +39,7 @@ def minima(dirs: list[Path]) -> None:
         t = pd.read_parquet(d / "atlas.parquet")
         k = int(t["k"].iloc[0])
         t = t[t["k"] == k]
-        spur = t[t["kind"] == "minimum"].sort_values("loss")
+        spur = t[t["kind"].isin(SPURIOUS)].sort_values("loss")
         cells = "; ".join(f"{r.isotropy} {r.loss:.5f} ({r.hess_min:.4f})" for r in spur.itertuples())
         print(f"| {k} | {len(t)} | {int((t['index'] == 0).sum())} | {cells} |")
 
@@ -113,7 +115,7 @@ def scan(d: Path, ks: list[int]) -> None:
     for k, g in t.groupby("k"):
         if ks and k not in ks:
             continue
-        spur = g[g["kind"] == "minimum"].sort_values("loss")
+        spur = g[g["kind"].isin(SPURIOUS)].sort_values("loss")
         nb = [int((spur["isotropy"].map(_blocks) == b).sum()) for b in (1, 2, 3)]
         lo = f"{spur['isotropy'].iloc[0]} {spur['loss'].iloc[0]:.5f} ({spur['hess_min'].iloc[0]:.4f})" if len(spur) \
             else "–"
@@ -166,9 +168,9 @@ def wide(dirs: list[Path]) -> None:
         w = pd.read_parquet(d / "wide.parquet")
         t = pd.read_parquet(d / "atlas.parquet")
         dd, n = int(w["d"].iloc[0]), int(w["extra"].iloc[0])
-        narrow = t[(t["k"] == dd) & (t["kind"] == "minimum")]
+        narrow = t[(t["k"] == dd) & (t["kind"].isin(SPURIOUS))]
         split = w[w["origin"] == "split"]
-        found = w[(w["origin"] == "random") & (w["kind"] == "minimum")].sort_values("loss")
+        found = w[(w["origin"] == "random") & (w["kind"].isin(SPURIOUS))].sort_values("loss")
         cells = "; ".join(f"{r.isotropy} {r.loss:.6f} ({r.hess_min:.6f})" for r in found.itertuples()) or "none"
         print(f"| {dd} | {n} | {dd + n} | {len(narrow)} | {int((split['kind'] == 'saddle').sum())} / {len(split)} "
               f"({int(split['index'].min()) if len(split) else '–'}) | {cells} |")

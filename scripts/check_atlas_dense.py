@@ -22,8 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxsym.fixedpoints.families import FixedSpace
+from jaxsym.fixedpoints.space import Space
 from jaxsym.landscape import model
+
+SPURIOUS = ("spurious", "minimum")  # a spurious minimum's kind (older tables: "minimum")
 
 
 def main(d: Path, ks: list[int], every: bool, only: set[str]) -> None:
@@ -33,12 +35,12 @@ def main(d: Path, ks: list[int], every: bool, only: set[str]) -> None:
     print("|---:|---|---:|---:|---|---|---:|")
     bad = 0
     for k in ks:
-        rows = t[(t["k"] == k) & (t["index"].notna() if every else t["kind"] == "minimum")]
+        rows = t[(t["k"] == k) & (t["index"].notna() if every else t["kind"].isin(SPURIOUS))]
         rows = rows[rows["isotropy"].isin(only)] if only else rows
         for r in rows.itertuples():
             t0 = time.perf_counter()
             with jax.enable_x64(True):
-                W = FixedSpace(tuple(int(p) for p in r.space)).embed(jnp.asarray(r.x, jnp.float64))
+                W = Space(tuple(int(p) for p in r.space)).embed(jnp.asarray(r.x, jnp.float64))
                 V = jnp.eye(k, dtype=jnp.float64)
                 gn = float(jnp.linalg.norm(model.grad(W, V)))
                 eigs = np.linalg.eigvalsh(np.asarray(model.hessian(W, V)))

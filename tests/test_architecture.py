@@ -5,9 +5,12 @@ Each layer may import itself and the layers below it, never one above: the rule 
 """
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PKG = Path(__file__).resolve().parents[1] / "jaxsym"
 
@@ -144,3 +147,29 @@ def test_load_does_not_import_the_report(tmp_path):
             "print(sorted(m for m in sys.modules if m.startswith(('matplotlib', 'jaxsym.report'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "jaxsym.sweep.loading" not in out and out.strip() == "[]", out
+
+
+def _defined(pattern: str) -> list[str]:
+    """``module: line`` for every line of the package matching the regular expression ``pattern``."""
+    out = []
+    for f in sorted(PKG.rglob("*.py")):
+        for line in f.read_text().splitlines():
+            if re.match(pattern, line):
+                out.append(f"{f.relative_to(PKG)}: {line.strip()}")
+    return out
+
+
+@pytest.mark.parametrize("concept, pattern", [
+    ("fixed-point space", r"class \w*Space\b"),
+    ("restricted loss", r"def (_?\w*loss)\(z: Array, p: Array"),
+    ("restricted solve", r"def solve\("),
+    ("continuation", r"def trace\("),
+    ("search from many starts", r"def search\("),
+    ("index rule", r"INDEX_TOL = "),
+    ("block spectrum", r"def components\("),
+])
+def test_one_implementation_per_fixed_point_concept(concept, pattern):
+    """The fixed-point wing's concepts each exist once (issue 24: three space classes, three continuation
+    loops, three searches, two block spectra, three index tolerances before)."""
+    found = _defined(pattern)
+    assert len(found) == 1, (concept, found)

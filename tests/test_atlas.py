@@ -54,8 +54,17 @@ def test_the_atlas_contains_what_descent_finds(tmp_path):
     for m in minima.itertuples():
         same = at[(at["isotropy"] == m.isotropy) & (np.abs(at["loss"] - m.loss) <= 1e-9)]
         assert len(same) == 1, (m.isotropy, m.loss)
-        assert (same["kind"].iloc[0] in ("global", "minimum")) == (m.status in ("global", "spurious"))
+        assert same["kind"].iloc[0] == m.status  # one vocabulary: the atlas's kind is the sweep's status
     assert "| isotropy |" in (tmp_path / "atlas" / "atlas.md").read_text()
+    # the directory carries a manifest of what made it and every file's digest; a changed file is named
+    from jaxsym.io.results import verify_results
+
+    manifest = verify_results(tmp_path / "atlas")
+    assert manifest["what"]["k"] == 7 and {"atlas.parquet", "atlas.md"} <= set(manifest["files"])
+    with open(tmp_path / "atlas" / "atlas.md", "a") as f:
+        f.write("edited")
+    with pytest.raises(ValueError, match=r"atlas\.md changed"):
+        verify_results(tmp_path / "atlas")
 
 
 def test_family_from_a_type_alone(tmp_path):
@@ -74,10 +83,10 @@ def test_family_from_a_type_alone(tmp_path):
 # --------------------------------------------------------------------------------------------------
 def _dense(k: int, row: object) -> tuple[float, np.ndarray]:
     """Full-space ‖∇F‖ and Hessian eigenvalues of a scan row's point, from the dense closed forms."""
-    from jaxsym.fixedpoints.families import FixedSpace
+    from jaxsym.fixedpoints.space import Space
 
     with jax.enable_x64(True):
-        W = FixedSpace(tuple(int(p) for p in row.space)).embed(jnp.asarray(row.x, jnp.float64))
+        W = Space(tuple(int(p) for p in row.space)).embed(jnp.asarray(row.x, jnp.float64))
         V = jnp.eye(k, dtype=jnp.float64)
         return float(jnp.linalg.norm(model.grad(W, V))), np.linalg.eigvalsh(np.asarray(model.hessian(W, V)))
 

@@ -7,22 +7,22 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from oracles import block_spectrum
 from typer.testing import CliRunner
 
 from jaxsym.fixedpoints.atlas import critical_points
-from jaxsym.fixedpoints.continuum import (
+from jaxsym.fixedpoints.families import (
     bisect_sign,
     blocks_at,
-    components,
     follow_family,
-    hess_min,
+    integer_curve,
     loss_limit,
-    loss_precise,
     series_limit,
-    solve,
-    trace,
+    solve_at,
+    trace_family,
 )
-from jaxsym.fixedpoints.families import FixedSpace, _loss, block_spectrum, continue_family
+from jaxsym.fixedpoints.space import Space, loss, loss_precise
+from jaxsym.fixedpoints.spectrum import classify, components
 from jaxsym.landscape import model
 
 
@@ -61,7 +61,7 @@ def test_components_equal_the_block_spectrum_at_integer_k(blocks):
     assert pts
     for pt in pts:
         got = _with_mults(components(blocks, pt.x))
-        bs = block_spectrum(FixedSpace(blocks), pt.x)
+        bs = block_spectrum(Space(blocks), pt.x)
         ref = np.sort(np.repeat(bs.values, bs.mults))
         assert len(got) == k * k == len(ref)
         np.testing.assert_allclose(got, ref, rtol=0, atol=eigenvalue_precision(pt.W, ref))
@@ -89,10 +89,10 @@ def test_smooth_kernel_equals_the_geometric_kernel():
 
 def test_continuous_curve_agrees_with_integer_continuation():
     """Tracing a family in half steps of k passes through the points that integer continuation
-    (jaxsym.fixedpoints.families.continue_family) finds at each integer."""
+    (jaxsym.fixedpoints.families.integer_curve) finds at each integer."""
     pt = next(p for p in critical_points((7, 1), starts=8) if p.index == 0 and p.loss > 1e-8)
-    integer = {p.k: p for p in continue_family(FixedSpace((7, 1)), pt.x, 11)}
-    curve, end, stopped = trace((1,), 8.0, pt.x, 11.0, step=0.5)
+    integer = {p.k: p for p in integer_curve(Space((7, 1)), pt.x, 11)}
+    curve, end, stopped = trace_family((1,), 8.0, pt.x, 11.0, step=0.5)
     assert end is None and stopped is None
     at = {round(c.k): c for c in curve if abs(c.k - round(c.k)) < 1e-12}
     assert set(at) == {8, 9, 10, 11}
@@ -106,7 +106,7 @@ def test_birth_found_by_bisection_brackets_the_integer_sign_change():
     (checked with the dense Hessian of the embedded point); bisection puts the birth between them, and
     λ_min has opposite signs 1e-6 to either side of it."""
     pt = next(p for p in critical_points((7, 1), starts=8) if p.index == 0 and p.loss > 1e-8)
-    curve = trace((1,), 8.0, pt.x, 3.0, step=0.25).points
+    curve = trace_family((1,), 8.0, pt.x, 3.0, step=0.25).points
     curve = sorted(curve, key=lambda c: c.k)
     pairs = [(a, b) for a, b in itertools.pairwise(curve) if np.sign(a.hess_min) != np.sign(b.hess_min)]
     assert len(pairs) == 1
@@ -117,16 +117,16 @@ def test_birth_found_by_bisection_brackets_the_integer_sign_change():
     def dense_lambda_min(kk: int) -> float:
         c = min(curve, key=lambda c: abs(c.k - kk))
         with jax.enable_x64(True):
-            W = FixedSpace((kk - 1, 1)).embed(jnp.asarray(c.x))
+            W = Space((kk - 1, 1)).embed(jnp.asarray(c.x))
             return float(np.linalg.eigvalsh(np.asarray(model.hessian(W, jnp.eye(kk))))[0])
 
     assert dense_lambda_min(lo) < 0 < dense_lambda_min(hi)
     near = min(curve, key=lambda c: abs(c.k - birth)).x
     sides = []
     for kk in (birth - 1e-6, birth + 1e-6):
-        x, _, ok = solve((1,), kk, near)
-        assert ok
-        sides.append(hess_min(blocks_at((1,), kk), x)[0])
+        sol = solve_at((1,), kk, near)
+        assert sol.converged
+        sides.append(classify(Space(blocks_at((1,), kk)), sol.z).hess_min)
     assert sides[0] < 0 < sides[1]
 
 
@@ -149,9 +149,9 @@ def test_precise_loss_keeps_the_digits_float64_loses():
     pt = next(p for p in critical_points((7, 1), starts=8) if p.index == 0 and p.loss > 1e-8)
     p8 = blocks_at((1,), 8.0)
     with jax.enable_x64(True):
-        f64 = float(_loss(jnp.asarray(pt.x), jnp.asarray(p8)))
-    assert abs(loss_precise(p8, pt.x) - f64) <= 1e-14
-    big = blocks_at((1,), 1e5)
+        f64 = float(loss(jnp.asarray(pt.x), jnp.asarray(p8)))
+    assert abs(loss_precise(Space(p8), pt.x) - f64) <= 1e-14
+    big = Space(blocks_at((1,), 1e5))
     assert loss_precise(big, pt.x) == pytest.approx(loss_precise(big, pt.x, digits=100), rel=1e-14)
 
 
@@ -189,11 +189,11 @@ def test_integer_rows_of_families_match_dense_hessians():
 
     table = atlas(7, max_blocks=2, starts=6)
     fams, curves, objs = families(table, k_max=12.0, asymptotic_to=12.0)
-    assert len(fams) == len(objs) == int(table["kind"].isin(["global", "minimum"]).sum()) and len(curves)
+    assert len(fams) == len(objs) == int(table["kind"].isin(["global", "spurious"]).sum()) and len(curves)
     for row in curves.itertuples():
         (point,) = [c for c in objs[row.family].curve if abs(c.k - row.k) < 1e-9]
         with jax.enable_x64(True):
-            W = FixedSpace(tuple(row.blocks)).embed(jnp.asarray(point.x))
+            W = Space(tuple(row.blocks)).embed(jnp.asarray(point.x))
             g = float(jnp.linalg.norm(model.grad(W, jnp.eye(row.k))))
             eig = np.linalg.eigvalsh(np.asarray(model.hessian(W, jnp.eye(row.k))))
         assert g <= 1e-10

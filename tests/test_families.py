@@ -4,8 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from oracles import block_spectrum
 
-from jaxsym.fixedpoints.families import FixedSpace, block_spectrum, continue_family, newton, to_block_form
+from jaxsym.fixedpoints.families import integer_curve, to_block_form
+from jaxsym.fixedpoints.solve import solve
+from jaxsym.fixedpoints.space import Space
+from jaxsym.fixedpoints.spectrum import classify
 from jaxsym.landscape import model
 from jaxsym.symmetry.group import apply, find_element, isotropy, random_element
 from jaxsym.symmetry.spectra import predicted_multiplicities, spectrum
@@ -26,7 +30,7 @@ def _random_x(space, rng):
 @pytest.mark.parametrize("blocks", [(6, 1), (5, 2), (4, 2, 1), (3, 3)])
 def test_restricted_loss_and_gradient_are_the_full_ones(blocks):
     rng = np.random.default_rng(len(blocks))
-    space = FixedSpace(blocks)
+    space = Space(blocks)
     x = _random_x(space, rng)
     W = space.embed(jnp.asarray(x))
     V = jnp.eye(space.k)
@@ -47,7 +51,7 @@ def _sweep_like_point(blocks, seed=0):
     """A critical point with isotropy Δ(Π S_p) found independently by full-space gradient descent
     inside Fix(H) then a full-space polish (no use of the restricted code)."""
     from jaxsym.certify.exact import polish
-    space = FixedSpace(blocks)
+    space = Space(blocks)
     k = space.k
     # the published form of the Δ(S_{k−1}×S_1) family (Safran, Yehudai & Shamir) scaled as a start
     x = np.zeros(space.size)
@@ -65,10 +69,10 @@ def test_continuation_reaches_a_certified_critical_point_of_the_full_problem():
     assert np.linalg.norm(np.asarray(model.grad(jnp.asarray(start), jnp.eye(7)))) < 1e-10
     space, x = to_block_form(start)
     assert space.blocks == (6, 1)
-    pts = continue_family(space, x, 12)
-    assert [p.k for p in pts] == list(range(7, 13)) and all(p.converged for p in pts)
+    pts = integer_curve(space, x, 12)
+    assert [p.k for p in pts] == list(range(7, 13)) and all(p.grad_norm <= 1e-11 for p in pts)
     last = pts[-1]
-    W = np.asarray(FixedSpace((11, 1)).embed(jnp.asarray(last.x)))
+    W = np.asarray(Space((11, 1)).embed(jnp.asarray(last.x)))
     V = jnp.eye(12)
     assert np.linalg.norm(np.asarray(model.grad(jnp.asarray(W), V))) < 1e-10   # full closed form
     assert float(model.loss(jnp.asarray(W), V)) == pytest.approx(last.loss, rel=1e-10)
@@ -82,7 +86,7 @@ def test_continuation_reaches_a_certified_critical_point_of_the_full_problem():
 @pytest.mark.parametrize("blocks", [(6, 1), (5, 2), (9, 1), (7, 2, 1), (12, 3)])
 def test_block_spectrum_equals_dense_spectrum(blocks):
     rng = np.random.default_rng(sum(blocks))
-    space = FixedSpace(blocks)
+    space = Space(blocks)
     x = _random_x(space, rng)
     bs = block_spectrum(space, x)
     assert int(bs.mults.sum()) == space.k**2
@@ -94,22 +98,22 @@ def test_block_spectrum_equals_dense_spectrum(blocks):
 
 
 def test_block_spectrum_at_a_critical_point_k40():
+    """The package's block spectrum (nested spaces) at a family's point at k = 40 against the dense Hessian."""
     start = _sweep_like_point((6, 1))
     space, x = to_block_form(start)
-    pts = continue_family(space, x, 40, step=1)
-    sp40 = FixedSpace((39, 1))
-    bs = block_spectrum(sp40, pts[-1].x)
+    pts = integer_curve(space, x, 40)
+    sp40 = Space((39, 1))
+    c = classify(sp40, pts[-1].x)
     W = np.asarray(sp40.embed(jnp.asarray(pts[-1].x)))
     dense = spectrum(W, np.eye(40), tol=1e-7)
-    assert [m for _, m in bs.grouped(1e-7)] == [m for _, m in dense]
-    np.testing.assert_allclose([v for v, _ in bs.grouped(1e-7)], [v for v, _ in dense], atol=1e-9)
-    assert bs.values[0] > 0  # still a minimum at k = 40
+    assert c.eig_mults == [m for _, m in dense] and sum(c.eig_mults) == 40 * 40
+    np.testing.assert_allclose(c.eig_values, [v for v, _ in dense], atol=1e-9)
+    assert c.hess_min > 0 and c.index == 0  # still a minimum at k = 40
 
 
 def test_newton_reports_failure():
-    space = FixedSpace((3, 1))
-    _, ok = newton(space, np.full(space.size, np.nan))
-    assert not ok
+    space = Space((3, 1))
+    assert not solve(space, np.full(space.size, np.nan)).converged
 
 
 def test_family_cli_writes_tables_and_plot(tmp_path):
@@ -127,7 +131,7 @@ def test_family_cli_writes_tables_and_plot(tmp_path):
     out = next((tmp_path / "families").iterdir())
     table = pd.read_parquet(out / "family.parquet")
     spectra = pd.read_parquet(out / "spectra.parquet")
-    assert table["k"].max() == 14 and table[table["k"] >= 7]["converged"].all()
+    assert table["k"].max() == 14 and (table["grad_norm"] <= 1e-11).all()
     assert {10, 14} <= set(spectra["k"]) and (spectra["full_grad_norm"] < 1e-10).all()
     assert (out / "family.png").stat().st_size > 10_000
     assert "a minimum from k =" in res.output
@@ -152,8 +156,8 @@ def test_continued_point_is_the_one_the_sweep_pipeline_finds():
              and isotropy(np.asarray(cert.W[i])).name == "Δ(S7×S1)"]
     assert found, "no Δ(S7×S1) minimum among 48 runs"
     space, x = to_block_form(_sweep_like_point((6, 1)))
-    pts = continue_family(space, x, 8)
-    W8 = np.asarray(FixedSpace((7, 1)).embed(jnp.asarray(pts[-1].x)))
+    pts = integer_curve(space, x, 8)
+    W8 = np.asarray(Space((7, 1)).embed(jnp.asarray(pts[-1].x)))
     assert find_element(found[0], W8, tol=1e-7) is not None
     assert float(model.loss(jnp.asarray(found[0]), V)) == pytest.approx(pts[-1].loss, rel=1e-9)
 
@@ -162,12 +166,12 @@ def test_numpy_block_sizes_work_at_large_k():
     """Issue 17's bug: numpy integer block sizes overflowed in irrep_dim at k = 50."""
     import numpy as np
 
-    from jaxsym.fixedpoints.families import FixedSpace
+    from jaxsym.fixedpoints.space import Space
     from jaxsym.symmetry.spectra import irrep_dim
 
     for n in (10, 50, 200):
         # dimensions of [n−1, 1] and [n−2, 2] by their closed forms (not the hook length formula)
         assert irrep_dim((np.int64(n - 1), np.int64(1))) == n - 1
         assert irrep_dim((np.int64(n - 2), np.int64(2))) == n * (n - 3) // 2
-    space = FixedSpace((np.int64(48), np.int64(2)))
+    space = Space((np.int64(48), np.int64(2)))
     assert space.blocks == (48, 2) and all(type(p) is int for p in space.blocks)

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jaxsym.fixedpoints.atlas import critical_points as narrow_points
-from jaxsym.fixedpoints.wide import WideSpace, classify, critical_points, follow, split_point, splits
+from jaxsym.fixedpoints.space import Space
+from jaxsym.fixedpoints.wide import classify, critical_points, follow, split_point, splits
 from jaxsym.landscape import model
 
 SPACES = [((3,), 1), ((2, 1), 2), ((3, 2, 1), 1), ((1, 1), 3), ((4, 1), 0), ((2, 2), 2)]
@@ -22,7 +23,7 @@ SPACES = [((3,), 1), ((2, 1), 2), ((3, 2, 1), 1), ((1, 1), 3), ((4, 1), 0), ((2,
 def test_restricted_loss_and_gradient_norm_equal_the_full_ones(space, seed):
     """F and ‖∇F‖ of the (k, d) matrix the parameters fill (closed forms in the full space)."""
     blocks, n = space
-    sp = WideSpace(blocks, n)
+    sp = Space(blocks, extra=n)
     z = np.random.default_rng(seed).uniform(-1, 1, 2 * sp.r + sp.r ** 2 + sp.r) * sp.free
     with jax.enable_x64(True):
         W, V = sp.embed(jnp.asarray(z)), jnp.eye(sp.d)
@@ -41,7 +42,7 @@ def test_a_split_minimum_is_a_critical_point_with_the_same_loss_and_function():
     X = np.random.default_rng(0).normal(size=(50, 7))
     for n in (1, 2):
         z = split_point((6, 1), p.x, 1, n)
-        pt = classify(WideSpace((6, 1), n), z, "split")
+        pt = classify(Space((6, 1), extra=n), z, "split")
         assert pt.loss == pytest.approx(p.loss, abs=1e-12) and pt.grad_norm <= 1e-10
         f = lambda W: np.maximum(X @ np.asarray(W).T, 0).sum(axis=1)  # noqa: E731
         np.testing.assert_allclose(f(pt.W), f(p.W), atol=1e-9)
@@ -61,7 +62,7 @@ def test_splits_of_a_larger_block_set_a_neuron_apart_first():
         order = [i for i in range(7) if i != moved] + [moved]
         Xp = np.empty_like(X)
         Xp[:, order] = X
-        pt = classify(WideSpace(fine, 1), z, "split")
+        pt = classify(Space(fine, extra=1), z, "split")
         np.testing.assert_allclose(f(pt.W, X), f(p.W, Xp), atol=1e-9)
         assert pt.loss == pytest.approx(p.loss, abs=1e-12) and pt.grad_norm <= 1e-10
 
@@ -108,7 +109,9 @@ def test_continuation_in_d_meets_the_points_found_directly_and_in_n_keeps_the_fu
 
 def test_extra_neurons_must_be_a_non_negative_integer():
     with pytest.raises(ValueError, match="extra neurons"):
-        WideSpace((3,), -1)
+        Space((3,), extra=-1)
+    with pytest.raises(ValueError, match="extra neurons"):
+        critical_points((3,), 1.5)
     with pytest.raises(ValueError, match="one neuron"):
         split_point((2, 1), np.zeros(8), 0, 1)
 
@@ -127,3 +130,21 @@ def test_cli_atlas_with_extra_neurons_writes_the_wide_table(tmp_path):
     assert "Students of k = 5 + 1 neurons" in (tmp_path / "atlas.md").read_text()
     bad = CliRunner().invoke(app, ["atlas", "--k", "5", "--extra", "-1", "--out", str(tmp_path)])
     assert bad.exit_code == 2 and "--extra" in bad.output
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.sampled_from(SPACES), st.integers(0, 2**31 - 1))
+def test_the_many_digit_loss_is_the_same_formula(space, seed):
+    """loss_precise swaps the kernel and the arithmetic of the one restricted loss: at small k, where float64
+    keeps its digits, both agree, with extra neurons too."""
+    from jaxsym.fixedpoints.space import loss_precise
+
+    blocks, n = space
+    sp = Space(blocks, extra=n)
+    z = np.random.default_rng(seed).uniform(-1, 1, sp.size) * sp.free
+    narrow = Space(blocks)
+    with jax.enable_x64(True):
+        f64 = float(sp.loss(jnp.asarray(z)))
+        f64_narrow = float(narrow.loss(jnp.asarray(z[:narrow.size])))
+    assert loss_precise(sp, z) == pytest.approx(f64, abs=1e-13)
+    assert loss_precise(narrow, z[:narrow.size]) == pytest.approx(f64_narrow, abs=1e-13)

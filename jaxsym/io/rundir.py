@@ -36,7 +36,6 @@ through it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -52,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from jaxsym.io import results
+from jaxsym.io.results import file_sha256
 
 log = logging.getLogger("jaxsym")
 
@@ -64,14 +64,6 @@ class SweepDirError(RuntimeError):
 
 def chunk_name(start: int, stop: int) -> str:
     return f"{start:010d}-{stop:010d}"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from jaxsym.fixedpoints.atlas import Family
-from jaxsym.fixedpoints.families import fit_power
+from jaxsym.fixedpoints.families import Family, fit_power
+from jaxsym.report.figures import save
 
 
 def plot_family(table: pd.DataFrame, spectra: pd.DataFrame, title: str, path: str | Path) -> dict[str, float]:
     """Loss vs k (log–log, fitted rate on the upper half of k), λ_min vs k, and the spectrum vs k."""
-    t = table[table["converged"]]
+    t = table
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     ax = axes[0]
     ax.loglog(t["k"], t["loss"], ".", ms=3, label="loss")
@@ -48,9 +48,7 @@ def plot_family(table: pd.DataFrame, spectra: pd.DataFrame, title: str, path: st
     ax.set_ylabel("Hessian eigenvalues (size ~ log multiplicity)")
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    fig.savefig(path, dpi=200)
-    fig.savefig(Path(path).with_suffix(".pdf"))
-    plt.close(fig)
+    save(fig, Path(path))
     return fit
 
 
@@ -92,6 +90,4 @@ def plot_families(fams: list[Family], labels: list[str], path: str | Path) -> No
     axes[1].set_xlabel("k = d (continuous)")
     axes[1].set_ylabel(r"$\lambda_{\min}$ (dots: births, saddle → minimum)")
     fig.tight_layout()
-    fig.savefig(path, dpi=200)
-    fig.savefig(Path(path).with_suffix(".pdf"))
-    plt.close(fig)
+    save(fig, Path(path))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import matplotlib
 
@@ -40,6 +41,18 @@ MIN_FONT = 6.0  # points: the smallest text any figure uses
 STYLE = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "xtick.labelsize": 7, "ytick.labelsize": 7,
          "legend.fontsize": 6.5, "figure.titlesize": 8, "lines.linewidth": 1.0, "lines.markersize": 4,
          "axes.spines.top": False, "axes.spines.right": False, "savefig.bbox": "tight", "savefig.pad_inches": 0.02}
+DPI = 200  # PNG resolution; every figure is also written as a PDF (vector) next to it, for papers
+FORMATS = ("png", "pdf", "svg")
+
+
+def save(fig: plt.Figure, path: Path, formats: tuple[str, ...] = ("png", "pdf")) -> None:
+    """The one way a figure is written: ``path`` (a .png name) in every format asked for, PNG at :data:`DPI`,
+    PDF and SVG as vectors; the figure is closed."""
+    for fmt in formats:
+        fig.savefig(Path(path).with_suffix(f".{fmt}"), dpi=DPI if fmt == "png" else None)
+    plt.close(fig)
+
+
 STATUS_COLOURS = {"global": "#009E73", "spurious": "#D55E00", "saddle": "#E69F00", "degenerate": "#CC79A7",
                   "not_converged": "#999999", "diverged": "#000000"}
 OTHER = "no critical point"  # runs that ended at none (not converged, diverged)

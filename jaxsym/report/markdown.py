@@ -23,7 +23,6 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from jaxsym.io import results
@@ -32,16 +31,9 @@ from jaxsym.report.summary import markdown, minima_table, status_table
 from jaxsym.sweep.loading import load_tables
 from jaxsym.symmetry.naming import isotropy_type
 
-DPI = 200  # PNG resolution; every figure is also written as a PDF (vector) next to it, for papers
-FORMATS = ("png", "pdf", "svg")
+FORMATS = figures.FORMATS
 Formats = tuple[str, ...]
-
-
-def _save(fig: plt.Figure, path: Path, formats: Formats) -> None:
-    """``path`` (a .png name) in every format asked for: PNG at :data:`DPI`, PDF and SVG as vectors."""
-    for fmt in formats:
-        fig.savefig(path.with_suffix(f".{fmt}"), dpi=DPI if fmt == "png" else None)
-    plt.close(fig)
+_save = figures.save
 
 
 def load_families(out: Path) -> list[tuple[str, pd.DataFrame]]:

@@ -22,11 +22,12 @@ from jaxsym.numerics import programs
 
 
 def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6, mults: np.ndarray | None = None
-                      ) -> list[tuple[float, int]]:
+                      ) -> list[tuple[float, float]]:
     """Sorted eigenvalues grouped where consecutive gaps are ≤ ``tol·max(1, |λ|)``.
 
     ``mults`` gives each value a multiplicity (e.g. an isotypic block's eigenvalue stands for ``dim ρ``
-    eigenvalues); a group's value is then the multiplicity-weighted mean. Returns
+    eigenvalues; a real number along a family in real k); a group's value is then the multiplicity-weighted
+    mean. Returns
     ``[(mean eigenvalue, multiplicity), ...]`` in ascending order.
     """
     eigs = np.asarray(eigs, dtype=np.float64)
@@ -37,12 +38,17 @@ def group_eigenvalues(eigs: np.ndarray, tol: float = 1e-6, mults: np.ndarray | N
         w = None
     else:
         by = np.argsort(eigs, kind="stable")
-        eigs, w = eigs[by], np.asarray(mults, np.int64)[by]
+        eigs, w = eigs[by], np.asarray(mults, np.float64)[by]
     gaps = np.diff(eigs) > tol * np.maximum(1.0, np.abs(eigs[1:]))
     starts = np.concatenate([[0], np.flatnonzero(gaps) + 1, [eigs.size]])
     if w is None:
         return [(float(eigs[a:b].mean()), int(b - a)) for a, b in itertools.pairwise(starts)]
-    return [(float(np.average(eigs[a:b], weights=w[a:b])), int(w[a:b].sum())) for a, b in itertools.pairwise(starts)]
+    return [(float(np.average(eigs[a:b], weights=w[a:b])), _count(w[a:b].sum())) for a, b in itertools.pairwise(starts)]
+
+
+def _count(m: float) -> float:
+    """A multiplicity: an int when it is one (real ones come from dimension polynomials at real block sizes)."""
+    return int(m) if float(m).is_integer() else float(m)
 
 
 @functools.lru_cache(maxsize=32)
