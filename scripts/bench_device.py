@@ -127,12 +127,13 @@ def section_eigh(ns: list[int], repeats: int, quick: bool) -> list[dict]:
 def section_certificate(ks: list[int], runs: int) -> list[dict]:
     from jaxsym.certify.exact import in_blocks
     from jaxsym.sweep.closed_form import build
+    from jaxsym.sweep.plan import plan_cell
 
     rows = []
     for k in ks:
         cfg = published_config([k], runs, "fast")
         cell = cfg.cells()[0]
-        prog = build(cfg, cell)
+        prog = build(cfg, plan_cell(cfg, cell))
         # end points of a plain float32 descent (5/k, 3000 steps): most near a minimum, as handed off
         tc = TrainConfig(steps=3000, grad_tol=0.0, dtype="float32", learning_rate=5.0 / k)
         W0 = jnp.asarray(start_points(k, runs, "float32"))

@@ -91,8 +91,7 @@ def test_accelerator_path_vmaps_the_per_run_programs_and_bounds_their_blocks(mon
     (same results to rounding), and the block of runs per call fits the memory budget."""
     from jaxsym import config
     from jaxsym.certify.exact import make_certify, per_run
-    from jaxsym.sweep.closed_form import CERTIFY_BLOCK, CPU_BLOCK, certify_block
-    from jaxsym.sweep.plan import certify_bytes_per_run
+    from jaxsym.sweep.plan import CERTIFY_BLOCK, CPU_BLOCK, certify_block, certify_bytes_per_run
 
     res, _, V = _spurious_point()
     W = np.asarray(res.W, np.float64)[:8]

@@ -18,6 +18,7 @@ from jaxsym import config
 from jaxsym.io import checkpoint
 from jaxsym.sweep.closed_form import build as build_programs
 from jaxsym.sweep.closed_form import run_chunk
+from jaxsym.sweep.plan import plan_cell
 
 SWEEP = """name = "scale"
 seed = 1
@@ -145,7 +146,7 @@ def test_truncated_inflight_checkpoint_falls_back(tmp_path, caplog):
     cfg = config.load(_write_cfg(tmp_path, interval=0.001))
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, protocol="full"))
     cell = cfg.cells()[0]
-    prog = build_programs(cfg, cell)
+    prog = build_programs(cfg, plan_cell(cfg, cell))
     clean_rows, *_ = run_chunk(cfg, prog, 0, 8)
 
     inflight = tmp_path / "inflight"

@@ -47,6 +47,7 @@ def test_one_spectrum_per_distinct_point_and_old_chunks_still_merge(tiny_cfg, tm
     """A distinct point's Hessian is eigendecomposed once, in its chunk (the merge reads the chunk's
     eigenvalues); chunks written without them (older jaxsym) merge to the same minima table."""
     import jaxsym.sweep.closed_form as cf
+    from jaxsym.sweep.plan import plan_cell
 
     calls = []
     real = cf.hessian_eigenvalues
@@ -63,7 +64,8 @@ def test_one_spectrum_per_distinct_point_and_old_chunks_still_merge(tiny_cfg, tm
             pd.read_parquet(f).drop(columns="eigs").to_parquet(stripped)
             old.append((f, stripped))
         calls.clear()
-        assert cf.merge(tiny_cfg, cell, old).minima == cf.merge(tiny_cfg, cell, [(f, f) for f in files]).minima
+        plan = plan_cell(tiny_cfg, cell)
+        assert cf.merge(tiny_cfg, plan, old).minima == cf.merge(tiny_cfg, plan, [(f, f) for f in files]).minima
         assert len(calls) > 0
 
 

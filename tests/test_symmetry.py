@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 import jaxsym
 from jaxsym.symmetry.group import (
+    Element,
     apply,
     compose,
     equivalent,
@@ -293,3 +294,41 @@ def test_isotropy_and_equivalence_refuse_bad_input_with_a_message(bad, match):
 
 def test_isotropy_takes_python_lists():
     assert isotropy([[1.0, 0.0], [0.0, 1.0]]).order == isotropy(np.eye(2)).order == 2
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from(["two_layer", "layered"]))
+def test_every_group_of_the_seam_answers_its_four_questions_consistently(seed, which):
+    """For each instance of jaxsym.symmetry.groups.Group: the fingerprint is invariant, match finds an element
+    mapping x onto g·x (and acting with it gives g·x), and g·x has an isotropy group of the same order."""
+    from jaxsym.symmetry.groups import LayeredUnits, TwoLayer
+
+    rng = np.random.default_rng(seed)
+    k, d = 4, 3
+    if which == "two_layer":
+        group = TwoLayer()
+        x = rng.normal(size=(k, d))
+        x[1] = x[0]  # some symmetry to find
+        g = random_element(rng, k, d)
+    else:
+        group = LayeredUnits()
+        x = ([rng.normal(size=(k, d)), rng.normal(size=(2, k))], rng.normal(size=2))
+        x[0][0][1] = x[0][0][0]
+        x[0][1][:, 1] = x[0][1][:, 0]
+        perm = [tuple(rng.permutation(d)), tuple(rng.permutation(k)), tuple(rng.permutation(2))]
+        g = Element(tuple(perm))
+    y = group.act(g, x)
+    fx, fy = group.fingerprint([x]), group.fingerprint([y])
+    assert (fx is None and fy is None) or np.allclose(fx, fy)
+    h = group.match(x, y, 1e-9)
+    assert h is not None
+    np.testing.assert_allclose(_flat(group.act(h, x)), _flat(y), atol=1e-9)
+    assert group.isotropy(x, 1e-9).order == group.isotropy(y, 1e-9).order > 1
+
+
+def _flat(point):
+    """A two-layer point or a layered network ``(layers, a)`` as one vector."""
+    if isinstance(point, np.ndarray):
+        return point.ravel()
+    layers, a = point
+    return np.concatenate([np.ravel(w) for w in layers] + ([] if a is None else [np.ravel(a)]))

@@ -44,23 +44,20 @@ from jaxsym.certify.exact import (
 )
 from jaxsym.config import Cell, CertifyConfig, SweepConfig
 from jaxsym.engine import sgd as sampled
-from jaxsym.engine.compact import CompactOps, descend, make_compact_engine, thresholds
+from jaxsym.engine.compact import CompactOps, descend, make_compact_engine
 from jaxsym.engine.descent import RunResult, make_batch_engine
 from jaxsym.engine.interface import Engine, padded, train_chunk
 from jaxsym.io import results
 from jaxsym.io.columns import REP_COLUMNS, empty_reps, minimum_row, run_rows
-from jaxsym.landscape.activations import Objective, objective
-from jaxsym.landscape.model import make_target
+from jaxsym.landscape.activations import Objective
 from jaxsym.numerics.parallel import invariant_jit
 from jaxsym.sweep.pipeline import CellMerge, CellPipeline, Chunk
-from jaxsym.sweep.plan import certify_bytes_per_run, chunk_padded
-from jaxsym.symmetry.group import isotropy, target_column_colours
+from jaxsym.sweep.plan import CellPlan
+from jaxsym.symmetry.groups import TwoLayer
 from jaxsym.symmetry.orbits import cluster
 from jaxsym.symmetry.spectra import group_eigenvalues, hessian_eigenvalues
 
 FROM_ORBIT = ("loss", "grad_norm", "hess_min", "hess_max")  # a certified run's values are its orbit's
-CERTIFY_BLOCK = 64  # runs per call of the vmapped float64 programs on an accelerator (one compiled size), at most
-CPU_BLOCK = 8       # runs per call on a CPU, one at a time inside: little padding for the few runs of a hand-off
 DEFAULT_SLOTS = 128  # slots of the compacting engine (run-steps/s saturates near this many on a CPU)
 
 
@@ -71,6 +68,7 @@ class Programs:
     cell: Cell
     V: np.ndarray
     obj: Objective
+    group: TwoLayer                         # the cell's symmetry group (cell_group)
     engine: Engine[Any, RunResult] | None   # the full protocol (or sampled SGD): every run to its stop
     compact: CompactOps | None              # the fast protocol: compacting slots and hand-off
     polish: Any                             # () -> per-run float64 polish (Polished), built when first needed
@@ -80,10 +78,9 @@ class Programs:
     certify_block: int  # runs per call of the per-run float64 programs
 
 
-def cell_problem(cfg: SweepConfig, cell: Cell) -> tuple[np.ndarray, Objective]:
-    """The cell's target ``V`` (m, d) and its :class:`~jaxsym.landscape.activations.Objective`."""
-    V = make_target(cell.target, cell.d, cell.teacher_width, cfg.seed)
-    return V, objective(cell.train.activation, cell.train.input_corr)
+def cell_group(V: np.ndarray) -> TwoLayer:
+    """The symmetry group of a closed-form cell (:mod:`jaxsym.symmetry.groups`): ``G_V ⊂ S_k × S_d``."""
+    return TwoLayer(V)
 
 
 def with_closed_form_finish(engine: Engine[Any, sampled.SampledResult], V: np.ndarray, obj: Objective
@@ -103,20 +100,20 @@ def with_closed_form_finish(engine: Engine[Any, sampled.SampledResult], V: np.nd
                   engine.n_running)
 
 
-def build(cfg: SweepConfig, cell: Cell) -> Programs:
-    V, obj = cell_problem(cfg, cell)
+def build(cfg: SweepConfig, plan: CellPlan) -> Programs:
+    """The cell's programs, as its plan says: the engine (compacting, batch or sampled SGD), the float64 polish
+    and, where the plan uses it, the hand-off test per orbit."""
+    cell, V, obj = plan.cell, plan.V, plan.objective
     certify_cfg = cfg.certify
-    size = chunk_padded(cfg, cell)
-    engine, ops, uses_handoff = None, None, False
-    if cfg.sampled is not None:
+    engine, ops = None, None
+    if plan.engine == "sampled_sgd":
+        assert cfg.sampled is not None
         p = sampled.make_problem(cfg.sampled, cell.d, cell.k, cell.teacher_width, cell.train.activation, cfg.seed)
-        V = np.asarray(p.teacher.layers[0], np.float64)
         engine = with_closed_form_finish(sampled.make_engine(p, cell.train, cfg.sampled, cfg.seed), V, obj)
         certify_cfg = dataclasses.replace(cfg.certify,
                                           polish_from=max(cfg.certify.polish_from, 10 * cfg.sampled.grad_tol))
-    elif cell.train.protocol == "fast":
-        ops = make_compact_engine(cell.train, V, cell.k, cfg.seed, slots=min(cfg.slots or DEFAULT_SLOTS, size))
-        uses_handoff = len(thresholds(cell.train)) > 1
+    elif plan.engine == "compact":
+        ops = make_compact_engine(cell.train, V, cell.k, cfg.seed, slots=min(cfg.slots or DEFAULT_SLOTS, plan.padded))
     else:
         engine = make_batch_engine(cell.train, V, cell.k, cfg.seed)
 
@@ -125,17 +122,18 @@ def build(cfg: SweepConfig, cell: Cell) -> Programs:
         with jax.enable_x64(True):
             return per_run(make_polish(certify_cfg, V, obj), name="polish", key=(certify_cfg, V, obj.key))
 
-    block = certify_block(cfg, cell)
+    block = plan.certify_block
     handoff = (_basins(certify_cfg, V, float(cell.train.learning_rate), obj, polish_prog, block)
-               if uses_handoff else None)
-    return Programs(cell, V, obj, engine, ops, polish_prog, handoff, size, certify_cfg.polish_from, block)
+               if plan.uses_handoff else None)
+    return Programs(cell, V, obj, cell_group(V), engine, ops, polish_prog, handoff, plan.padded,
+                    certify_cfg.polish_from, block)
 
 
 def _basins(certify_cfg: CertifyConfig, V: np.ndarray, lr: float, obj: Objective, polish: Callable[[], Any],
             block: int) -> Callable[[], Basins]:
     """A factory of a chunk's :class:`~jaxsym.certify.basins.Basins` (the hand-off test per orbit, float64): its
     per-run path is the cell's polish program, its Hessians the spectra's program."""
-    colours = target_column_colours(V, V.shape[1])
+    colours = cell_group(V).column_colours(V.shape[1])
 
     def polish_all(W: np.ndarray) -> Any:  # every offered run is polished (none is above polish_from)
         with jax.enable_x64(True):
@@ -146,16 +144,6 @@ def _basins(certify_cfg: CertifyConfig, V: np.ndarray, lr: float, obj: Objective
                       lambda W: gradient(W, V, obj), lambda W: loss_value(W, V, obj))
 
     return make
-
-
-def certify_block(cfg: SweepConfig, cell: Cell) -> int:
-    """Runs per call of the per-run float64 programs: on a CPU :data:`CPU_BLOCK` (one run at a time inside a call,
-    :func:`jaxsym.certify.exact.per_run`); on an accelerator, where they are vmapped, :data:`CERTIFY_BLOCK` or what
-    the memory budget holds (:func:`jaxsym.sweep.plan.certify_bytes_per_run` each)."""
-    if jax.default_backend() == "cpu":
-        return CPU_BLOCK
-    per = certify_bytes_per_run(cell.d, cell.k, cell.teacher_width)
-    return max(1, min(CERTIFY_BLOCK, cfg.memory_budget_mb * 2**20 // per))
 
 
 def _descend(cfg: SweepConfig, prog: Programs, runs: np.ndarray, inflight: Path | None
@@ -247,7 +235,7 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     hmax = np.full(n, np.nan)
     orbit = np.full(n, -1, dtype=np.int64)
     if len(crit):  # one Hessian eigendecomposition per distinct point
-        cl = cluster(W[crit], prog.V, tol=tol.cluster_tol, order=runs[crit])
+        cl = cluster(W[crit], prog.group, tol=tol.cluster_tol, order=runs[crit])
         spectra = [hessian_eigenvalues(W[crit[r]], prog.V, prog.obj) for r in cl.reps]
         ext = np.array([(e[0], e[-1]) for e in spectra])
         hmin[crit], hmax[crit] = ext[cl.labels, 0], ext[cl.labels, 1]
@@ -275,22 +263,23 @@ def describe_point(W: np.ndarray, V: np.ndarray, tol: float, obj: Objective, eig
                    eigs: np.ndarray | None = None) -> dict[str, Any]:
     """Isotropy and spectrum columns of a distinct critical point; ``eigs``: its Hessian eigenvalues where a
     chunk computed them already (one spectrum per distinct point), else computed here."""
-    iso = isotropy(W, V, tol=tol)
+    iso = cell_group(V).isotropy(W, tol)
     spec = group_eigenvalues(hessian_eigenvalues(W, V, obj) if eigs is None else eigs, eig_tol)
     return {"isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
             "coordinate_orbits": iso.coordinate_orbits, "n_distinct_eigs": len(spec),
             "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec]}
 
 
-def merge(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]) -> CellMerge:
+def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> CellMerge:
     """Distinct critical points of a cell from its chunks' representatives, and the map
     ``(chunk position, local orbit) → orbit id``. Orbit ids are ordered by (status, loss, first run)."""
     reps = results.read_chunks([reps_path for _, reps_path in files])
     if reps is None:
         return CellMerge([], {})
-    V, obj = cell_problem(cfg, cell)
+    cell, V, obj = plan.cell, plan.V, plan.objective
     Ws = np.stack(reps["W"].to_numpy()).reshape(-1, cell.k, cell.d)
-    cl = cluster(Ws, V, tol=cfg.certify.cluster_tol, order=reps["run"].to_numpy(), weights=reps["count"].to_numpy())
+    cl = cluster(Ws, cell_group(V), tol=cfg.certify.cluster_tol, order=reps["run"].to_numpy(),
+                 weights=reps["count"].to_numpy())
     rank = {s: i for i, s in enumerate(STATUSES)}
     firsts = reps.iloc[cl.reps]
     order = sorted(range(len(cl.reps)), key=lambda j: (rank[firsts["status"].iloc[j]], firsts["loss"].iloc[j],

@@ -140,13 +140,17 @@ def prepare_dir(cfg: SweepConfig, rd: RunDir) -> None:
 # The sweep
 # --------------------------------------------------------------------------------------------------
 class CellWork(NamedTuple):
-    """What this process has left to do in one cell: the runs already done, its chunks (a lazy iterator, so
-    that a cell of billions of runs is never listed) and their number."""
+    """What this process has left to do in one cell: its plan (every decision about it), the runs already done,
+    its chunks (a lazy iterator, so that a cell of billions of runs is never listed) and their number."""
 
-    cell: Cell
+    plan: plan.CellPlan
     done: int
     chunks: Iterator[tuple[int, int]]
     n_chunks: int
+
+    @property
+    def cell(self) -> Cell:
+        return self.plan.cell
 
 
 def iter_work(cfg: SweepConfig, rd: RunDir, process_index: int = 0, process_count: int = 1) -> Iterator[CellWork]:
@@ -154,10 +158,10 @@ def iter_work(cfg: SweepConfig, rd: RunDir, process_index: int = 0, process_coun
     fp = cfg.fingerprint()
     share = (process_index, process_count)
     for cell in cfg.cells():
-        size = plan.chunk_size_for(cfg, cell)
+        cp = plan.plan_cell(cfg, cell)
         done = rd.done_ranges(cell.label, fp)
-        yield CellWork(cell, sum(b - a for a, b in done), plan.plan_chunks(cfg.runs, done, size, share),
-                       plan.n_chunks(cfg.runs, done, size, share))
+        yield CellWork(cp, sum(b - a for a, b in done), plan.plan_chunks(cfg.runs, done, cp.chunk_size, share),
+                       plan.n_chunks(cfg.runs, done, cp.chunk_size, share))
 
 
 def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, process_index: int | None = None,
@@ -257,8 +261,9 @@ class _CellPrograms:
     """Each cell's pipeline and programs, built once by the first chunk that needs them and dropped after the
     cell's last chunk (so a long sweep holds the compiled programs of at most ``workers`` cells)."""
 
-    def __init__(self, cfg: SweepConfig, chunks_per_cell: dict[str, int]) -> None:
+    def __init__(self, cfg: SweepConfig, plans: dict[str, plan.CellPlan], chunks_per_cell: dict[str, int]) -> None:
         self.cfg = cfg
+        self.plans = plans
         self.left = dict(chunks_per_cell)
         self.built: dict[str, tuple[Any, Any]] = {}
         self.locks = {label: threading.Lock() for label in chunks_per_cell}
@@ -268,8 +273,9 @@ class _CellPrograms:
     def get(self, cell: Cell) -> tuple[Any, Any]:
         with self.locks[cell.label]:
             if cell.label not in self.built:
-                pipeline = choose(self.cfg, cell)
-                self.built[cell.label] = (pipeline, pipeline.build(self.cfg, cell))
+                cp = self.plans[cell.label]
+                pipeline = choose(cp)
+                self.built[cell.label] = (pipeline, pipeline.build(self.cfg, cp))
             return self.built[cell.label]
 
     def warm(self, cell: Cell) -> bool:
@@ -297,7 +303,7 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
     log.info("sweep %s (process %d/%d, %d local devices, %d workers): %d cells, %d runs each, %d chunks to run",
              cfg.name, process_index, process_count, n_local_devices(), workers, len(work), cfg.runs,
              sum(w.n_chunks for w in work))
-    cells = _CellPrograms(cfg, {w.cell.label: w.n_chunks for w in work})
+    cells = _CellPrograms(cfg, {w.cell.label: w.plan for w in work}, {w.cell.label: w.n_chunks for w in work})
     stop = threading.Event()
 
     def run_one(cell: Cell, start: int, stop_: int) -> None:
@@ -321,7 +327,7 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
                      f" {stats}" if stats else "")
 
     if workers > 1:  # the costliest cells first, so that the workers finish together
-        work.sort(key=lambda w: -plan.chunk_size_for(cfg, w.cell) * w.cell.k * w.cell.d
+        work.sort(key=lambda w: -w.plan.chunk_size * w.cell.k * w.cell.d
                   * (w.cell.k + w.cell.teacher_width))
     jobs = ((w.cell, a, b) for w in work for a, b in w.chunks)  # lazy: chunks are planned as workers free up
     with show_progress(progress) as bar, concurrent.futures.ThreadPoolExecutor(workers, "jaxsym-chunk") as pool:
@@ -420,7 +426,8 @@ def finalize(cfg: SweepConfig, out: str | Path, *, locked: bool = False) -> tupl
     try:
         for cell in cfg.cells():
             files = rd.done_chunks(cell.label, cfg.fingerprint())
-            minima, mapping, status_from_orbit, from_orbit = choose(cfg, cell).merge(cfg, cell, files)
+            cp = plan.plan_cell(cfg, cell)
+            minima, mapping, status_from_orbit, from_orbit = choose(cp).merge(cfg, cp, files)
             orbit_status = {m["orbit"]: m["status"] for m in minima}
             orbit_rows = {m["orbit"]: m for m in minima}
             all_minima += minima

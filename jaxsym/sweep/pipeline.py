@@ -2,9 +2,12 @@
 
 A :class:`CellPipeline` is three pure-ish functions, chosen once per cell (:func:`jaxsym.sweep.pipelines.choose`):
 
-    build(cfg, cell) -> P                                  compile the cell's programs (once per cell)
+    build(cfg, plan) -> P                                  compile the cell's programs (once per cell)
     run_chunk(cfg, P, start, stop, inflight) -> Chunk      train, certify and cluster runs start … stop−1
-    merge(cfg, cell, files) -> CellMerge                   a cell's chunks → its distinct points
+    merge(cfg, plan, files) -> CellMerge                   a cell's chunks → its distinct points
+
+``plan`` is the cell's :class:`~jaxsym.sweep.plan.CellPlan`: every decision about it (pipeline, engine, target,
+chunk size, backend, hand-off), made once.
 
 ``P`` is the implementation's own programs type; the driver only passes it from ``build`` to ``run_chunk``.
 Implementations: :mod:`jaxsym.sweep.closed_form` (exact float64 certificate) and :mod:`jaxsym.sweep.sampled`
@@ -19,7 +22,8 @@ from typing import Any, Generic, NamedTuple, TypeVar
 
 import pandas as pd
 
-from jaxsym.config import Cell, SweepConfig
+from jaxsym.config import SweepConfig
+from jaxsym.sweep.plan import CellPlan
 
 P = TypeVar("P")
 
@@ -55,6 +59,6 @@ class CellPipeline(NamedTuple, Generic[P]):
     """How one kind of cell is computed (module docstring)."""
 
     name: str
-    build: Callable[[SweepConfig, Cell], P]
+    build: Callable[[SweepConfig, CellPlan], P]
     run_chunk: Callable[[SweepConfig, P, int, int, Path | None], Chunk]
-    merge: Callable[[SweepConfig, Cell, list[tuple[Path, Path]]], CellMerge]
+    merge: Callable[[SweepConfig, CellPlan, list[tuple[Path, Path]]], CellMerge]

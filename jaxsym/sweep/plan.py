@@ -10,7 +10,7 @@ Memory model (rough peak bytes per run, used to size chunks within ``memory_budg
   gradient, the (k, k+m) angle matrices);
 - float64 certificate: ``8 · (6 (k d)² + 4 k (k + m) d)`` (the Hessian, its square, the solve, ``eigh``), one run
   at a time on a CPU, a block of them at once on an accelerator (:func:`jaxsym.certify.exact.per_run`,
-  :func:`jaxsym.sweep.closed_form.certify_block`).
+  :func:`certify_block`).
 
 Workers: a process runs up to :func:`workers_for` chunks at once, each in its own thread (each chunk's work is
 mostly in XLA programs, which release the GIL). The memory budget is shared among them.
@@ -33,9 +33,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from jaxsym.config import Cell, ConfigError, SweepConfig
+from jaxsym.engine.compact import thresholds
+from jaxsym.engine.sgd import has_closed_form
 from jaxsym.io import results
+from jaxsym.landscape.activations import Objective, objective
+from jaxsym.landscape.model import make_target
 from jaxsym.numerics.parallel import n_local_devices, round_up
 
 SAMPLED_CHUNK = 128  # runs per chunk of a sampled sweep (its runs are long; a chunk is the unit of resume)
@@ -92,6 +97,70 @@ def chunk_size_for(cfg: SweepConfig, cell: Cell) -> int:
 def chunk_padded(cfg: SweepConfig, cell: Cell) -> int:
     """The padded chunk size of a cell: a multiple of the local device count (one compiled program)."""
     return round_up(chunk_size_for(cfg, cell), n_local_devices())
+
+
+CERTIFY_BLOCK = 64  # runs per call of the vmapped float64 programs on an accelerator (one compiled size), at most
+CPU_BLOCK = 8       # runs per call on a CPU, one at a time inside: little padding for the few runs of a hand-off
+
+
+def certify_block(cfg: SweepConfig, cell: Cell) -> int:
+    """Runs per call of the per-run float64 programs: on a CPU :data:`CPU_BLOCK` (one run at a time inside a call,
+    :func:`jaxsym.certify.exact.per_run`); on an accelerator, where they are vmapped, :data:`CERTIFY_BLOCK` or what
+    the memory budget holds (:func:`certify_bytes_per_run` each)."""
+    if jax.default_backend() == "cpu":
+        return CPU_BLOCK
+    per = certify_bytes_per_run(cell.d, cell.k, cell.teacher_width)
+    return max(1, min(CERTIFY_BLOCK, cfg.memory_budget_mb * 2**20 // per))
+
+
+# --------------------------------------------------------------------------------------------------
+# Every decision about a cell, once
+# --------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class CellPlan:
+    """What is decided about a cell before any of its runs: made once by :func:`plan_cell` and passed to the
+    pipeline's ``build``, ``run_chunk`` (through its programs) and ``merge``, so no stage decides it again.
+
+    Attributes:
+      cell: the grid cell.
+      pipeline: ``closed_form`` (exact float64 certificate) or ``empirical`` (a sampled objective with no
+        closed form: held-out samples, error bars).
+      engine: ``compact`` (the fast protocol: compacting slots, hand-off between phases), ``batch`` (the full
+        protocol, every run to its stop) or ``sampled_sgd``.
+      V: (m, d) float64, the teacher's first layer (for every pipeline: the target of :func:`make_target`).
+      objective: the closed form the certificate uses (:func:`jaxsym.landscape.activations.objective`).
+      chunk_size: runs per chunk (:func:`chunk_size_for`).   padded: the chunk's compiled size
+        (:func:`chunk_padded`).
+      backend: ``jax.default_backend()`` when planned.   certify_block: runs per call of the per-run float64
+        programs (:func:`certify_block`).
+      uses_handoff: whether runs are certified by the hand-off test per orbit (the compact engine with more than
+        one phase: :func:`jaxsym.engine.compact.thresholds`).
+    """
+
+    cell: Cell
+    pipeline: str
+    engine: str
+    V: np.ndarray = dataclasses.field(compare=False, repr=False)
+    objective: Objective
+    chunk_size: int
+    padded: int
+    backend: str
+    certify_block: int
+    uses_handoff: bool
+
+
+def plan_cell(cfg: SweepConfig, cell: Cell) -> CellPlan:
+    """The :class:`CellPlan` of a cell (every decision in one place)."""
+    empirical = cfg.sampled is not None and not has_closed_form(cfg.sampled, cell.train.activation)
+    if cfg.sampled is not None:
+        engine = "sampled_sgd"
+    else:
+        engine = "compact" if cell.train.protocol == "fast" else "batch"
+    return CellPlan(cell, "empirical" if empirical else "closed_form", engine,
+                    make_target(cell.target, cell.d, cell.teacher_width, cfg.seed),
+                    objective(cell.train.activation, cell.train.input_corr), chunk_size_for(cfg, cell),
+                    chunk_padded(cfg, cell), jax.default_backend(), certify_block(cfg, cell),
+                    engine == "compact" and len(thresholds(cell.train)) > 1)
 
 
 def missing_ranges(total: int, done: list[tuple[int, int]]) -> list[tuple[int, int]]:

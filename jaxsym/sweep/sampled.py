@@ -36,8 +36,9 @@ from jaxsym.io import results
 from jaxsym.io.columns import empty_reps, minimum_row, run_rows
 from jaxsym.landscape import networks
 from jaxsym.sweep.pipeline import CellMerge, CellPipeline, Chunk
-from jaxsym.sweep.plan import chunk_padded
-from jaxsym.symmetry.group import apply_net, find_net_element, net_isotropy
+from jaxsym.sweep.plan import CellPlan
+from jaxsym.symmetry.group import net_isotropy
+from jaxsym.symmetry.groups import LayeredUnits
 from jaxsym.symmetry.orbits import cluster_by
 from jaxsym.symmetry.spectra import group_eigenvalues
 
@@ -70,12 +71,13 @@ class Programs:
     size: int
 
 
-def build(cfg: SweepConfig, cell: Cell) -> Programs:
+def build(cfg: SweepConfig, plan: CellPlan) -> Programs:
     s = _sampled(cfg)
+    cell = plan.cell
     p = problem(cfg, cell)
     X, y = p.draw(EVAL_SET, s.eval_samples, cfg.seed)
     return Programs(cell, p, make_engine(p, cell.train, s, cfg.seed), make_evaluate_batch(p, X, y, s.eval_blocks),
-                    chunk_padded(cfg, cell))
+                    plan.padded)
 
 
 def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight: Path | None = None) -> Chunk:
@@ -121,14 +123,15 @@ class Groups(NamedTuple):
 
 
 def cluster_points(points: list[networks.Trainable], tol: float, colours: np.ndarray) -> Groups:
-    """Greedy clustering modulo the layered group (each point joins the first cluster whose first member it
-    maps onto within ``tol``); a cluster's representative is the mean of its members aligned onto the first."""
-
+    """Greedy clustering modulo the layered group (:class:`jaxsym.symmetry.groups.LayeredUnits`: each point
+    joins the first cluster whose first member it maps onto within ``tol``); a cluster's representative is the
+    mean of its members aligned onto the first."""
+    group = LayeredUnits(colours)
+    nets = [(list(q.layers), q.a) for q in points]
     found: dict[tuple[int, int], Any] = {}  # (point, leader) -> the element mapping the point onto its leader
 
     def match(lead: int, m: int) -> bool:
-        g = find_net_element(list(points[m].layers), points[m].a, list(points[lead].layers), points[lead].a,
-                             tol=tol, input_colours=colours)
+        g = group.match(nets[m], nets[lead], tol)
         if g is not None:
             found[(m, lead)] = g
         return g is not None
@@ -138,7 +141,7 @@ def cluster_points(points: list[networks.Trainable], tol: float, colours: np.nda
     for i, lab in enumerate(cl.labels):
         lead = int(cl.reps[lab])
         if i != lead:
-            moved, a = apply_net(found[(i, lead)], list(points[i].layers), points[i].a)
+            moved, a = group.act(found[(i, lead)], nets[i])
             totals[lab] += networks.flatten(networks.Trainable(tuple(moved), a))
     return Groups([t / c for t, c in zip(totals, cl.counts)], [int(r) for r in cl.reps], [int(c) for c in cl.counts],
                   cl.labels)
@@ -177,9 +180,10 @@ def status(cert: PointCertificate, s: SampledConfig) -> str:
                                  np.False_, tol, xp=np))]
 
 
-def merge(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]) -> CellMerge:
+def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> CellMerge:
     """Distinct stationary points of an empirical cell and the map ``(chunk, position) → orbit``."""
     s = _sampled(cfg)
+    cell = plan.cell
     rows = results.read_chunks([runs_path for runs_path, _ in files])
     if rows is None:
         return CellMerge([], {}, True)
@@ -206,7 +210,7 @@ def merge(cfg: SweepConfig, cell: Cell, files: list[tuple[Path, Path]]) -> CellM
             cert = certify_point(p, params, X, y, eval_blocks=s.hess_blocks, hess_blocks=s.hess_blocks,
                                  fd_step=s.fd_step, tangents=networks.scaling_tangents(net, cell.train.activation),
                                  hessian=not skip)
-            iso = net_isotropy(list(net.layers), net.a, tol=s.cluster_tol, input_colours=colours)
+            iso = LayeredUnits(colours).isotropy((list(net.layers), net.a), s.cluster_tol)
             first_iso = net_isotropy([net.layers[0]], None, tol=s.cluster_tol, input_colours=colours)
             described.append((c, net, cert, iso, first_iso))
     rank = {name: i for i, name in enumerate(STATUSES)}

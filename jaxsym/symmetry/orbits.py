@@ -15,31 +15,23 @@ The representative of an orbit is its member with the smallest ``order`` key (th
 result does not depend on chunking: clustering chunk representatives again gives the same orbits and
 representatives as clustering all points at once.
 
-Uses: :func:`cluster` (two-layer points ``W``; fingerprint = sorted entries, row norms and singular values,
-matcher = :func:`jaxsym.symmetry.group.find_element`), and the sampled pipeline (layered networks, or groups by
-isotropy type and loss, no fingerprint).
+Uses: :func:`cluster` (points of any :class:`jaxsym.symmetry.groups.Group`: its fingerprint and matcher; for
+two-layer points sorted entries, row norms and singular values, and :func:`jaxsym.symmetry.group.find_element`),
+and the sampled pipeline (layered networks, or groups by isotropy type and loss, no fingerprint).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from jaxsym.symmetry.group import UnionFind, find_element
+from jaxsym.symmetry.group import UnionFind
+from jaxsym.symmetry.groups import Group, TwoLayer
 
 Matcher = Callable[[int, int], bool]  # match(leader, member): are points leader and member one orbit?
-
-
-def fingerprints(Ws: np.ndarray) -> np.ndarray:
-    """Group-invariant fingerprints (N, k·d + k + min(k, d)) of points ``Ws`` (N, k, d), float64."""
-    Ws = np.asarray(Ws, dtype=np.float64)
-    n = Ws.shape[0]
-    entries = np.sort(Ws.reshape(n, -1), axis=1)
-    norms = np.sort(np.linalg.norm(Ws, axis=2), axis=1)
-    sv = np.linalg.svd(Ws, compute_uv=False) if n else np.zeros((0, min(Ws.shape[1:])))
-    return np.concatenate([entries, norms, sv], axis=1)
 
 
 @dataclass
@@ -130,24 +122,24 @@ def cluster_by(n: int, match: Matcher, *, fingerprint: np.ndarray | None = None,
     return Clustering(labels, reps, counts)
 
 
-def cluster(Ws: np.ndarray, V: np.ndarray | None = None, *, tol: float = 1e-6,
+def cluster(points: Sequence[Any], group: Group | None = None, *, tol: float = 1e-6,
             order: np.ndarray | None = None, weights: np.ndarray | None = None,
-            n_confirm: int = 3) -> Clustering:
-    """Cluster two-layer points ``Ws`` (N, k, d) into orbits of ``G_V`` (:func:`cluster_by` with the
-    invariant :func:`fingerprints` on a grid of ``10·tol`` and the exact matcher
-    :func:`jaxsym.symmetry.group.find_element`).
+            n_confirm: int | None = 3) -> Clustering:
+    """Cluster ``points`` into orbits of ``group`` (:func:`cluster_by` with the group's invariant fingerprint on a
+    grid of ``10·tol``, where it has one, and its exact matcher).
 
     Args:
-      Ws: points (polished critical points).
-      V: target (its column structure restricts the column permutations); None for ``V = I``.
+      points: e.g. polished critical points (N, k, d) of the two-layer student.
+      group: a :class:`jaxsym.symmetry.groups.Group`; None is :class:`~jaxsym.symmetry.groups.TwoLayer` of the
+        target ``V = I`` (every column permutation).
       tol: entries within ``tol`` are equal (matching tolerance).
       order, weights, n_confirm: as in :func:`cluster_by`.
     """
-    Ws = np.asarray(Ws, dtype=np.float64)
+    group = TwoLayer() if group is None else group
 
     def match(i: int, j: int) -> bool:
-        return find_element(Ws[i], Ws[j], V, tol=tol) is not None
+        return group.match(points[i], points[j], tol) is not None
 
-    F = fingerprints(Ws) if len(Ws) else None
-    return cluster_by(len(Ws), match, fingerprint=F, step=10 * tol, order=order, weights=weights,
+    F = group.fingerprint(points) if len(points) else None
+    return cluster_by(len(points), match, fingerprint=F, step=10 * tol, order=order, weights=weights,
                       n_confirm=n_confirm)
