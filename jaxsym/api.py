@@ -71,6 +71,30 @@ class Results:
 
         return status_counts(self.runs, [name for name, _ in self.config.train_grid], level)
 
+    def discovery(self, points: int = 40) -> pd.DataFrame:
+        """Distinct orbits (and minima) among each cell's first n runs, at about ``points`` values of n
+        (:func:`jaxsym.report.coverage.discovery`): a curve that flattens when more runs would find little new."""
+        from jaxsym.report.coverage import discovery
+
+        return discovery(self.runs, points=points)
+
+    def unseen(self) -> pd.DataFrame:
+        """Per cell, the Good–Turing estimate of the probability that one more run ends at an orbit not yet seen
+        (orbits reached by one run / runs; :func:`jaxsym.report.coverage.unseen`)."""
+        from jaxsym.report.coverage import unseen
+
+        return unseen(self.runs)
+
+    def coverage(self, atlas: str | Path | pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+        """Which atlas minima descent reaches: every minimum of ``atlas`` (a ``jaxsym atlas`` directory or its
+        ``atlas.parquet`` table) against each cell with ``d = k`` of the identity target: runs that reached it,
+        their share with an exact interval at ``level``, and for the ones never reached the bound on their basin
+        share (:func:`jaxsym.report.coverage.atlas_coverage`); then the sweep's minima the atlas lacks."""
+        from jaxsym.report.coverage import atlas_coverage
+
+        table = atlas if isinstance(atlas, pd.DataFrame) else _atlas_table(Path(atlas))
+        return atlas_coverage(table, self.runs, self.minima, level=level)
+
     def __repr__(self) -> str:
         return (f"Results({str(self.dir)!r}: {self.config.name}, {self.state}; {len(self.runs)} runs, "
                 f"{len(self.minima)} distinct critical points)")
@@ -84,6 +108,19 @@ class Results:
             return head
         wide = self.shares().pivot(index="cell", columns="status", values="share")
         return head + wide.loc[:, (wide > 0).any()].round(3).to_html()
+
+
+def _atlas_table(path: Path) -> pd.DataFrame:
+    """``atlas.parquet`` of a ``jaxsym atlas`` directory (or the file itself), checked against its manifest."""
+    from jaxsym.io.results import verify_results
+
+    directory = path if path.is_dir() else path.parent
+    if (directory / "manifest.json").exists():
+        verify_results(directory)
+    file = directory / "atlas.parquet"
+    if not file.is_file():
+        raise FileNotFoundError(f"{file} does not exist: give a `jaxsym atlas --out` directory")
+    return pd.read_parquet(file)
 
 
 def _as_config(cfg: str | Path | dict[str, Any] | config.SweepConfig) -> config.SweepConfig:

@@ -164,7 +164,7 @@ def plan(
         same = False
     left_s, unknown = 0.0, 0
     for cell in cfg.cells():
-        size = planmod.chunk_size_for(cfg, cell)
+        size = planmod.plan_cell(cfg, cell).chunk_size
         train_mb = planmod.train_bytes_per_run(cell.d, cell.k, cell.teacher_width, cell.train.dtype) * size / 2**20
         cert_mb = planmod.certify_bytes_per_run(cell.d, cell.k, cell.teacher_width) / 2**20
         done_ranges = rd.done_ranges(cell.label, fp, quarantine=False) if same else []
@@ -442,6 +442,34 @@ def _atlas_start(k: int, isotropy: str | None) -> Any:
     pts = sorted(critical_points(blocks), key=lambda p: (p.index, p.loss))
     return pd.DataFrame([{"k": k, "d": k, "orbit": i, "isotropy": p.isotropy, "neuron_orbits": p.neuron_orbits,
                           "loss": p.loss, "W": p.W.ravel()} for i, p in enumerate(pts)])
+
+
+@app.command()
+def coverage(
+    sweep_dir: Annotated[Path, typer.Argument(help="a finished sweep's results directory")],
+    atlas_dir: Annotated[Path, typer.Argument(help="a `jaxsym atlas --out` directory (k = d, identity target)")],
+    level: Annotated[float, typer.Option(help="confidence level of the intervals")] = 0.95,
+) -> None:
+    """Which atlas minima descent reaches: for every minimum of the atlas, the runs of each k = d cell that ended
+    there, their share with an exact interval, and for minima never reached the bound on their basin share; then
+    per cell the Good–Turing estimate of the chance that one more run finds an orbit not yet seen."""
+    from jaxsym import api
+    from jaxsym.report.summary import markdown
+
+    if not 0 < level < 1:
+        _fail(f"--level must lie strictly between 0 and 1, got {level}")
+    res = api.load(sweep_dir)
+    if res.runs.empty:
+        _fail(f"{sweep_dir} has no merged runs yet: run or resume the sweep first")
+    try:
+        table = res.coverage(atlas_dir, level=level)
+    except (OSError, ValueError) as e:
+        _fail(e)
+    if table.empty:
+        _fail(f"{sweep_dir} has no cell with d = k of the identity target that the atlas {atlas_dir} covers")
+    print(markdown(table.drop(columns=["orbit"]), ".4g"))
+    print()
+    print(markdown(res.unseen(), ".3g"))
 
 
 @app.command()

@@ -56,9 +56,20 @@ def test_the_atlas_contains_what_descent_finds(tmp_path):
         assert len(same) == 1, (m.isotropy, m.loss)
         assert same["kind"].iloc[0] == m.status  # one vocabulary: the atlas's kind is the sweep's status
     assert "| isotropy |" in (tmp_path / "atlas" / "atlas.md").read_text()
-    # the directory carries a manifest of what made it and every file's digest; a changed file is named
+    import jaxsym
     from jaxsym.io.results import verify_results
 
+    # which atlas minima descent reached, in the Python API and on the command line
+    cov = jaxsym.load(tmp_path / "sweep").coverage(tmp_path / "atlas")
+    by_iso = {r.isotropy: r for r in cov.itertuples()}
+    for m in minima[minima["status"].isin(["global", "spurious"])].itertuples():
+        assert by_iso[m.isotropy].reached == m.count and not np.isnan(by_iso[m.isotropy].atlas_loss)
+    never = cov[cov["reached"] == 0]
+    assert len(never) == len(at[at["kind"].isin(["global", "spurious"])]) - len(cov[cov["reached"] > 0])
+    assert np.allclose(never["hi"], 1 - 0.05 ** (1 / 200))
+    r = CliRunner().invoke(app, ["coverage", str(tmp_path / "sweep"), str(tmp_path / "atlas")])
+    assert r.exit_code == 0 and "unseen_mass" in r.output and "Δ(S6×S1)" in r.output, r.output
+    # the directory carries a manifest of what made it and every file's digest; a changed file is named
     manifest = verify_results(tmp_path / "atlas")
     assert manifest["what"]["k"] == 7 and {"atlas.parquet", "atlas.md"} <= set(manifest["files"])
     with open(tmp_path / "atlas" / "atlas.md", "a") as f:

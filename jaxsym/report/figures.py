@@ -418,3 +418,20 @@ def margins_figure(runs: pd.DataFrame, grad_tol: float) -> Figure | None:
         for ax in (a, b):
             ax.legend(loc="upper left", frameon=False)
     return fig
+
+
+def discovery_figure(curve: pd.DataFrame) -> Figure:
+    """Distinct orbits found against runs, one line per cell (:func:`jaxsym.report.coverage.discovery`): solid all
+    critical points, dashed the minima; a curve still rising at the right says more runs will find more."""
+    key = "cell" if "cell" in curve.columns else "k"
+    with style():
+        fig, ax = plt.subplots(figsize=(COLUMN, 2.3), constrained_layout=True)
+        for i, (name, g) in enumerate(curve.groupby(key, sort=False)):
+            colour = PALETTE[i % len(PALETTE)]
+            ax.plot(g["n"], g["orbits"], color=colour, label=str(name))
+            ax.plot(g["n"], g["minima"], color=colour, ls="--")
+        ax.set_xscale("log")
+        ax.set_xlabel("runs (in run order)")
+        ax.set_ylabel("distinct orbits found")
+        _legend_below(fig, [ax])
+    return fig

@@ -27,6 +27,7 @@ import pandas as pd
 
 from jaxsym.io import results
 from jaxsym.report import figures
+from jaxsym.report.coverage import discovery, unseen
 from jaxsym.report.summary import markdown, minima_table, status_table
 from jaxsym.sweep.loading import load_tables
 from jaxsym.symmetry.naming import isotropy_type
@@ -123,6 +124,14 @@ def write_report(out: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
                       "![Hessian spectra](figures/spectra.png)\n",
                       "Hessian eigenvalues and their multiplicities per isotropy type (grey levels: k); dashed lines "
                       "are the multiplicities representation theory predicts at the largest k.\n"]
+        curve = discovery(runs)
+        if len(curve):
+            _save(figures.discovery_figure(curve), figs / "discovery.png", formats)
+            lines += ["## Discovery: are more runs needed?\n", markdown(unseen(runs), ".3g"), "",
+                      "![distinct orbits found against runs](figures/discovery.png)\n",
+                      "Distinct critical points (solid) and minima (dashed) among each cell's first n runs. "
+                      "`unseen_mass` is the Good–Turing estimate (orbits reached by one run / runs) of the chance "
+                      "that one more run ends at an orbit not yet seen.\n"]
         lines.append(f"Every figure is in `figures/` as {', '.join(formats).upper()}.\n")
     path = out / "report.md"
     results.atomic_write_text("\n".join(lines), path)  # replaces a link rather than writing through it

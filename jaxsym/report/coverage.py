@@ -1,0 +1,133 @@
+"""Which critical points descent reaches: the atlas joined with a sweep, discovery curves, and the unseen mass.
+
+**Atlas coverage.** The atlas (:mod:`jaxsym.fixedpoints.atlas`) lists the critical points of every fixed-point
+space at ``k = d`` for the identity target, found without descent; a sweep's ``minima.parquet`` lists the orbits
+its runs ended at. An atlas point and a sweep orbit of the same cell are one orbit when their exact isotropy
+groups have the same name and their losses agree to 1e-9 (relative above 1). For every atlas minimum
+(``global`` or ``spurious``), :func:`atlas_coverage` gives the runs of each cell that reached it, their share and
+an exact (Clopper–Pearson) interval at ``level``: for a minimum no run reached, the upper end
+``1 − (1 − level)^{1/N}`` (about 3/N at 95%, the "rule of three") bounds its basin share under the sweep's
+initialisation.
+
+**Discovery and the unseen mass.** Runs are independent draws of an end point, so the distinct orbits seen among
+the first n runs (a *discovery curve*, :func:`discovery`) flattens as the common ones are all found. The
+Good–Turing estimate of the probability that the next run ends at an orbit not yet seen is ``f₁/N``, with f₁ the
+number of orbits reached by exactly one of the N runs (Good 1953); with few singletons it says more runs will
+rarely find anything new, with many it says the sweep has not seen the landscape's tail (:func:`unseen`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import beta
+
+from jaxsym.certify.exact import STATUSES
+
+CRITICAL = tuple(s for s in STATUSES if s not in ("not_converged", "diverged"))  # runs that ended at an orbit
+MINIMA = STATUSES[:2]  # global, spurious
+SAME_LOSS = 1e-9  # an atlas point and a sweep orbit with the same isotropy and losses this close are one orbit
+
+
+def clopper_pearson(successes: np.ndarray | Sequence[float], n: np.ndarray | Sequence[float], level: float = 0.95
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Exact binomial interval ``(lower, upper)`` of ``successes / n`` at ``level``: ``upper = 1 − (α/2)^{1/n}``
+    at zero successes is replaced by the one-sided ``1 − α^{1/n}`` (α = 1 − level), the bound a share never
+    observed has."""
+    x = np.asarray(successes, np.float64)
+    n = np.asarray(n, np.float64)
+    a = 1.0 - level
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(x > 0, beta.ppf(a / 2, x, n - x + 1), 0.0)
+        hi = np.where(x < n, beta.ppf(1 - a / 2, x + 1, n - x), 1.0)
+        hi = np.where(x == 0, 1.0 - a ** (1.0 / np.maximum(n, 1.0)), hi)
+    return np.where(n > 0, lo, 0.0), np.where(n > 0, hi, 1.0)
+
+
+def _cells(runs: pd.DataFrame) -> list[str]:
+    return ["cell"] if "cell" in runs.columns else [c for c in ("d", "k", "m", "target") if c in runs.columns]
+
+
+def discovery(runs: pd.DataFrame, *, points: int = 40) -> pd.DataFrame:
+    """Per cell, the distinct orbits among its first n runs (in run order) at about ``points`` values of n
+    (log-spaced, the last n = all runs): columns ``cell`` (or the cell's axes), ``n``, ``orbits`` (critical
+    points of any status), ``minima`` (global or spurious)."""
+    key = _cells(runs)
+    rows = []
+    for name, g in runs.sort_values("run", kind="stable").groupby(key, sort=False):
+        crit = g["status"].isin(CRITICAL).to_numpy() & (g["orbit"].to_numpy() >= 0)
+        mins = g["status"].isin(MINIMA).to_numpy() & crit
+        orbit = g["orbit"].to_numpy()
+        n = len(g)
+        first = np.full(n, False)
+        first_min = np.full(n, False)
+        seen: set[int] = set()
+        for i in np.flatnonzero(crit):
+            if orbit[i] not in seen:
+                seen.add(int(orbit[i]))
+                first[i] = True
+                first_min[i] = mins[i]
+        at = np.unique(np.round(np.geomspace(1, n, min(points, n))).astype(int)) if n else np.zeros(0, int)
+        cum, cum_min = np.cumsum(first), np.cumsum(first_min)
+        label = dict(zip(key, name if isinstance(name, tuple) else (name,), strict=True))
+        rows += [{**label, "n": int(m), "orbits": int(cum[m - 1]), "minima": int(cum_min[m - 1])} for m in at]
+    return pd.DataFrame(rows, columns=[*key, "n", "orbits", "minima"])
+
+
+def unseen(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: ``runs`` N, ``orbits`` seen, ``singletons`` f₁ (orbits reached by one run), and ``unseen_mass``
+    = f₁/N, the Good–Turing estimate of the probability that one more run ends at an orbit not yet seen
+    (module docstring)."""
+    key = _cells(runs)
+    rows = []
+    for name, g in runs.groupby(key, sort=False):
+        crit = g[g["status"].isin(CRITICAL) & (g["orbit"] >= 0)]
+        sizes = crit.groupby("orbit").size()
+        label = dict(zip(key, name if isinstance(name, tuple) else (name,), strict=True))
+        f1 = int((sizes == 1).sum())
+        rows.append({**label, "runs": len(g), "orbits": len(sizes), "singletons": f1, "unseen_mass": f1 / len(g)})
+    return pd.DataFrame(rows, columns=[*key, "runs", "orbits", "singletons", "unseen_mass"])
+
+
+def atlas_coverage(atlas: pd.DataFrame, runs: pd.DataFrame, minima: pd.DataFrame, *, level: float = 0.95
+                   ) -> pd.DataFrame:
+    """Every atlas minimum (``kind`` global or spurious) against every sweep cell with ``d = k`` = its k and the
+    identity target: ``cell, k, isotropy, atlas_loss, kind, reached`` (runs of the cell that ended at it),
+    ``runs`` (of the cell), ``share`` and its exact interval ``lo, hi`` at ``level`` (:func:`clopper_pearson`;
+    for a minimum never reached, ``hi`` is the bound on its basin share), and ``orbit`` (the sweep's orbit id,
+    −1 when none). Sweep minima the atlas does not list (e.g. types with more blocks than it searched) follow,
+    with ``kind`` their sweep status and ``isotropy`` theirs, ``atlas_loss`` NaN."""
+    key = _cells(runs)
+    atlas = atlas.assign(kind=atlas["kind"].replace({"minimum": "spurious"}))  # tables written before one vocabulary
+    mins = atlas[atlas["kind"].isin(MINIMA) & atlas["k"].isin(runs["k"].unique())]
+    cols = [*key, "k", "isotropy", "atlas_loss", "kind", "orbit", "reached", "runs", "share", "lo", "hi"]
+    rows = []
+    for name, g in runs.groupby(key, sort=False):
+        d, k = int(g["d"].iloc[0]), int(g["k"].iloc[0])
+        target = g["target"].iloc[0] if "target" in g else "identity"
+        if d != k or target != "identity" or int(g["m"].iloc[0] if "m" in g else d) != d:
+            continue
+        label = dict(zip(key, name if isinstance(name, tuple) else (name,), strict=True))
+        cell_min = minima
+        for c, v in label.items():
+            if c in minima.columns:
+                cell_min = cell_min[cell_min[c] == v]
+        matched: set[int] = set()
+        for a in mins[mins["k"] == k].itertuples():
+            hit = cell_min[(cell_min["isotropy"] == a.isotropy)
+                           & (np.abs(cell_min["loss"] - a.loss) <= SAME_LOSS * max(1.0, abs(a.loss)))]
+            orbit = int(hit["orbit"].iloc[0]) if len(hit) else -1
+            matched.update(int(o) for o in hit["orbit"])
+            reached = int((g["orbit"].isin(hit["orbit"]) & g["status"].isin(CRITICAL)).sum())
+            rows.append({**label, "k": k, "isotropy": a.isotropy, "atlas_loss": float(a.loss), "kind": a.kind,
+                         "orbit": orbit, "reached": reached, "runs": len(g)})
+        for m in cell_min[cell_min["status"].isin(MINIMA) & ~cell_min["orbit"].isin(list(matched))].itertuples():
+            reached = int(((g["orbit"] == m.orbit) & g["status"].isin(CRITICAL)).sum())
+            rows.append({**label, "k": k, "isotropy": m.isotropy, "atlas_loss": np.nan, "kind": m.status,
+                         "orbit": int(m.orbit), "reached": reached, "runs": len(g)})
+    out = pd.DataFrame(rows, columns=cols[:-3])
+    out["share"] = out["reached"] / out["runs"].clip(lower=1)
+    out["lo"], out["hi"] = clopper_pearson(out["reached"].to_numpy(), out["runs"].to_numpy(), level)
+    return out[cols]
