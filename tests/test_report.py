@@ -147,6 +147,7 @@ def _synthetic_tables():
 
 def _figures(runs, minima):
     from jaxsym.report import figures
+    from jaxsym.report.coverage import discovery
 
     colours = figures.type_colours(figures.types_of(minima))
     return colours, {
@@ -154,7 +155,8 @@ def _figures(runs, minima):
         "losses": figures.losses_figure(minima, colours), "lambda_min": figures.lambda_min_figure(minima, colours,
                                                                                                   1e-6),
         "spectra": figures.spectra_figure(minima, colours), "loss_hist": figures.loss_hist_figure(runs),
-        "steps": figures.steps_figure(runs), "margins": figures.margins_figure(runs, 1e-10)}
+        "steps": figures.steps_figure(runs), "margins": figures.margins_figure(runs, 1e-10),
+        "discovery": figures.discovery_figure(discovery(runs))}
 
 
 def test_figures_are_readable_at_a_column_width():
