@@ -25,7 +25,6 @@ its loop body does not depend on the bound, so ``advance(advance(s, a), b) == ad
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -46,7 +45,7 @@ from jaxsym.engine.descent import (
     make_run_loop,
     starts,
 )
-from jaxsym.engine.interface import Engine, StoppedError, stop_requested
+from jaxsym.engine.interface import Engine, drive
 from jaxsym.io import checkpoint
 from jaxsym.numerics import optimizers
 from jaxsym.numerics.parallel import invariant_jit
@@ -281,8 +280,9 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
 
     ``handoff(positions, W, g)`` decides for runs that stopped at a phase's threshold (their iterates and
     gradients) whether they leave descent.
-    Under a set :func:`~jaxsym.engine.interface.stop_on` event it saves and raises
-    :class:`~jaxsym.engine.interface.StoppedError`
+    The chunk runs under the one save-or-stop driver (:func:`jaxsym.engine.interface.drive`), with the slots'
+    resizing after each host segment and the hand-off between phases as its hooks: under a set
+    :func:`~jaxsym.engine.interface.stop_on` event it saves and raises :class:`~jaxsym.engine.interface.StoppedError`
     after the current host segment.
     """
     eng = ops.engine
@@ -294,24 +294,18 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
         state = jax.device_put(got[1])
         log.info("%s resumed in-flight chunk at clock %d (phase %d) from %s", label, int(state.clock),
                  int(state.phase), inflight)
-    last_save = time.monotonic()
-    while True:
-        while int(eng.n_running(state)) > 0:
-            state = eng.advance(state, np.int32(int(state.clock) + HOST_STEPS))
-            B = state.slot_pos.shape[0]
-            busy = int(_busy(state).sum())
-            if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B) < B:
-                state = ops.resize(state, _target_slots(busy, B))
-            running = int(eng.n_running(state)) > 0
-            stop = stop_requested() and running  # a phase whose runs have all stopped goes on
-            if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) and running:
-                checkpoint.save(inflight, int(state.clock), ops.resize(state, full_b))
-                last_save = time.monotonic()
-            if stop:
-                raise StoppedError(label)
+
+    def resized(state: CompactState) -> CompactState:  # fewer slots once the queue is empty and few are busy
+        B = state.slot_pos.shape[0]
+        busy = int(_busy(state).sum())
+        if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B) < B:
+            state = ops.resize(state, _target_slots(busy, B))
+        return state
+
+    def next_phase(state: CompactState) -> CompactState | None:  # the hand-off, then the next threshold
         phase = int(state.phase)
         if phase >= len(taus) - 1:
-            break
+            return None
         q = jax.device_get(state.queue)
         pos = np.arange(len(runs))
         gnorm = np.linalg.norm(np.asarray(q.g, np.float64).reshape(len(runs), -1), axis=1)
@@ -323,7 +317,11 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
             handed[cand] = handoff(cand, np.asarray(q.W)[cand], np.asarray(q.g)[cand])
         dtype = np.asarray(state.tol).dtype
         state = ops.next_phase(state, np.full(len(runs), taus[phase + 1], dtype), handed)
-        state = ops.resize(state, _phase_slots(int(state.n_pending), full_b))
+        return ops.resize(state, _phase_slots(int(state.n_pending), full_b))
+
+    state = drive(eng, state, until=lambda s: int(s.clock) + HOST_STEPS, step_of=lambda s: int(s.clock),
+                  inflight=inflight, checkpoint_interval_s=checkpoint_interval_s, label=label,
+                  after_segment=resized, saved=lambda s: ops.resize(s, full_b), next_phase=next_phase)
     res = jax.tree.map(np.asarray, jax.device_get(eng.finish(state)))
     n = int(state.n_valid)
     if n < len(runs):  # padding repeats the last run: copy its result

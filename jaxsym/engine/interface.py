@@ -8,7 +8,8 @@ An :class:`Engine` is four jitted functions over a chunk's state ``S`` (a pytree
     n_running(S) -> ()           how many runs still have work
 
 Every engine obeys the segment law ``advance(advance(s, a), b) == advance(s, b)`` bit for bit (its loop body
-does not depend on the bound), so :func:`train_chunk` can stop a chunk between segments, checkpoint it with
+does not depend on the bound), so the one chunk driver (:func:`drive`, used by :func:`train_chunk` and by the
+compacting engine's :func:`jaxsym.engine.compact.descend`) can stop a chunk between segments, checkpoint it with
 orbax and resume it, with results identical to one uninterrupted call. A run's randomness comes from its
 global index only, so the results of a run do not depend on the chunk or the slot it runs in.
 
@@ -81,31 +82,61 @@ def padded(runs: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([runs, np.full(round_up(n, size) - n, runs[-1], dtype=runs.dtype)])
 
 
+def drive(engine: Engine[S, R], state: S, *, until: Callable[[S], int], step_of: Callable[[S], int],
+          inflight: Path | None, checkpoint_interval_s: float, label: str,
+          after_segment: Callable[[S], S] | None = None, saved: Callable[[S], S] | None = None,
+          next_phase: Callable[[S], S | None] | None = None) -> S:
+    """The one save-or-stop driver of a chunk: advance ``state`` in segments until no run has work, between two
+    segments save it to ``inflight`` every ``checkpoint_interval_s`` seconds (and before stopping) and stop under
+    a set :func:`stop_on` event (:class:`StoppedError`); then, with ``next_phase``, start the next phase and go
+    on, until ``next_phase`` returns None.
+
+    Hooks: ``until(state)`` the bound of the next segment; ``step_of(state)`` the step saved with a checkpoint;
+    ``after_segment(state)`` runs after each segment (the compacting engine resizes its slots there);
+    ``saved(state)`` the pytree written to a checkpoint (default the state); ``next_phase(state)`` the state of
+    the next phase, or None when the chunk is done (the compacting engine's hand-off between phases). A chunk
+    whose runs have all stopped finishes its phase instead of stopping."""
+    last_save = time.monotonic()
+    while True:
+        while int(engine.n_running(state)) > 0:
+            state = engine.advance(state, np.int32(until(state)))
+            if after_segment is not None:
+                state = after_segment(state)
+            running = int(engine.n_running(state)) > 0
+            stop = stop_requested() and running
+            if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) and running:
+                checkpoint.save(inflight, step_of(state), state if saved is None else saved(state))
+                last_save = time.monotonic()
+            if stop:
+                raise StoppedError(label)
+        nxt = None if next_phase is None else next_phase(state)
+        if nxt is None:
+            return state
+        state = nxt
+
+
 def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_steps: int | None = None,
                 inflight: Path | None = None, checkpoint_interval_s: float = 60.0, label: str = "") -> R:
     """Train a (padded) chunk of run indices and return its results as host arrays.
 
     By default the whole budget of ``steps`` is one call of ``advance``; with ``segment_steps`` the chunk is
     advanced in segments and its state saved to ``inflight`` every ``checkpoint_interval_s`` seconds between
-    them; a usable checkpoint there is resumed from (the segment law makes the result identical). Under a set
-    :func:`stop_on` event it saves and raises :class:`StoppedError` after the current segment.
+    them (:func:`drive`); a usable checkpoint there is resumed from (the segment law makes the result
+    identical). Under a set :func:`stop_on` event it saves and raises :class:`StoppedError` after the current
+    segment.
     """
     state = engine.init(shard_runs(runs.astype(np.uint32)))
-    until = 0
+    bound = [0]  # the last segment's bound: the step a checkpoint records
     if inflight is not None and (got := checkpoint.restore(inflight, state)) is not None:
-        until, host_state = got
+        bound[0], host_state = got
         state = jax.tree.map(shard_runs, host_state)
-        log.info("%s resumed in-flight chunk at step %d from %s", label, until, inflight)
-    last_save = time.monotonic()
+        log.info("%s resumed in-flight chunk at step %d from %s", label, bound[0], inflight)
     segment = segment_steps or steps
-    while int(engine.n_running(state)) > 0:
-        until += segment
-        state = engine.advance(state, np.int32(until))
-        running = int(engine.n_running(state)) > 0
-        stop = stop_requested() and running  # a chunk whose runs have all stopped finishes instead
-        if inflight is not None and (stop or time.monotonic() - last_save > checkpoint_interval_s) and running:
-            checkpoint.save(inflight, until, state)
-            last_save = time.monotonic()
-        if stop:
-            raise StoppedError(label)
+
+    def until(_: S) -> int:
+        bound[0] += segment
+        return bound[0]
+
+    state = drive(engine, state, until=until, step_of=lambda _: bound[0], inflight=inflight,
+                  checkpoint_interval_s=checkpoint_interval_s, label=label)
     return jax.tree.map(np.asarray, jax.device_get(engine.finish(state)))
