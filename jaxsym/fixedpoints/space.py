@@ -286,7 +286,7 @@ def full_grad_norm(z: Array, p: Array, n: Array | None = None) -> Array:
 # --------------------------------------------------------------------------------------------------
 # The same formula in many digits
 # --------------------------------------------------------------------------------------------------
-def _mp_namespace(mpmath: Any) -> SimpleNamespace:
+def mp_namespace(mpmath: Any) -> SimpleNamespace:
     """numpy over object arrays of mpmath numbers, with the names :func:`loss` uses."""
     sqrt = np.frompyfunc(mpmath.sqrt, 1, 1)
 
@@ -297,7 +297,7 @@ def _mp_namespace(mpmath: Any) -> SimpleNamespace:
                            ones_like=lambda v: np.full(np.shape(v), mpmath.mpf(1), dtype=object), pi=mpmath.pi)
 
 
-def _mp_kernel(mpmath: Any) -> Callable[..., Any]:
+def mp_kernel(mpmath: Any) -> Callable[..., Any]:
     """The kernel ``2πK = √q + (π − atan2(√q, g)) g`` of :func:`jaxsym.landscape.model.kernel_from_inner`
     in mpmath, broadcasting over object arrays."""
     def one(g: Any, q: Any) -> Any:
@@ -330,5 +330,5 @@ def loss_precise(space: Space, z: np.ndarray, digits: int = 50) -> float:
         zz = obj(np.asarray(z, np.float64)).astype(object)
         p = obj(np.asarray(space.p, np.float64)).astype(object)
         n = None if not space.wide else mp(float(space.extra))
-        f = loss(zz, p, n, xp=_mp_namespace(mpmath), kern=_mp_kernel(mpmath))
+        f = loss(zz, p, n, xp=mp_namespace(mpmath), kern=mp_kernel(mpmath))
         return float(f)

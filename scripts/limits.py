@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Limits of the families of an atlas in many digits, and closed forms for them (docs/atlas.md).
+
+    .venv/bin/jaxsym atlas --k 10 --k-max 100 --out results/atlas10
+    .venv/bin/python scripts/limits.py results/atlas10 [--k-to 1e12] [--digits 80] [--out results/atlas10/limits.json]
+
+For every family of ``families.parquet`` whose float64 limit is ``a/k`` or ``constant``, the family is followed
+from its atlas point at k to ``--k-to`` in ``--digits`` digits (:func:`jaxsym.fixedpoints.precise.follow_precise`,
+×1.25 per step), its limit fitted in powers of k^{-1/2} with the error the leave-out fits support
+(:func:`~jaxsym.fixedpoints.precise.limit_precise`), and an integer relation with 1, 1/π, 1/π², π, √2, √3 looked
+for (:func:`~jaxsym.fixedpoints.precise.identify`). The a/k constants are also given as multiples of the first
+one (a ratio kept when it is a fraction with a denominator below 100 to the digits of both). Prints a Markdown
+table and writes the values (as strings, all their digits) to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pandas as pd
+
+from jaxsym.fixedpoints.precise import follow_precise, identify, limit_precise
+from jaxsym.fixedpoints.space import Space
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("atlas", type=Path)
+    ap.add_argument("--k-to", type=float, default=1e12)
+    ap.add_argument("--digits", type=int, default=80)
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    fams = pd.read_parquet(a.atlas / "families.parquet")
+    table = pd.read_parquet(a.atlas / "atlas.parquet")
+    rows = []
+    first_a = None
+    for f in fams.itertuples():
+        if f.limit_kind not in ("a/k", "constant"):
+            continue
+        k0 = int(f.k_start)
+        at = table[(table["k"] == k0) & (table["family"] == f.family) & table["W"].notna()].iloc[0]
+        space = Space(tuple(int(p) for p in at["space"]))
+        x = space.project(np.asarray(at["W"], np.float64).reshape(k0, k0))
+        t0 = time.perf_counter()
+        pts = follow_precise(space.blocks[1:], float(k0), x, k_to=a.k_to, digits=a.digits)
+        lim = limit_precise(pts, f.limit_kind, digits=a.digits)
+        closed = identify(lim.value, lim.error)
+        ratio = None
+        if f.limit_kind == "a/k":
+            if first_a is None:
+                first_a = lim
+            else:
+                q = Fraction(str(mpmath.nstr(lim.value / first_a.value, 30))).limit_denominator(100)
+                if abs(lim.value - q.numerator * first_a.value / q.denominator) <= lim.error + q * first_a.error:
+                    ratio = str(q)
+        digits = max(lim.digits, 1)
+        rows.append({"family": int(f.family), "isotropy": f.isotropy, "kind": f.limit_kind,
+                     "float64": f"{f.limit_value:.6f} ± {f.limit_error:.0e}",
+                     "limit": mpmath.nstr(lim.value, digits), "error": mpmath.nstr(lim.error, 2),
+                     "digits": lim.digits, "closed_form": closed[0] if closed else "none found",
+                     "closed_form_off": mpmath.nstr(closed[1], 2) if closed else "",
+                     "ratio_to_first_a": ratio or "", "points": len(pts), "seconds": round(time.perf_counter() - t0)})
+        print(rows[-1], flush=True)
+    df = pd.DataFrame(rows)
+    from jaxsym.report.summary import markdown
+
+    print(markdown(df))
+    if a.out is not None or rows:
+        out = a.out or a.atlas / "limits.json"
+        out.write_text(json.dumps({"k_to": a.k_to, "digits": a.digits, "rows": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
