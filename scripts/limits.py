@@ -56,9 +56,11 @@ def main() -> None:
             if first_a is None:
                 first_a = lim
             else:
-                q = Fraction(str(mpmath.nstr(lim.value / first_a.value, 30))).limit_denominator(100)
-                if abs(lim.value - q.numerator * first_a.value / q.denominator) <= lim.error + q * first_a.error:
-                    ratio = str(q)
+                with mpmath.workdps(a.digits):  # the comparison at the values' precision
+                    q = Fraction(str(mpmath.nstr(lim.value / first_a.value, 30))).limit_denominator(100)
+                    off = abs(lim.value - q.numerator * first_a.value / q.denominator)
+                    if off <= lim.error + mpmath.mpf(q.numerator) / q.denominator * first_a.error:
+                        ratio = str(q)
         digits = max(lim.digits, 1)
         rows.append({"family": int(f.family), "isotropy": f.isotropy, "kind": f.limit_kind,
                      "float64": f"{f.limit_value:.6f} ± {f.limit_error:.0e}",

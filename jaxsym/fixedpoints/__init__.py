@@ -5,7 +5,8 @@ block sizes and extra neurons (:mod:`.space`: the space, its loss in float64 or 
 (:mod:`.solve`), its block spectrum and the one rule for the index and kind (:mod:`.spectrum`), one continuation
 along k, d or n (:mod:`.continuation`) and one search from many starts (:mod:`.search`). The uses: families in k
 with births, folds and limits (:mod:`.families`), the atlas at one k and the scan over k (:mod:`.atlas`),
-students wider than the teacher (:mod:`.wide`). Figures and Markdown live in :mod:`jaxsym.report`.
+students wider than the teacher (:mod:`.wide`), families far out in k in many digits with closed forms for their
+limits (:mod:`.precise`). Figures and Markdown live in :mod:`jaxsym.report`.
 
 May import: :mod:`jaxsym.certify` and the layers below it.
 """
