@@ -38,6 +38,14 @@ def test_precise_solve_is_the_float64_point_and_critical_to_many_digits(minimum)
         assert max(abs(x) for x in g) < mpmath.mpf(10) ** -30
 
 
+def test_precise_solve_agrees_with_itself_at_two_precisions(minimum):
+    free = free_mask(np.array([2.0, 1.0]))
+    v60 = solve_precise((1,), 12, minimum.x[free], digits=60)
+    v90 = solve_precise((1,), 12, v60, digits=90)
+    with mpmath.workdps(90):
+        assert max(abs(a - b) for a, b in zip(v60, v90, strict=True)) < mpmath.mpf(10) ** -35
+
+
 def test_the_loss_keeps_its_digits_far_out_in_k(minimum):
     """At k = 10⁹ the loss (≈ a/k, the difference of three sums ≈ k²/2π) at 60 and at 90 digits agrees to
     about 60 − 27 digits: the cancellation costs three digits per decade of k, not all of them."""
