@@ -428,8 +428,8 @@ def discovery_figure(curve: pd.DataFrame) -> Figure:
         fig, ax = plt.subplots(figsize=(COLUMN, 2.3), constrained_layout=True)
         for i, (name, g) in enumerate(curve.groupby(key, sort=False)):
             colour = PALETTE[i % len(PALETTE)]
-            ax.plot(g["n"], g["orbits"], color=colour, label=str(name))
-            ax.plot(g["n"], g["minima"], color=colour, ls="--")
+            ax.plot(g["n"], g["orbits"], color=colour, label=str(name), drawstyle="steps-post")
+            ax.plot(g["n"], g["minima"], color=colour, ls="--", drawstyle="steps-post")
         ax.set_xscale("log")
         ax.set_xlabel("runs (in run order)")
         ax.set_ylabel("distinct orbits found")
