@@ -9,8 +9,9 @@ from its atlas point at k to ``--k-to`` in ``--digits`` digits (:func:`jaxsym.fi
 ×1.25 per step), its limit fitted in powers of k^{-1/2} with the error the leave-out fits support
 (:func:`~jaxsym.fixedpoints.precise.limit_precise`), and an integer relation with 1, 1/π, 1/π², π, √2, √3 looked
 for (:func:`~jaxsym.fixedpoints.precise.identify`). The a/k constants are also given as multiples of the first
-one (a ratio kept when it is a fraction with a denominator below 100 to the digits of both). Prints a Markdown
-table and writes the values (as strings, all their digits) to ``--out``.
+one (a ratio kept when it is a fraction with a denominator below 100 to the digits of both), and the series'
+next coefficients c₁, c₂, c₃ (of y ≈ Σ c_j k^{−j/2}, y = k·F or F) with their errors. Prints a Markdown table and
+writes the values (as strings) to ``--out``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--k-to", type=float, default=1e12)
     ap.add_argument("--digits", type=int, default=80)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--families", type=str, default=None, help="comma-separated family ids (default: all)")
     a = ap.parse_args()
     fams = pd.read_parquet(a.atlas / "families.parquet")
     table = pd.read_parquet(a.atlas / "atlas.parquet")
@@ -42,6 +44,8 @@ def main() -> None:
     first_a = None
     for f in fams.itertuples():
         if f.limit_kind not in ("a/k", "constant"):
+            continue
+        if a.families is not None and int(f.family) not in {int(v) for v in a.families.split(",")}:
             continue
         k0 = int(f.k_start)
         at = table[(table["k"] == k0) & (table["family"] == f.family) & table["W"].notna()].iloc[0]
@@ -67,7 +71,11 @@ def main() -> None:
                      "limit": mpmath.nstr(lim.value, digits), "error": mpmath.nstr(lim.error, 2),
                      "digits": lim.digits, "closed_form": closed[0] if closed else "none found",
                      "closed_form_off": mpmath.nstr(closed[1], 2) if closed else "",
-                     "ratio_to_first_a": ratio or "", "points": len(pts), "seconds": round(time.perf_counter() - t0)})
+                     "ratio_to_first_a": ratio or "",
+                     "series": "; ".join(f"c{j} = {mpmath.nstr(c, 10)} ± {mpmath.nstr(e, 1)}" for j, (c, e) in
+                                         enumerate(zip(lim.coefficients[1:4], lim.coefficient_errors[1:4],
+                                                       strict=True), start=1)),
+                     "points": len(pts), "seconds": round(time.perf_counter() - t0)})
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     from jaxsym.report.summary import markdown

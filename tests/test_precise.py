@@ -69,6 +69,9 @@ def test_series_limit_of_a_known_series_and_its_error():
         pts = [PrecisePoint(k, [], yi / k) for k, yi in zip(ks, y, strict=True)]
         lim = limit_precise(pts, "a/k")
         assert abs(lim.value - c[0]) <= lim.error < mpmath.mpf(10) ** -30
+        for j in (1, 2, 3):  # the series itself, each coefficient within its own error
+            assert abs(lim.coefficients[j] - c[j]) <= max(lim.coefficient_errors[j], mpmath.mpf(10) ** -25)
+            assert lim.coefficient_errors[j] < mpmath.mpf(10) ** -15
         const = limit_precise([PrecisePoint(k, [], yi) for k, yi in zip(ks, y, strict=True)], "constant")
         assert abs(const.value - c[0]) <= const.error
     with pytest.raises(ValueError, match="kind"):

@@ -99,8 +99,9 @@ def follow_precise(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_to: fl
     return pts
 
 
-def _c0(ks: Sequence[float], ys: Sequence[Any], terms: int) -> Any:
-    """c_0 of the least-squares fit ``y ≈ Σ_{j<terms} c_j (x/x_max)^j``, x = k^{−1/2} (QR, current precision)."""
+def _fit(ks: Sequence[float], ys: Sequence[Any], terms: int) -> list[Any]:
+    """The coefficients ``c_0 … c_{terms−1}`` of the least-squares fit ``y ≈ Σ_j c_j k^{−j/2}`` (QR on the scaled
+    powers ``(x/x_max)^j``, x = k^{−1/2}, in the current precision)."""
     mpmath = _mp()
     xs = [mpmath.mpf(k) ** mpmath.mpf(-0.5) for k in ks]
     top = max(xs)
@@ -110,18 +111,23 @@ def _c0(ks: Sequence[float], ys: Sequence[Any], terms: int) -> Any:
         for j in range(terms):
             A[i, j] = (x / top) ** j
         y[i] = yi
-    return mpmath.qr_solve(A, y)[0][0]
+    c = mpmath.qr_solve(A, y)[0]
+    return [c[j] / top ** j for j in range(terms)]
 
 
 class Limit(NamedTuple):
     """A limit as k → ∞: ``kind`` (``a/k``: the value is lim k·F; ``constant``: lim F), the value and its error
-    (mpmath numbers), the digits the error supports, and the fits it agrees over."""
+    (mpmath numbers), the digits the error supports, the fits it agrees over, and the series itself:
+    ``coefficients`` c_0, c_1, … of ``y ≈ Σ_j c_j k^{−j/2}`` (the widest, longest fit) with ``coefficient_errors``
+    (the largest change of each over the other fits; the first few are meaningful)."""
 
     kind: str
     value: Any
     error: Any
     digits: int
     fits: int
+    coefficients: list[Any]
+    coefficient_errors: list[Any]
 
 
 def limit_precise(pts: Sequence[PrecisePoint], kind: str, *, terms: Sequence[int] = (10, 12, 14, 16),
@@ -133,19 +139,22 @@ def limit_precise(pts: Sequence[PrecisePoint], kind: str, *, terms: Sequence[int
     if kind not in ("a/k", "constant"):
         raise ValueError(f"kind must be 'a/k' or 'constant', got {kind!r}")
     with mpmath.workdps(digits):
-        fits = []  # (lower end, terms, c_0)
+        fits = []  # (lower end, terms, coefficients)
         for lo in k_from:
             sel = [p for p in pts if p.k >= lo]
             for n in terms:
                 if len(sel) >= n + 4:
                     ys = [p.k * p.loss if kind == "a/k" else p.loss for p in sel]
-                    fits.append((lo, n, _c0([p.k for p in sel], ys, n)))
+                    fits.append((lo, n, _fit([p.k for p in sel], ys, n)))
         if len(fits) < 2:
             raise ValueError(f"too few points for a fit: {len(pts)} points, terms {tuple(terms)}")
         best = max(fits, key=lambda f: (-f[0], f[1]))[2]  # the widest range, the most terms
+        shared = min(len(c) for _, _, c in fits)
+        errs = [max(abs(c[j] - best[j]) for _, _, c in fits) for j in range(shared)]
         floor = mpmath.mpf(10) ** -(digits // 2)
-        err = max(max(abs(v - best) for _, _, v in fits), floor)
-        return Limit(kind, best, err, int(-mpmath.log10(err / max(abs(best), floor))), len(fits))
+        err = max(errs[0], floor)
+        return Limit(kind, best[0], err, int(-mpmath.log10(err / max(abs(best[0]), floor))), len(fits),
+                     best[:shared], errs)
 
 
 def identify(value: Any, error: Any, *, basis: Sequence[str] = BASIS, max_coeff: int = 1000) -> tuple[str, Any] | None:
