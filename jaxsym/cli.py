@@ -370,7 +370,7 @@ def atlas(
                  + markdown(found[found["kind"] != "saddle"][wcols].assign(
                      space=[str(tuple(s)) for s in found[found["kind"] != "saddle"]["space"]])) + "\n")
     tables["atlas.parquet"] = df
-    write_results(out, {"command": cmd.split(" --")[0], "k": k, "max_blocks": max_blocks, "starts": starts,
+    write_results(out, {"command": "jaxsym atlas", "k": k, "max_blocks": max_blocks, "starts": starts,
                         "seed": seed, "k_max": k_max, "asymptotic_to": asymptotic_to, "families": families_of,
                         "extra": extra}, tables=tables, texts={"atlas.md": text}, written=figures)
     console.print(f"{int((df['k'] == k).sum())} distinct critical points at k = {k}; tables in "

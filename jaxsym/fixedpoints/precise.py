@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from jaxsym.fixedpoints.space import free_mask, loss, mp_kernel, mp_namespace
+from jaxsym.fixedpoints.space import free_mask, loss_mp
 
 BASIS = ("1", "1/pi", "1/pi^2", "pi", "sqrt(2)", "sqrt(3)")  # the closed forms' building blocks (:func:`identify`)
 
@@ -45,7 +45,7 @@ def precise_loss(tail: tuple[int, ...], k: Any, v: Sequence[Any], free: np.ndarr
     z = np.array([mpmath.mpf(0)] * len(free), dtype=object)
     z[np.flatnonzero(free)] = list(v)
     p = np.array([mpmath.mpf(k) - sum(tail), *(mpmath.mpf(t) for t in tail)], dtype=object)
-    return loss(z, p, None, xp=mp_namespace(mpmath), kern=mp_kernel(mpmath))
+    return loss_mp(z, p)
 
 
 def solve_precise(tail: tuple[int, ...], k: Any, v0: Sequence[Any], *, digits: int = 80) -> list[Any]:
@@ -164,15 +164,11 @@ def identify(value: Any, error: Any, *, basis: Sequence[str] = BASIS, max_coeff:
     mpmath = _mp()
     digits = max(10, int(-mpmath.log10(error)) - 2)
     with mpmath.workdps(digits):
-        consts = {"1": mpmath.mpf(1), "1/pi": 1 / mpmath.pi, "1/pi^2": 1 / mpmath.pi ** 2, "pi": mpmath.pi,
-                  "sqrt(2)": mpmath.sqrt(2), "sqrt(3)": mpmath.sqrt(3)}
-        rel = mpmath.pslq([mpmath.mpf(value), *(consts[b] for b in basis)], maxcoeff=max_coeff, maxsteps=100_000)
+        rel = mpmath.pslq([mpmath.mpf(value), *_constants(basis)], maxcoeff=max_coeff, maxsteps=100_000)
     if rel is None or rel[0] == 0:
         return None
     with mpmath.workdps(60):
-        consts = {"1": mpmath.mpf(1), "1/pi": 1 / mpmath.pi, "1/pi^2": 1 / mpmath.pi ** 2, "pi": mpmath.pi,
-                  "sqrt(2)": mpmath.sqrt(2), "sqrt(3)": mpmath.sqrt(3)}
-        cand = -sum(m * consts[b] for m, b in zip(rel[1:], basis, strict=True)) / rel[0]
+        cand = -sum(m * b for m, b in zip(rel[1:], _constants(basis), strict=True)) / rel[0]
         off = abs(cand - value)
         if off > error:
             return None
@@ -182,3 +178,11 @@ def identify(value: Any, error: Any, *, basis: Sequence[str] = BASIS, max_coeff:
                 q = Fraction(-m, rel[0])
                 parts.append(f"{q}" if b == "1" else f"{q}·{b}")
         return " + ".join(parts).replace("+ -", "− "), off
+
+
+def _constants(basis: Sequence[str]) -> list[Any]:
+    """The :data:`BASIS` constants named in ``basis``, in the current mpmath precision."""
+    mpmath = _mp()
+    known = {"1": mpmath.mpf(1), "1/pi": 1 / mpmath.pi, "1/pi^2": 1 / mpmath.pi ** 2, "pi": +mpmath.pi,
+             "sqrt(2)": mpmath.sqrt(2), "sqrt(3)": mpmath.sqrt(3)}
+    return [known[b] for b in basis]

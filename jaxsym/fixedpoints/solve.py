@@ -105,8 +105,8 @@ def _newton_batch(iters: int, wide: bool) -> Callable[..., tuple[Array, ...]]:
 
 def _solve_batches(p: np.ndarray, n: np.ndarray | None, z0: np.ndarray, tol: float, iters: int
                    ) -> tuple[np.ndarray, ...]:
-    free = np.stack([free_mask(q, None if n is None else m) for q, m in zip(p, n if n is not None else p,
-                                                                             strict=True)])
+    extras = [None] * len(p) if n is None else list(n)
+    free = np.stack([free_mask(q, m) for q, m in zip(p, extras, strict=True)])
     z0 = np.where(free, z0, 0.0)
     fn = _newton_batch(iters, n is not None)
     nn = np.zeros(len(p)) if n is None else n

@@ -46,6 +46,7 @@ cancellation between its three sums).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -206,14 +207,20 @@ def _split(x: Any, p: Any, xp: Any = jnp) -> tuple[Any, Any, Any]:
     return a, b, c
 
 
-def _paired(x: Any, p: Any, xp: Any, kern: Callable[..., Any]) -> Any:
-    """F of the paired rows (module docstring), over the namespace ``xp`` with the kernel ``kern``."""
+def _geometry(x: Any, p: Any, xp: Any) -> tuple[Any, ...]:
+    """``(a, b, c, S, M, n2)`` of the paired rows (module docstring): the parameters, ``S_s = a_s + (p_s−1) b_s``,
+    ``M = C diag(p) Cᵀ`` and the squared row norms ``‖w_s‖²``."""
     a, b, c = _split(x, p, xp)
+    M = c @ xp.diag(p) @ c.T
+    return a, b, c, a + (p - 1) * b, M, a * a + (p - 1) * b * b + xp.diag(M)
+
+
+def _paired(geo: tuple[Any, ...], p: Any, xp: Any, kern: Callable[..., Any]) -> Any:
+    """F of the paired rows (module docstring) from their :func:`_geometry`, over the namespace ``xp`` with the
+    kernel ``kern``."""
+    a, b, c, S, M, n2 = geo
     r = p.shape[0]
     d = xp.sum(p)
-    M = c @ xp.diag(p) @ c.T
-    S = a + (p - 1) * b
-    n2 = a * a + (p - 1) * b * b + xp.diag(M)
     n = xp.sqrt(n2)
     g_same = 2 * a * b + (p - 2) * b * b + xp.diag(M)
     g_cross = M + c.T * S[:, None] + c * S[None, :]
@@ -232,15 +239,13 @@ def _paired(x: Any, p: Any, xp: Any, kern: Callable[..., Any]) -> Any:
     return ww - wv + vv
 
 
-def _extra_rows(z: Any, p: Any, n: Any, xp: Any, kern: Callable[..., Any]) -> Any:
-    """The extra rows' terms (module docstring); with no extra neurons, finite dummy terms masked to 0."""
-    r = p.shape[0]
-    x = z[:2 * r + r * r]
-    e = xp.where(n > 0, z[2 * r + r * r:], 1.0)
-    a, b, c = _split(x, p, xp)
-    S = a + (p - 1) * b
-    M = c @ xp.diag(p) @ c.T
-    ns = xp.sqrt(a * a + (p - 1) * b * b + xp.diag(M))  # norms of the paired rows
+def _extra_rows(x: Any, e: Any, p: Any, n: Any, xp: Any, kern: Callable[..., Any]) -> Any:
+    """The extra rows' terms (module docstring) at paired parameters ``x`` and extra ones ``e``; with no extra
+    neurons, finite dummy terms masked to 0. (The paired rows' :func:`_geometry` is taken here afresh rather than
+    shared with :func:`_paired`: the same values, and the gradients keep their order of summation.)"""
+    _, _, c, S, _, n2 = _geometry(x, p, xp)
+    e = xp.where(n > 0, e, 1.0)
+    ns = xp.sqrt(n2)  # norms of the paired rows
     ne2 = xp.sum(p * e * e)
     ne = xp.sqrt(ne2)
     g_es = e * S + c @ (p * e)  # w_e·w_i for i in block s (c has a zero diagonal)
@@ -259,8 +264,9 @@ def loss(z: Array, p: Array, n: Array | None = None, *, xp: Any = _JAX,
     extra neurons (``n`` None), (3r + r²,) with them; ``p`` (r,) the block sizes (traced). ``xp`` and ``kern``:
     the arithmetic (:func:`loss_precise`)."""
     r = p.shape[0]
-    f = _paired(z[:2 * r + r * r], p, xp, kern)
-    return f if n is None else f + _extra_rows(z, p, n, xp, kern)
+    x = z[:2 * r + r * r]
+    f = _paired(_geometry(x, p, xp), p, xp, kern)
+    return f if n is None else f + _extra_rows(x, z[2 * r + r * r:], p, n, xp, kern)
 
 
 def counts(p: Array, n: Array | None = None, xp: Any = jnp) -> Array:
@@ -286,20 +292,20 @@ def full_grad_norm(z: Array, p: Array, n: Array | None = None) -> Array:
 # --------------------------------------------------------------------------------------------------
 # The same formula in many digits
 # --------------------------------------------------------------------------------------------------
-def mp_namespace(mpmath: Any) -> SimpleNamespace:
-    """numpy over object arrays of mpmath numbers, with the names :func:`loss` uses."""
-    sqrt = np.frompyfunc(mpmath.sqrt, 1, 1)
+@functools.cache
+def _mp_arithmetic() -> tuple[SimpleNamespace, Callable[..., Any]]:
+    """numpy over object arrays of mpmath numbers, with the names :func:`loss` uses, and the kernel
+    ``2πK = √q + (π − atan2(√q, g)) g`` of :func:`jaxsym.landscape.model.kernel_from_inner` in mpmath, broadcasting
+    over such arrays (both follow the current mpmath precision)."""
+    import mpmath
 
     def where(cond: Any, a: Any, b: Any) -> Any:
         return np.where(np.asarray(cond, dtype=bool), a, b)
 
-    return SimpleNamespace(where=where, eye=np.eye, sum=np.sum, diag=np.diag, sqrt=sqrt, outer=np.outer,
-                           ones_like=lambda v: np.full(np.shape(v), mpmath.mpf(1), dtype=object), pi=mpmath.pi)
+    xp = SimpleNamespace(where=where, eye=np.eye, sum=np.sum, diag=np.diag, sqrt=np.frompyfunc(mpmath.sqrt, 1, 1),
+                         outer=np.outer, ones_like=lambda v: np.full(np.shape(v), mpmath.mpf(1), dtype=object),
+                         pi=mpmath.pi)
 
-
-def mp_kernel(mpmath: Any) -> Callable[..., Any]:
-    """The kernel ``2πK = √q + (π − atan2(√q, g)) g`` of :func:`jaxsym.landscape.model.kernel_from_inner`
-    in mpmath, broadcasting over object arrays."""
     def one(g: Any, q: Any) -> Any:
         root = mpmath.sqrt(max(q, 0))
         return (root + (mpmath.pi - mpmath.atan2(root, g)) * g) / (2 * mpmath.pi)
@@ -311,7 +317,14 @@ def mp_kernel(mpmath: Any) -> Callable[..., Any]:
             q = (n1 * n2) ** 2 - g * g
         return scalar(g, q)
 
-    return kern
+    return xp, kern
+
+
+def loss_mp(z: np.ndarray, p: np.ndarray, n: Any = None) -> Any:
+    """:func:`loss` in the current mpmath precision: ``z`` and ``p`` object arrays of mpmath numbers, ``n`` one
+    (or None); the same formula with the array namespace and the kernel swapped."""
+    xp, kern = _mp_arithmetic()
+    return loss(z, p, n, xp=xp, kern=kern)
 
 
 def loss_precise(space: Space, z: np.ndarray, digits: int = 50) -> float:
@@ -330,5 +343,4 @@ def loss_precise(space: Space, z: np.ndarray, digits: int = 50) -> float:
         zz = obj(np.asarray(z, np.float64)).astype(object)
         p = obj(np.asarray(space.p, np.float64)).astype(object)
         n = None if not space.wide else mp(float(space.extra))
-        f = loss(zz, p, n, xp=mp_namespace(mpmath), kern=mp_kernel(mpmath))
-        return float(f)
+        return float(loss_mp(zz, p, n))

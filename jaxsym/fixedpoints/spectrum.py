@@ -293,12 +293,9 @@ def classify(space: Space, z: np.ndarray) -> Classified:
     with jax.enable_x64(True):
         f = float(_loss_jit(jnp.asarray(z, jnp.float64), jnp.asarray(space.p, jnp.float64)))
     comps = [c for c in components(space.p, z) if c.mult > 0]
-    lam, block = lowest(comps)
     vals = np.concatenate([c.values for c in comps])
     mults = np.concatenate([np.full(len(c.values), c.mult) for c in comps])
-    out = _classified(f, vals, mults, block)
-    out.hess_min = lam
-    return out
+    return _classified(f, vals, mults, lowest(comps)[1])
 
 
 def dense_spectrum(space: Space, z: np.ndarray) -> Classified:

@@ -18,13 +18,15 @@ rarely find anything new, with many it says the sweep has not seen the landscape
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import beta
 
 from jaxsym.certify.exact import STATUSES
+from jaxsym.report.stats import cell_axes
 
 CRITICAL = tuple(s for s in STATUSES if s not in ("not_converged", "diverged"))  # runs that ended at an orbit
 MINIMA = STATUSES[:2]  # global, spurious
@@ -47,48 +49,45 @@ def clopper_pearson(successes: np.ndarray | Sequence[float], n: np.ndarray | Seq
 
 
 def _cells(runs: pd.DataFrame) -> list[str]:
-    return ["cell"] if "cell" in runs.columns else [c for c in ("d", "k", "m", "target") if c in runs.columns]
+    """The columns that name a cell: ``cell``, or for a hand-made table the axes of
+    :func:`jaxsym.report.stats.cell_axes` (as :func:`jaxsym.report.stats.status_counts` groups)."""
+    return ["cell"] if "cell" in runs.columns else cell_axes(runs)
+
+
+def _by_cell(runs: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """Each cell's label (its naming columns and values) and runs, in the order of their first row."""
+    key = _cells(runs)
+    for name, g in runs.groupby(key, sort=False):
+        yield dict(zip(key, name, strict=True)), g
 
 
 def discovery(runs: pd.DataFrame, *, points: int = 40) -> pd.DataFrame:
     """Per cell, the distinct orbits among its first n runs (in run order) at about ``points`` values of n
     (log-spaced, the last n = all runs): columns ``cell`` (or the cell's axes), ``n``, ``orbits`` (critical
     points of any status), ``minima`` (global or spurious)."""
-    key = _cells(runs)
     rows = []
-    for name, g in runs.sort_values("run", kind="stable").groupby(key, sort=False):
-        crit = g["status"].isin(CRITICAL).to_numpy() & (g["orbit"].to_numpy() >= 0)
-        mins = g["status"].isin(MINIMA).to_numpy() & crit
-        orbit = g["orbit"].to_numpy()
+    for label, g in _by_cell(runs.sort_values("run", kind="stable")):
+        crit = np.flatnonzero(g["status"].isin(CRITICAL).to_numpy() & (g["orbit"].to_numpy() >= 0))
         n = len(g)
-        first = np.full(n, False)
-        first_min = np.full(n, False)
-        seen: set[int] = set()
-        for i in np.flatnonzero(crit):
-            if orbit[i] not in seen:
-                seen.add(int(orbit[i]))
-                first[i] = True
-                first_min[i] = mins[i]
+        first = np.zeros(n, bool)  # the runs that found an orbit first
+        first[crit[np.unique(g["orbit"].to_numpy()[crit], return_index=True)[1]]] = True
+        first_min = first & g["status"].isin(MINIMA).to_numpy()
         at = np.unique(np.round(np.geomspace(1, n, min(points, n))).astype(int)) if n else np.zeros(0, int)
         cum, cum_min = np.cumsum(first), np.cumsum(first_min)
-        label = dict(zip(key, name if isinstance(name, tuple) else (name,), strict=True))
         rows += [{**label, "n": int(m), "orbits": int(cum[m - 1]), "minima": int(cum_min[m - 1])} for m in at]
-    return pd.DataFrame(rows, columns=[*key, "n", "orbits", "minima"])
+    return pd.DataFrame(rows, columns=[*_cells(runs), "n", "orbits", "minima"])
 
 
 def unseen(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell: ``runs`` N, ``orbits`` seen, ``singletons`` f₁ (orbits reached by one run), and ``unseen_mass``
     = f₁/N, the Good–Turing estimate of the probability that one more run ends at an orbit not yet seen
     (module docstring)."""
-    key = _cells(runs)
     rows = []
-    for name, g in runs.groupby(key, sort=False):
-        crit = g[g["status"].isin(CRITICAL) & (g["orbit"] >= 0)]
-        sizes = crit.groupby("orbit").size()
-        label = dict(zip(key, name if isinstance(name, tuple) else (name,), strict=True))
+    for label, g in _by_cell(runs):
+        sizes = g[g["status"].isin(CRITICAL) & (g["orbit"] >= 0)].groupby("orbit").size()
         f1 = int((sizes == 1).sum())
         rows.append({**label, "runs": len(g), "orbits": len(sizes), "singletons": f1, "unseen_mass": f1 / len(g)})
-    return pd.DataFrame(rows, columns=[*key, "runs", "orbits", "singletons", "unseen_mass"])
+    return pd.DataFrame(rows, columns=[*_cells(runs), "runs", "orbits", "singletons", "unseen_mass"])
 
 
 def atlas_coverage(atlas: pd.DataFrame, runs: pd.DataFrame, minima: pd.DataFrame, *, level: float = 0.95
@@ -99,17 +98,15 @@ def atlas_coverage(atlas: pd.DataFrame, runs: pd.DataFrame, minima: pd.DataFrame
     for a minimum never reached, ``hi`` is the bound on its basin share), and ``orbit`` (the sweep's orbit id,
     −1 when none). Sweep minima the atlas does not list (e.g. types with more blocks than it searched) follow,
     with ``kind`` their sweep status and ``isotropy`` theirs, ``atlas_loss`` NaN."""
-    key = _cells(runs)
     atlas = atlas.assign(kind=atlas["kind"].replace({"minimum": "spurious"}))  # tables written before one vocabulary
     mins = atlas[atlas["kind"].isin(MINIMA) & atlas["k"].isin(runs["k"].unique())]
-    cols = [*key, "k", "isotropy", "atlas_loss", "kind", "orbit", "reached", "runs", "share", "lo", "hi"]
+    cols = [*_cells(runs), "k", "isotropy", "atlas_loss", "kind", "orbit", "reached", "runs", "share", "lo", "hi"]
     rows = []
-    for name, g in runs.groupby(key, sort=False):
+    for label, g in _by_cell(runs):
         d, k = int(g["d"].iloc[0]), int(g["k"].iloc[0])
         target = g["target"].iloc[0] if "target" in g else "identity"
         if d != k or target != "identity" or int(g["m"].iloc[0] if "m" in g else d) != d:
             continue
-        label = dict(zip(key, name if isinstance(name, tuple) else (name,), strict=True))
         cell_min = minima
         for c, v in label.items():
             if c in minima.columns:
