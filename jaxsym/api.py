@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from jaxsym import config
+from jaxsym.io import columns as col
 from jaxsym.io.rundir import RunDir
 
 
@@ -106,7 +107,7 @@ class Results:
         head = f"<p><b>jaxsym results</b> <code>{escape(str(self.dir))}</code>: {escape(repr(self)[8:-1])}</p>"
         if self.runs.empty:
             return head
-        wide = self.shares().pivot(index="cell", columns="status", values="share")
+        wide = self.shares().pivot(index=col.CELL, columns=col.STATUS, values="share")
         return head + wide.loc[:, (wide > 0).any()].round(3).to_html()
 
 

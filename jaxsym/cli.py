@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from jaxsym.io import columns as col
 from jaxsym.io.rundir import RunDir
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -155,9 +156,9 @@ def plan(
     workers = planmod.workers_for(cfg)
     t = Table(title=f"{cfg.name}: {len(cfg.cells())} cells × {cfg.runs:,} runs, {workers} chunk"
                     f"{'s' if workers != 1 else ''} at once (fingerprint {fp})")
-    for col in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done",
+    for header in ("cell", "chunk size", "chunks", "training MB per chunk", "certificate MB (one run)", "done",
                 "time left (est.)"):
-        t.add_column(col, justify="right")
+        t.add_column(header, justify="right")
     try:
         same = read_sweep(rd)[0].get("fingerprint") == fp
     except SweepDirError:  # no sweep there yet (or an unreadable one): nothing counts as done
@@ -244,30 +245,30 @@ def family(
         sweep_dir = Path("results")
     else:
         minima = _read_table(RunDir(sweep_dir).minima_table)
-    sel = minima[(minima["k"] == k) & (minima["d"] == k)]
+    sel = minima[(minima[col.K] == k) & (minima[col.D] == k)]
     if orbit is not None:
-        sel = sel[sel["orbit"] == orbit]
+        sel = sel[sel[col.ORBIT] == orbit]
     if isotropy is not None:  # the Unicode name or its ASCII form, e.g. "D(S9xS1)"
-        sel = sel[[ascii_name(str(n)) == ascii_name(isotropy) for n in sel["isotropy"]]]
+        sel = sel[[ascii_name(str(n)) == ascii_name(isotropy) for n in sel[col.ISOTROPY]]]
     if sel.empty:
         console.print(f"[red]error:[/red] no such point in {sweep_dir}/minima.parquet (k = d = {k})")
         raise typer.Exit(2)
     row = sel.iloc[0]
-    kind = isotropy_type(row["neuron_orbits"], k)
-    name = f"{kind}-from-k{k}-orbit{row['orbit']}"
+    kind = isotropy_type(row[col.NEURON_ORBITS], k)
+    name = f"{kind}-from-k{k}-orbit{row[col.ORBIT]}"
     slug = "".join(ch for ch in ascii_name(name) if ch.isalnum() or ch in "-_")
     out = out or sweep_dir / "families" / slug
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"following {row['isotropy']} (loss {row['loss']:.6g}) from k = {k} to {k_max} ...")
-    table, spectra = follow(np.asarray(row["W"]).reshape(k, k), k_max,
+    console.print(f"following {row[col.ISOTROPY]} (loss {row[col.LOSS]:.6g}) from k = {k} to {k_max} ...")
+    table, spectra = follow(np.asarray(row[col.W]).reshape(k, k), k_max,
                             spectra_ks, progress=True)
     fit = plot_family(table, spectra, f"family {kind} (from k = {k})", out / "family.png")
-    write_results(out, {"command": "jaxsym family", "k": k, "isotropy": str(row["isotropy"]),
-                        "loss": float(row["loss"]), "k_max": k_max, "spectra_at": spectra_ks},
+    write_results(out, dict(command="jaxsym family", k=k, isotropy=str(row[col.ISOTROPY]),
+                            loss=float(row[col.LOSS]), k_max=k_max, spectra_at=spectra_ks),
                   tables={"family.parquet": table, "spectra.parquet": spectra},
                   written=["family.png", "family.pdf"])
-    minima_k = spectra[spectra["hess_min"] > 0]["k"]
-    console.print(f"critical point for k = {table['k'].min()} … {table['k'].max()}; a minimum from k = "
+    minima_k = spectra[spectra[col.HESS_MIN] > 0][col.K]
+    console.print(f"critical point for k = {table[col.K].min()} … {table[col.K].max()}; a minimum from k = "
                   f"{minima_k.min() if len(minima_k) else '—'} (of the k with spectra); loss fit {fit}; "
                   f"tables and plot in {out}")
 
@@ -325,26 +326,26 @@ def atlas(
     out.mkdir(parents=True, exist_ok=True)
     tables: dict[str, pd.DataFrame] = {}
     figures: list[str] = []
-    cols = ["isotropy", "space", "loss", "index", "hess_min", "n_distinct_eigs", "kind"]
+    cols = [col.ISOTROPY, col.SPACE, col.LOSS, col.INDEX, col.HESS_MIN, col.N_DISTINCT_EIGS, col.KIND]
     cmd = f"jaxsym atlas --k {k} --max-blocks {max_blocks} --starts {starts} --seed {seed}"
     text = (f"# Atlas of critical points, k = d = {k}\n\nCommand: `{cmd}"
             + (f" --k-max {k_max:g} --asymptotic-to {asymptotic_to:g} --families {families_of}" if k_max else "")
             + f"`. {len(df)} distinct critical points (full-space ‖∇F‖ ≤ 1e-10), "
-            f"{int((df['kind'] == 'spurious').sum())} spurious local minima.\n\n"
-            + markdown(df[cols].assign(space=[str(tuple(s)) for s in df["space"]])) + "\n")
+            f"{int((df[col.KIND] == 'spurious').sum())} spurious local minima.\n\n"
+            + markdown(df[cols].assign(space=[str(tuple(s)) for s in df[col.SPACE]])) + "\n")
     if k_max is not None:
         kinds = ("global", "spurious") if families_of == "minima" else ("global", "spurious", "saddle")
         fams, curves, objs = families(df, k_max=k_max, asymptotic_to=max(asymptotic_to, k_max), kinds=kinds,
                                       progress=lambda m: console.print(m, soft_wrap=True))
         tables["families.parquet"] = fams
         df = df.assign(family=-1)
-        df.loc[df["kind"].isin(kinds), "family"] = fams["family"].to_numpy()
-        rest = curves[curves["k"] != k] if len(curves) else curves
-        df = pd.concat([df, rest.rename(columns={"blocks": "space"})], ignore_index=True)
+        df.loc[df[col.KIND].isin(kinds), col.FAMILY] = fams[col.FAMILY].to_numpy()
+        rest = curves[curves[col.K] != k] if len(curves) else curves
+        df = pd.concat([df, rest.rename(columns={"blocks": col.SPACE})], ignore_index=True)
         plot_families(objs, [f"{r.isotropy} ({max(r.loss_start, 0.0):.4f})" for r in fams.itertuples()],
                       out / "families.png")
         figures += ["families.png", "families.pdf"]
-        fcols = ["family", "isotropy", "loss_start", "birth_k", "death_k", "end_low", "end_high", "limit_kind",
+        fcols = [col.FAMILY, col.ISOTROPY, "loss_start", "birth_k", "death_k", "end_low", "end_high", "limit_kind",
                  "limit_value", "limit_error"]
         text += (f"\n## Families in continuous k (to k = {asymptotic_to:g})\n\n"
                  "birth_k: where λ_min turns positive as k grows (saddle → minimum), to 1e-8; death_k: where it "
@@ -356,24 +357,24 @@ def atlas(
     if extra:
         from jaxsym.fixedpoints.wide import atlas as wide_atlas
 
-        wide = wide_atlas(k, extra, max_blocks=max_blocks, starts=starts, seed=seed, narrow=df[df["k"] == k])
+        wide = wide_atlas(k, extra, max_blocks=max_blocks, starts=starts, seed=seed, narrow=df[df[col.K] == k])
         tables["wide.parquet"] = wide
-        wcols = ["space", "isotropy", "loss", "index", "hess_min", "zero_eigs", "kind"]
+        wcols = [col.SPACE, col.ISOTROPY, col.LOSS, col.INDEX, col.HESS_MIN, "zero_eigs", col.KIND]
         split, found = wide[wide["origin"] == "split"], wide[wide["origin"] == "random"]
         text += (f"\n## Students of k = {k} + {extra} neurons (teacher V = I_{k})\n\n"
                  f"Each spurious minimum above with one neuron split into {extra + 1} parallel copies (the same "
                  "function; `split_of`: its loss at k = d), classified by the dense Hessian in the wider space "
                  "(`zero_eigs`: eigenvalues within 1e-7 of 0):\n\n"
-                 + markdown(split[["split_of", *wcols]].assign(space=[str(tuple(s)) for s in split["space"]]))
+                 + markdown(split[["split_of", *wcols]].assign(space=[str(tuple(s)) for s in split[col.SPACE]]))
                  + f"\n\nCritical points found in Fix(Δ(S_p)×S_{extra}) from random starts: {len(found)}, of which "
-                 f"{int((found['kind'] == 'spurious').sum())} spurious local minima:\n\n"
-                 + markdown(found[found["kind"] != "saddle"][wcols].assign(
-                     space=[str(tuple(s)) for s in found[found["kind"] != "saddle"]["space"]])) + "\n")
+                 f"{int((found[col.KIND] == 'spurious').sum())} spurious local minima:\n\n"
+                 + markdown(found[found[col.KIND] != "saddle"][wcols].assign(
+                     space=[str(tuple(s)) for s in found[found[col.KIND] != "saddle"][col.SPACE]])) + "\n")
     tables["atlas.parquet"] = df
-    write_results(out, {"command": "jaxsym atlas", "k": k, "max_blocks": max_blocks, "starts": starts,
-                        "seed": seed, "k_max": k_max, "asymptotic_to": asymptotic_to, "families": families_of,
-                        "extra": extra}, tables=tables, texts={"atlas.md": text}, written=figures)
-    console.print(f"{int((df['k'] == k).sum())} distinct critical points at k = {k}; tables in "
+    write_results(out, dict(command="jaxsym atlas", k=k, max_blocks=max_blocks, starts=starts, seed=seed,
+                            k_max=k_max, asymptotic_to=asymptotic_to, families=families_of, extra=extra),
+                  tables=tables, texts={"atlas.md": text}, written=figures)
+    console.print(f"{int((df[col.K] == k).sum())} distinct critical points at k = {k}; tables in "
                   f"{out / 'atlas.parquet'} and {out / 'atlas.md'}")
 
 
@@ -393,11 +394,11 @@ def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, s
     except ValueError as e:
         _fail(str(e))
     cmd = f"jaxsym atlas --k {k} --k-to {k_to} --max-blocks {max_blocks} --starts {starts} --seed {seed}"
-    per_k = df.groupby("k").agg(critical_points=("loss", "size"), classified=("index", "count"),
-                                spurious_minima=("kind", lambda s: int((s == "spurious").sum()))).reset_index()
-    minima = df[df["kind"] == "spurious"]
-    per_k["minima"] = [", ".join(f"{r.isotropy} {r.loss:.5f}" for r in minima[minima["k"] == kk].itertuples())
-                       for kk in per_k["k"]]
+    per_k = df.groupby(col.K).agg(critical_points=(col.LOSS, "size"), classified=(col.INDEX, "count"),
+                                spurious_minima=(col.KIND, lambda s: int((s == "spurious").sum()))).reset_index()
+    minima = df[df[col.KIND] == "spurious"]
+    per_k["minima"] = [", ".join(f"{r.isotropy} {r.loss:.5f}" for r in minima[minima[col.K] == kk].itertuples())
+                       for kk in per_k[col.K]]
     text = (f"# Atlas of critical points, k = d = {k}…{k_to}\n\nCommand: `{cmd}"
             + (f" --k-max {k_max:g} --asymptotic-to {asymptotic_to:g}" if k_max else "") + "`. Per k: distinct "
             "critical points found (full-space ‖∇F‖ ≤ 1e-10), how many are classified (index and isotropy; the "
@@ -414,13 +415,13 @@ def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, s
         plot_families(objs, [f"{r.isotropy} (k = {r.k_start}, {max(r.loss_start, 0.0):.4f})"
                              for r in fams.itertuples()], out / "families.png")
         figures += ["families.png", "families.pdf"]
-        fcols = ["family", "isotropy", "k_start", "loss_start", "birth_k", "death_k", "end_low", "end_high",
+        fcols = [col.FAMILY, col.ISOTROPY, "k_start", "loss_start", "birth_k", "death_k", "end_low", "end_high",
                  "limit_kind", "limit_value", "limit_error"]
         text += (f"\n## Families of the local minima in continuous k (to k = {asymptotic_to:g})\n\n"
                  + markdown(fams[fcols]) + "\n\n![families](families.png)\n")
     tables["atlas.parquet"] = df
-    write_results(out, {"command": "jaxsym atlas", "k": k, "k_to": k_to, "max_blocks": max_blocks,
-                        "starts": starts, "seed": seed, "k_max": k_max, "asymptotic_to": asymptotic_to},
+    write_results(out, dict(command="jaxsym atlas", k=k, k_to=k_to, max_blocks=max_blocks, starts=starts,
+                            seed=seed, k_max=k_max, asymptotic_to=asymptotic_to),
                   tables=tables, texts={"atlas.md": text}, written=figures)
     say(f"{len(df)} critical points over k = {k}…{k_to}; tables in {out / 'atlas.parquet'} and "
         f"{out / 'atlas.md'}")
@@ -440,8 +441,9 @@ def _atlas_start(k: int, isotropy: str | None) -> Any:
     import pandas as pd
 
     pts = sorted(critical_points(blocks), key=lambda p: (p.index, p.loss))
-    return pd.DataFrame([{"k": k, "d": k, "orbit": i, "isotropy": p.isotropy, "neuron_orbits": p.neuron_orbits,
-                          "loss": p.loss, "W": p.W.ravel()} for i, p in enumerate(pts)])
+    return pd.DataFrame([{col.K: k, col.D: k, col.ORBIT: i, col.ISOTROPY: p.isotropy,
+                          col.NEURON_ORBITS: p.neuron_orbits, col.LOSS: p.loss, col.W: p.W.ravel()}
+                         for i, p in enumerate(pts)])
 
 
 @app.command()
@@ -467,7 +469,7 @@ def coverage(
         _fail(e)
     if table.empty:
         _fail(f"{sweep_dir} has no cell with d = k of the identity target that the atlas {atlas_dir} covers")
-    print(markdown(table.drop(columns=["orbit"]), ".4g"))
+    print(markdown(table.drop(columns=[col.ORBIT]), ".4g"))
     print()
     print(markdown(res.unseen(), ".3g"))
 

@@ -31,10 +31,15 @@ import pandas as pd
 SPURIOUS = ("spurious", "minimum")  # a spurious minimum's kind (older tables: "minimum")
 
 
+def header(columns: list[str], right: int) -> None:
+    """A Markdown table's header: ``columns``, the first ``right`` of them right-aligned."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "|".join("---:" if i < right else "---" for i in range(len(columns))) + "|")
+
+
 def minima(dirs: list[Path]) -> None:
-    print("| k = d | distinct critical points | local minima (index 0) | spurious local minima: isotropy, loss "
-          "(λ_min) |")
-    print("|---:|---:|---:|---|")
+    header(["k = d", "distinct critical points", "local minima (index 0)",
+            "spurious local minima: isotropy, loss (λ_min)"], 3)
     for d in dirs:
         t = pd.read_parquet(d / "atlas.parquet")
         k = int(t["k"].iloc[0])
@@ -161,9 +166,8 @@ def scancover(d: Path) -> None:
 
 
 def wide(dirs: list[Path]) -> None:
-    print("| d | n | k = d + n | spurious minima at k = d | their split points: saddles / all (smallest index) "
-          "| spurious minima found at k = d + n: isotropy, loss (λ_min) |")
-    print("|---:|---:|---:|---:|---|---|")
+    header(["d", "n", "k = d + n", "spurious minima at k = d", "their split points: saddles / all (smallest index)",
+            "spurious minima found at k = d + n: isotropy, loss (λ_min)"], 4)
     for d in dirs:
         w = pd.read_parquet(d / "wide.parquet")
         t = pd.read_parquet(d / "atlas.parquet")

@@ -1,4 +1,4 @@
-"""Write the README's columns table from ``jaxsym/io/columns.py`` (between its ``columns:begin/end`` markers).
+"""Write the README's columns tables from ``jaxsym/io/columns.toml`` (between its ``columns:begin/end`` markers).
 
     .venv/bin/python scripts/columns_table.py          # rewrite README.md
     .venv/bin/python scripts/columns_table.py --check  # exit 1 when README.md is out of date

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from conftest import TINY
 
 from jaxsym import config
-from jaxsym.io.columns import MINIMA, RUNS, columns_markdown
+from jaxsym.io import columns
+from jaxsym.io.columns import ATLAS, MINIMA, RUNS, columns_markdown
 from jaxsym.sweep.driver import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,3 +63,58 @@ def test_sampled_tables_have_the_documented_columns(tmp_path, name):
     axes = {n for n, _ in cfg.train_grid}
     check(tmp_path / "runs.parquet", RUNS, "sampled", axes)
     check(tmp_path / "minima.parquet", MINIMA, "sampled", axes)
+
+
+def test_every_declared_column_has_its_constant_and_every_constant_is_declared():
+    declared = {c.name for c in (*RUNS, *MINIMA, *ATLAS)} | {columns.LOCAL_ORBIT, columns.CHUNK}
+    constants = {v for n, v in vars(columns).items() if n.isupper() and isinstance(v, str)}
+    assert declared == constants, f"declared only: {declared - constants}; constant only: {constants - declared}"
+    for name, value in vars(columns).items():
+        if name.isupper() and isinstance(value, str):
+            assert name == value.upper(), f"{name} names the column {value!r}: the constant is the name in capitals"
+
+
+def test_minima_entries_given_by_name_alone_are_declared_as_in_runs():
+    runs = {c.name: c for c in RUNS}
+    for c in MINIMA:
+        if c.name in ("d", "k", "cell", "m", "target"):
+            assert c == runs[c.name]
+
+
+# Strings in the package that spell a column's name but are not one (a config key, a program name…).
+NOT_COLUMNS = {
+    ("cli", "cell"): "a header of `jaxsym plan`'s table",
+    ("cli", "count"): "pandas' count aggregation",
+    ("certify.exact", "loss"): "a compiled program's name",
+    ("symmetry.group", "W"): "an argument's name in an error message",
+    ("symmetry.naming", "x"): "the ASCII form of ×",
+    ("report.figures", "x"): "matplotlib's cross marker",
+}
+
+
+def test_the_package_names_columns_by_their_constants():
+    """No bare string spells a column name outside jaxsym.io.columns (config keys, __all__ and f-string text
+    aside): renaming a column is a change in columns.toml and its constant."""
+    names = {c.name for c in (*RUNS, *MINIMA, *ATLAS)} | {columns.LOCAL_ORBIT, columns.CHUNK}
+    pkg = ROOT / "jaxsym"
+    found: dict[tuple[str, str], int] = {}
+    for path in pkg.rglob("*.py"):
+        module = ".".join(path.relative_to(pkg).with_suffix("").parts)
+        if module in ("io.columns", "config", "__init__"):
+            continue
+        tree = ast.parse(path.read_text())
+        in_fstring = {id(v) for node in ast.walk(tree) if isinstance(node, ast.JoinedStr) for v in node.values}
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names
+                    and id(node) not in in_fstring):
+                found[(module, node.value)] = found.get((module, node.value), 0) + 1
+    unexpected = {key: n for key, n in found.items() if key not in NOT_COLUMNS or n > 1}
+    assert not unexpected, f"bare column names (use jaxsym.io.columns' constants): {unexpected}"
+
+
+def test_the_atlas_writes_the_documented_columns():
+    from jaxsym.fixedpoints.atlas import atlas
+
+    df = atlas(4, starts=4)
+    documented = {c.name for c in ATLAS if c.where in ("all", "atlas")} - {columns.FAMILY}
+    assert set(df.columns) == documented

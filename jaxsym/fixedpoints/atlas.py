@@ -54,6 +54,7 @@ from jaxsym.fixedpoints.search import (
 from jaxsym.fixedpoints.solve import Solution, grad_tol_at
 from jaxsym.fixedpoints.space import Space
 from jaxsym.fixedpoints.spectrum import classify, kind_of
+from jaxsym.io import columns as col
 from jaxsym.io.results import atomic_write_parquet, read_metadata, read_parquet_checked
 from jaxsym.symmetry.group import isotropy
 from jaxsym.symmetry.naming import isotropy_type
@@ -160,13 +161,13 @@ def atlas(k: int, *, max_blocks: int = 3, types: list[tuple[int, ...]] | None = 
         p = _atlas_point(g[0])
         # the k-independent type of a diagonal product group; any other group is named as it is
         typ = isotropy_type(p.neuron_orbits, k) if p.isotropy.startswith("Δ") else p.isotropy
-        rows.append({"k": k, "space": list(p.space), "type": typ,
-                     "isotropy": p.isotropy, "isotropy_order": p.isotropy_order,
-                     "neuron_orbits": p.neuron_orbits, "loss": p.loss, "grad_norm": p.grad_norm,
-                     "index": p.index, "hess_min": p.hess_min, "n_distinct_eigs": p.n_distinct_eigs,
-                     "kind": kind_of(p.loss, p.index), "W": p.W.ravel().tolist()})
+        rows.append({col.K: k, col.SPACE: list(p.space), col.TYPE: typ,
+                     col.ISOTROPY: p.isotropy, col.ISOTROPY_ORDER: p.isotropy_order,
+                     col.NEURON_ORBITS: p.neuron_orbits, col.LOSS: p.loss, col.GRAD_NORM: p.grad_norm,
+                     col.INDEX: p.index, col.HESS_MIN: p.hess_min, col.N_DISTINCT_EIGS: p.n_distinct_eigs,
+                     col.KIND: kind_of(p.loss, p.index), col.W: p.W.ravel().tolist()})
     df = pd.DataFrame(rows)
-    return df.sort_values(["loss", "isotropy"], kind="stable").reset_index(drop=True) if len(df) else df
+    return df.sort_values([col.LOSS, col.ISOTROPY], kind="stable").reset_index(drop=True) if len(df) else df
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def scan_k(k: int, *, previous: pd.DataFrame | None = None, max_blocks: int = 3,
     """
     jobs = random_jobs([Space(b) for b in types_up_to(k, max_blocks)], starts, seed)
     if previous is not None and len(previous):
-        for row in previous[previous["index"] == 0].itertuples():
+        for row in previous[previous[col.INDEX] == 0].itertuples():
             grown = (int(row.space[0]) + 1, *(int(q) for q in row.space[1:]))
             jobs.append(Job(Space(grown), np.asarray(row.x, np.float64), "continued"))
 
@@ -216,11 +217,11 @@ def scan_k(k: int, *, previous: pd.DataFrame | None = None, max_blocks: int = 3,
         job, sol = g[0]
         saddle = any(s.trivial_neg > 0 for _, s in g)  # type: ignore[attr-defined]
         space = job.space.blocks
-        row: dict[str, object] = {"k": k, "space": list(space), "type": None, "isotropy": None,
-                                  "isotropy_order": None, "neuron_orbits": None, "loss": sol.loss,  # type: ignore[attr-defined]
-                                  "grad_norm": sol.grad_norm, "index": None, "index_at_least": int(saddle),
-                                  "hess_min": None, "n_distinct_eigs": None, "kind": "saddle" if saddle else None,
-                                  "hits": len(g), "found_by": job.origin, "x": sol.z.tolist()}
+        row: dict[str, object] = {col.K: k, col.SPACE: list(space), col.TYPE: None, col.ISOTROPY: None,
+                                  col.ISOTROPY_ORDER: None, col.NEURON_ORBITS: None, col.LOSS: sol.loss,  # type: ignore[attr-defined]
+                                  col.GRAD_NORM: sol.grad_norm, col.INDEX: None, col.INDEX_AT_LEAST: int(saddle),
+                                  col.HESS_MIN: None, col.N_DISTINCT_EIGS: None, col.KIND: "saddle" if saddle else None,
+                                  col.HITS: len(g), col.FOUND_BY: job.origin, col.X: sol.z.tolist()}
         if k <= classify_all_to or not saddle:
             cp = curve_point(space[1:], float(k), sol.z, sol.grad_norm)
             with jax.enable_x64(True):
@@ -234,8 +235,8 @@ def scan_k(k: int, *, previous: pd.DataFrame | None = None, max_blocks: int = 3,
         rows.append(row)
     df = pd.DataFrame(rows)
     if len(df):
-        df = df.astype({"index": "Int64", "n_distinct_eigs": "Int64"})
-    return df.sort_values("loss", kind="stable").reset_index(drop=True) if len(df) else df
+        df = df.astype({col.INDEX: "Int64", col.N_DISTINCT_EIGS: "Int64"})
+    return df.sort_values(col.LOSS, kind="stable").reset_index(drop=True) if len(df) else df
 
 
 def scan(k_from: int, k_to: int, directory: Path, *, max_blocks: int = 3, starts: int = 16, seed: int = 0,
@@ -247,7 +248,7 @@ def scan(k_from: int, k_to: int, directory: Path, *, max_blocks: int = 3, starts
     ``previous`` says which). Disjoint ranges of k can be scanned into one directory at once (one process
     per core) and read back together. A file with other settings raises ``ValueError`` naming it; an
     unreadable one is recomputed. Returns the tables concatenated."""
-    settings = {"max_blocks": max_blocks, "starts": starts, "seed": seed}
+    settings = dict(max_blocks=max_blocks, starts=starts, seed=seed)
     frames: list[pd.DataFrame] = []
     previous: pd.DataFrame | None = None
     for k in range(k_from, k_to + 1):
@@ -261,7 +262,7 @@ def scan(k_from: int, k_to: int, directory: Path, *, max_blocks: int = 3, starts
             df = scan_k(k, previous=previous, max_blocks=max_blocks, starts=starts, seed=seed)
             atomic_write_parquet(df, path, {"scan": settings, "previous": None if previous is None else k - 1})
             if progress is not None:
-                progress(f"k = {k}: {len(df)} critical points, {int((df['kind'] == 'spurious').sum())} spurious "
+                progress(f"k = {k}: {len(df)} critical points, {int((df[col.KIND] == 'spurious').sum())} spurious "
                          f"minima ({time.perf_counter() - t0:.1f} s)")
         frames.append(df)
         previous = df
@@ -283,14 +284,14 @@ def families(table: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: float 
     to ``k_max`` (``k, family, type, blocks, loss, grad_norm, index, hess_min, n_distinct_eigs``), and the
     :class:`~jaxsym.fixedpoints.families.Family` objects (for figures)."""
     rows, curve_rows, objs = [], [], []
-    for i, row in enumerate(table[table["kind"].isin(kinds)].itertuples()):
+    for i, row in enumerate(table[table[col.KIND].isin(kinds)].itertuples()):
         space = tuple(int(p) for p in row.space)
         x = Space(space).project(np.asarray(row.W, np.float64).reshape(row.k, row.k))
         fam, frow, crows = _follow(i, row, space, x, k_max, asymptotic_to, progress)
         objs.append(fam)
         rows.append(frow)
         curve_rows += crows
-    curves = pd.DataFrame(curve_rows).drop_duplicates(["family", "k"]) if curve_rows else pd.DataFrame()
+    curves = pd.DataFrame(curve_rows).drop_duplicates([col.FAMILY, col.K]) if curve_rows else pd.DataFrame()
     return pd.DataFrame(rows), curves.reset_index(drop=True), objs
 
 
@@ -304,7 +305,7 @@ def scan_families(scan: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: fl
     curve_rows: list[dict[str, object]] = []
     objs: list[Family] = []
     seen: dict[int, list[float]] = {}
-    minima = scan[scan["kind"].isin(("global", "spurious"))].sort_values(["k", "loss"], kind="stable")
+    minima = scan[scan[col.KIND].isin(("global", "spurious"))].sort_values([col.K, col.LOSS], kind="stable")
     for row in minima.itertuples():
         if any(abs(f - row.loss) <= 1e-9 * max(1.0, abs(f)) for f in seen.get(int(row.k), [])):
             continue
@@ -314,23 +315,23 @@ def scan_families(scan: pd.DataFrame, *, k_max: float = 100.0, asymptotic_to: fl
         objs.append(fam)
         rows.append(frow)
         curve_rows += crows
-        for c in [*crows, {"k": int(row.k), "loss": float(row.loss)}]:
-            seen.setdefault(int(c["k"]), []).append(float(c["loss"]))  # type: ignore[call-overload]
-    curves = pd.DataFrame(curve_rows).drop_duplicates(["family", "k"]) if curve_rows else pd.DataFrame()
+        for c in [*crows, {col.K: int(row.k), col.LOSS: float(row.loss)}]:
+            seen.setdefault(int(c[col.K]), []).append(float(c[col.LOSS]))  # type: ignore[call-overload]
+    curves = pd.DataFrame(curve_rows).drop_duplicates([col.FAMILY, col.K]) if curve_rows else pd.DataFrame()
     return pd.DataFrame(rows), curves.reset_index(drop=True), objs
 
 
 def family_of(table: pd.DataFrame, curves: pd.DataFrame, tol: float = 1e-9) -> np.ndarray:
     """For each row of an atlas or scan table, the family (of ``curves``, :func:`scan_families`) whose integer-k
     point it is (same k, loss to ``tol``), else −1."""
-    by_k = {int(k): g for k, g in curves.groupby("k")} if len(curves) else {}
+    by_k = {int(k): g for k, g in curves.groupby(col.K)} if len(curves) else {}
     out = np.full(len(table), -1, dtype=np.int64)
-    for i, (k, f) in enumerate(zip(table["k"], table["loss"], strict=True)):
+    for i, (k, f) in enumerate(zip(table[col.K], table[col.LOSS], strict=True)):
         g = by_k.get(int(k))
         if g is not None:
-            hit = g[np.abs(g["loss"].to_numpy() - f) <= tol * max(1.0, abs(f))]
+            hit = g[np.abs(g[col.LOSS].to_numpy() - f) <= tol * max(1.0, abs(f))]
             if len(hit):
-                out[i] = int(hit["family"].iloc[0])
+                out[i] = int(hit[col.FAMILY].iloc[0])
     return out
 
 
@@ -345,7 +346,7 @@ def _follow(i: int, row: object, space: tuple[int, ...], x: np.ndarray, k_max: f
         fam = Family(space[1:], float(k0), x, [], (None, None), [], ("not followed", math.nan, math.nan), [])
         if progress is not None:
             progress(f"family {i} ({iso}, loss {loss0:.5f}): not followed: {e}")
-    frow = {"family": i, "isotropy": iso, "type": row.type, "space": list(space),  # type: ignore[attr-defined]
+    frow = {col.FAMILY: i, col.ISOTROPY: iso, col.TYPE: row.type, col.SPACE: list(space),  # type: ignore[attr-defined]
             "k_start": k0, "loss_start": loss0, "birth_k": _nan(fam.birth_k),
             "death_k": _nan(fam.death_k), "end_low": _nan(fam.ends[0]), "end_high": _nan(fam.ends[1]),
             "stopped_low": _nan(fam.stopped[0]), "stopped_high": _nan(fam.stopped[1]),
@@ -356,10 +357,10 @@ def _follow(i: int, row: object, space: tuple[int, ...], x: np.ndarray, k_max: f
             "bounded_eig_blocks": [b for b, _, _ in fam.bounded_eigs],
             "bounded_eig_limits": [v for _, v, _ in fam.bounded_eigs],
             "bounded_eig_errors": [e for _, _, e in fam.bounded_eigs]}
-    crows = [{"k": round(c.k), "family": i, "type": row.type,  # type: ignore[attr-defined]
+    crows = [{col.K: round(c.k), col.FAMILY: i, col.TYPE: row.type,  # type: ignore[attr-defined]
               "blocks": [round(float(v)) for v in blocks_at(space[1:], round(c.k))],
-              "loss": c.loss, "grad_norm": c.grad_norm, "index": round(c.index),
-              "hess_min": c.hess_min, "n_distinct_eigs": c.n_distinct_eigs}
+              col.LOSS: c.loss, col.GRAD_NORM: c.grad_norm, col.INDEX: round(c.index),
+              col.HESS_MIN: c.hess_min, col.N_DISTINCT_EIGS: c.n_distinct_eigs}
              for c in fam.curve if abs(c.k - round(c.k)) < 1e-9 and c.k <= k_max]
     if progress is not None and fam.curve:
         progress(f"family {i} ({iso}, loss {loss0:.5f}): {len(fam.curve)} points, "

@@ -29,6 +29,7 @@ from jaxsym.fixedpoints.continuation import Trace, trace
 from jaxsym.fixedpoints.solve import Solution, solve
 from jaxsym.fixedpoints.space import Space, loss_precise
 from jaxsym.fixedpoints.spectrum import classify, components
+from jaxsym.io import columns as col
 from jaxsym.landscape import model
 from jaxsym.symmetry.group import find_element, isotropy
 
@@ -350,17 +351,17 @@ def follow(W0: np.ndarray, k_max: int, spectra_at: list[int], *, progress: bool 
     space, x = to_block_form(W0)
     tail = space.blocks[1:]
     pts = {round(c.k): c for c in integer_curve(space, x, 1) + integer_curve(space, x, k_max)}
-    table = pd.DataFrame([{"k": k, "blocks": [k - sum(tail), *tail], "loss": c.loss, "grad_norm": c.grad_norm,
-                           "x": c.x.tolist()} for k, c in sorted(pts.items())])
+    table = pd.DataFrame([{col.K: k, "blocks": [k - sum(tail), *tail], col.LOSS: c.loss, col.GRAD_NORM: c.grad_norm,
+                           col.X: c.x.tolist()} for k, c in sorted(pts.items())])
     spec_rows = []
     for k in sorted((set(spectra_at) | set(range(min(pts), space.k + 1)) | {max(pts)}) & set(pts)):
         c = pts[k]
         with jax.enable_x64(True):
             W = Space(blocks_at(tail, k)).embed(jnp.asarray(c.x))
             full = float(jnp.linalg.norm(model.grad(W, jnp.eye(k), accurate=k <= 200)))
-        spec_rows.append({"k": k, "hess_min": c.hess_min, "hess_max": c.eig_values[-1],
-                          "n_distinct_eigs": c.n_distinct_eigs, "eig_values": c.eig_values,
-                          "eig_mults": [int(m) for m in c.eig_mults], "full_grad_norm": full,
+        spec_rows.append({col.K: k, col.HESS_MIN: c.hess_min, col.HESS_MAX: c.eig_values[-1],
+                          col.N_DISTINCT_EIGS: c.n_distinct_eigs, col.EIG_VALUES: c.eig_values,
+                          col.EIG_MULTS: [int(m) for m in c.eig_mults], "full_grad_norm": full,
                           "bounded_eigs": int(sum(m for v, m in zip(c.eig_values, c.eig_mults, strict=True)
                                                   if v < 1.0)),
                           "largest": c.eig_values[-3:]})

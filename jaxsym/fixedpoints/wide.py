@@ -32,6 +32,7 @@ from jaxsym.fixedpoints.search import DEAD, Job, random_jobs, same_point, search
 from jaxsym.fixedpoints.solve import Solution, solve
 from jaxsym.fixedpoints.space import Space
 from jaxsym.fixedpoints.spectrum import dense_spectrum, kind_of
+from jaxsym.io import columns as col
 from jaxsym.symmetry.group import isotropy
 
 
@@ -159,20 +160,20 @@ def atlas(d: int, extra: int, *, max_blocks: int = 3, starts: int = 32, seed: in
     rows: list[dict[str, object]] = []
 
     def row(pt: WidePoint, split_of: float) -> dict[str, object]:
-        return {"d": d, "k": d + extra, "extra": extra, "space": list(pt.blocks), "isotropy": pt.isotropy,
-                "loss": pt.loss, "grad_norm": pt.grad_norm, "index": pt.index, "hess_min": pt.hess_min,
-                "zero_eigs": pt.zero_eigs, "kind": kind_of(pt.loss, pt.index), "origin": pt.origin,
-                "split_of": split_of, "W": pt.W.ravel().tolist()}
+        return {col.D: d, col.K: d + extra, "extra": extra, col.SPACE: list(pt.blocks), col.ISOTROPY: pt.isotropy,
+                col.LOSS: pt.loss, col.GRAD_NORM: pt.grad_norm, col.INDEX: pt.index, col.HESS_MIN: pt.hess_min,
+                "zero_eigs": pt.zero_eigs, col.KIND: kind_of(pt.loss, pt.index), "origin": pt.origin,
+                "split_of": split_of, col.W: pt.W.ravel().tolist()}
 
-    for _, m in narrow[narrow["kind"] == "spurious"].iterrows():
-        W = np.asarray(m["W"], np.float64).reshape(d, d)
-        for fine, z in splits(tuple(m["space"]), W, extra):
-            rows.append(row(classify(_space(fine, extra), z, "split"), float(m["loss"])))
+    for _, m in narrow[narrow[col.KIND] == "spurious"].iterrows():
+        W = np.asarray(m[col.W], np.float64).reshape(d, d)
+        for fine, z in splits(tuple(m[col.SPACE]), W, extra):
+            rows.append(row(classify(_space(fine, extra), z, "split"), float(m[col.LOSS])))
     jobs = random_jobs([_space(b, extra) for b in types_up_to(d, max_blocks)], starts, seed)
     for g in search(jobs, _finish(1e-10), _same):
         rows.append(row(g[0], float("nan")))
     df = pd.DataFrame(rows)
-    return df.sort_values(["origin", "loss"], kind="stable").reset_index(drop=True) if len(df) else df
+    return df.sort_values(["origin", col.LOSS], kind="stable").reset_index(drop=True) if len(df) else df
 
 
 def follow(blocks: tuple[int, ...], extra: int, z: np.ndarray, *, d_to: int | None = None, n_to: int | None = None,
@@ -206,7 +207,8 @@ def follow(blocks: tuple[int, ...], extra: int, z: np.ndarray, *, d_to: int | No
         if abs(t - round(t)) < 1e-9:
             space = space_at(float(round(t)))
             pt = classify(space, zt, "follow")
-            rows.append({"d": sum(space.blocks), "n": int(space.extra), "k": int(space.k), "space": list(space.blocks),
-                         "loss": pt.loss, "grad_norm": pt.grad_norm, "index": pt.index, "hess_min": pt.hess_min,
-                         "zero_eigs": pt.zero_eigs, "isotropy": pt.isotropy})
+            rows.append({col.D: sum(space.blocks), "n": int(space.extra), col.K: int(space.k),
+                         col.SPACE: list(space.blocks),
+                         col.LOSS: pt.loss, col.GRAD_NORM: pt.grad_norm, col.INDEX: pt.index, col.HESS_MIN: pt.hess_min,
+                         "zero_eigs": pt.zero_eigs, col.ISOTROPY: pt.isotropy})
     return pd.DataFrame(rows)

@@ -18,9 +18,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-RUNS_COLUMNS = ["d", "k", "run", "seed", "loss", "grad_norm", "steps", "status", "orbit"]
-MINIMA_COLUMNS = ["d", "k", "orbit", "status", "loss", "count", "grad_norm", "hess_min", "hess_max",
-                  "n_distinct_eigs", "isotropy", "isotropy_order", "neuron_orbits", "W"]
+from jaxsym.io import columns as col
+
+RUNS_COLUMNS = [col.D, col.K, col.RUN, col.SEED, col.LOSS, col.GRAD_NORM, col.STEPS, col.STATUS, col.ORBIT]
+MINIMA_COLUMNS = [col.D, col.K, col.ORBIT, col.STATUS, col.LOSS, col.COUNT, col.GRAD_NORM, col.HESS_MIN, col.HESS_MAX,
+                  col.N_DISTINCT_EIGS, col.ISOTROPY, col.ISOTROPY_ORDER, col.NEURON_ORBITS, col.W]
 
 
 def atomic_write_parquet(df: pd.DataFrame, path: Path, metadata: dict[str, Any] | None = None) -> None:

@@ -46,10 +46,11 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from jaxsym.io import columns as col
 from jaxsym.io import results
 from jaxsym.io.results import file_sha256
 
@@ -66,34 +67,29 @@ def chunk_name(start: int, stop: int) -> str:
     return f"{start:010d}-{stop:010d}"
 
 
+class _Entry:
+    """A file of the directory's layout, named once: ``RunDir(d).manifest`` is ``d / "sweep.json"``."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, rd: RunDir, owner: type | None = None) -> Path:
+        return rd.root / self.name
+
+
 @dataclass(frozen=True)
 class RunDir:
     """A sweep's results directory (see the module docstring)."""
 
     root: Path
+    manifest: ClassVar[_Entry] = _Entry("sweep.json")
+    log: ClassVar[_Entry] = _Entry("sweep.log")
+    runs_table: ClassVar[_Entry] = _Entry("runs.parquet")
+    minima_table: ClassVar[_Entry] = _Entry("minima.parquet")
+    lock_file: ClassVar[_Entry] = _Entry(".lock")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "sweep.json"
-
-    @property
-    def log(self) -> Path:
-        return self.root / "sweep.log"
-
-    @property
-    def runs_table(self) -> Path:
-        return self.root / "runs.parquet"
-
-    @property
-    def minima_table(self) -> Path:
-        return self.root / "minima.parquet"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.root / ".lock"
 
     def chunk_dir(self, cell: str) -> Path:
         return self.root / "chunks" / cell
@@ -200,8 +196,8 @@ class RunDir:
         runs_path, reps_path = self.chunk_paths(cell, start, stop)
         results.atomic_write_parquet(reps, reps_path)
         results.atomic_write_parquet(rows, runs_path)
-        ident = {"fingerprint": fingerprint, "cell": cell, "start": start, "stop": stop, "rows": len(rows),
-                 "runs_sha256": file_sha256(runs_path), "reps_sha256": file_sha256(reps_path)}
+        ident = dict(fingerprint=fingerprint, cell=cell, start=start, stop=stop, rows=len(rows),
+                     runs_sha256=file_sha256(runs_path), reps_sha256=file_sha256(reps_path))
         results.atomic_write_text(json.dumps(ident, indent=1), self.chunk_identity(runs_path))
 
     def verify_chunk(self, fingerprint: str, cell: str, runs_path: Path) -> str | None:
@@ -216,7 +212,7 @@ class RunDir:
             ident = json.loads(ident_path.read_text())
         except (OSError, ValueError) as e:
             return f"its identity file is unreadable ({e})"
-        want = {"fingerprint": fingerprint, "cell": cell, "start": start, "stop": stop, "rows": stop - start}
+        want = dict(fingerprint=fingerprint, cell=cell, start=start, stop=stop, rows=stop - start)
         if not isinstance(ident, dict):
             return "its identity file is not an object"
         for key, value in want.items():
@@ -227,7 +223,7 @@ class RunDir:
         rows = results.read_parquet_checked(runs_path)
         if rows is None or results.read_parquet_checked(reps_path) is None:
             return "a table does not read back"
-        if "run" not in rows or not np.array_equal(rows["run"].to_numpy(), np.arange(start, stop)):
+        if col.RUN not in rows or not np.array_equal(rows[col.RUN].to_numpy(), np.arange(start, stop)):
             return f"its runs are not exactly {start}..{stop - 1}"
         return None
 

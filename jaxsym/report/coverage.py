@@ -26,6 +26,7 @@ import pandas as pd
 from scipy.stats import beta
 
 from jaxsym.certify.exact import STATUSES
+from jaxsym.io import columns as col
 from jaxsym.report.stats import cell_axes
 
 CRITICAL = tuple(s for s in STATUSES if s not in ("not_converged", "diverged"))  # runs that ended at an orbit
@@ -51,7 +52,7 @@ def clopper_pearson(successes: np.ndarray | Sequence[float], n: np.ndarray | Seq
 def _cells(runs: pd.DataFrame) -> list[str]:
     """The columns that name a cell: ``cell``, or for a hand-made table the axes of
     :func:`jaxsym.report.stats.cell_axes` (as :func:`jaxsym.report.stats.status_counts` groups)."""
-    return ["cell"] if "cell" in runs.columns else cell_axes(runs)
+    return [col.CELL] if col.CELL in runs.columns else cell_axes(runs)
 
 
 def _by_cell(runs: pd.DataFrame) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
@@ -66,12 +67,12 @@ def discovery(runs: pd.DataFrame, *, points: int = 40) -> pd.DataFrame:
     (log-spaced, the last n = all runs): columns ``cell`` (or the cell's axes), ``n``, ``orbits`` (critical
     points of any status), ``minima`` (global or spurious)."""
     rows = []
-    for label, g in _by_cell(runs.sort_values("run", kind="stable")):
-        crit = np.flatnonzero(g["status"].isin(CRITICAL).to_numpy() & (g["orbit"].to_numpy() >= 0))
+    for label, g in _by_cell(runs.sort_values(col.RUN, kind="stable")):
+        crit = np.flatnonzero(g[col.STATUS].isin(CRITICAL).to_numpy() & (g[col.ORBIT].to_numpy() >= 0))
         n = len(g)
         first = np.zeros(n, bool)  # the runs that found an orbit first
-        first[crit[np.unique(g["orbit"].to_numpy()[crit], return_index=True)[1]]] = True
-        first_min = first & g["status"].isin(MINIMA).to_numpy()
+        first[crit[np.unique(g[col.ORBIT].to_numpy()[crit], return_index=True)[1]]] = True
+        first_min = first & g[col.STATUS].isin(MINIMA).to_numpy()
         at = np.unique(np.round(np.geomspace(1, n, min(points, n))).astype(int)) if n else np.zeros(0, int)
         cum, cum_min = np.cumsum(first), np.cumsum(first_min)
         rows += [{**label, "n": int(m), "orbits": int(cum[m - 1]), "minima": int(cum_min[m - 1])} for m in at]
@@ -84,7 +85,7 @@ def unseen(runs: pd.DataFrame) -> pd.DataFrame:
     (module docstring)."""
     rows = []
     for label, g in _by_cell(runs):
-        sizes = g[g["status"].isin(CRITICAL) & (g["orbit"] >= 0)].groupby("orbit").size()
+        sizes = g[g[col.STATUS].isin(CRITICAL) & (g[col.ORBIT] >= 0)].groupby(col.ORBIT).size()
         f1 = int((sizes == 1).sum())
         rows.append({**label, "runs": len(g), "orbits": len(sizes), "singletons": f1, "unseen_mass": f1 / len(g)})
     return pd.DataFrame(rows, columns=[*_cells(runs), "runs", "orbits", "singletons", "unseen_mass"])
@@ -98,32 +99,33 @@ def atlas_coverage(atlas: pd.DataFrame, runs: pd.DataFrame, minima: pd.DataFrame
     for a minimum never reached, ``hi`` is the bound on its basin share), and ``orbit`` (the sweep's orbit id,
     −1 when none). Sweep minima the atlas does not list (e.g. types with more blocks than it searched) follow,
     with ``kind`` their sweep status and ``isotropy`` theirs, ``atlas_loss`` NaN."""
-    atlas = atlas.assign(kind=atlas["kind"].replace({"minimum": "spurious"}))  # tables written before one vocabulary
-    mins = atlas[atlas["kind"].isin(MINIMA) & atlas["k"].isin(runs["k"].unique())]
-    cols = [*_cells(runs), "k", "isotropy", "atlas_loss", "kind", "orbit", "reached", "runs", "share", "lo", "hi"]
+    atlas = atlas.assign(kind=atlas[col.KIND].replace({"minimum": "spurious"}))  # tables written before one vocabulary
+    mins = atlas[atlas[col.KIND].isin(MINIMA) & atlas[col.K].isin(runs[col.K].unique())]
+    cols = [*_cells(runs), col.K, col.ISOTROPY, "atlas_loss", col.KIND, col.ORBIT, "reached", "runs", "share", "lo",
+            "hi"]
     rows = []
     for label, g in _by_cell(runs):
-        d, k = int(g["d"].iloc[0]), int(g["k"].iloc[0])
-        target = g["target"].iloc[0] if "target" in g else "identity"
-        if d != k or target != "identity" or int(g["m"].iloc[0] if "m" in g else d) != d:
+        d, k = int(g[col.D].iloc[0]), int(g[col.K].iloc[0])
+        target = g[col.TARGET].iloc[0] if col.TARGET in g else "identity"
+        if d != k or target != "identity" or int(g[col.M].iloc[0] if col.M in g else d) != d:
             continue
         cell_min = minima
         for c, v in label.items():
             if c in minima.columns:
                 cell_min = cell_min[cell_min[c] == v]
         matched: set[int] = set()
-        for a in mins[mins["k"] == k].itertuples():
-            hit = cell_min[(cell_min["isotropy"] == a.isotropy)
-                           & (np.abs(cell_min["loss"] - a.loss) <= SAME_LOSS * max(1.0, abs(a.loss)))]
-            orbit = int(hit["orbit"].iloc[0]) if len(hit) else -1
-            matched.update(int(o) for o in hit["orbit"])
-            reached = int((g["orbit"].isin(hit["orbit"]) & g["status"].isin(CRITICAL)).sum())
-            rows.append({**label, "k": k, "isotropy": a.isotropy, "atlas_loss": float(a.loss), "kind": a.kind,
-                         "orbit": orbit, "reached": reached, "runs": len(g)})
-        for m in cell_min[cell_min["status"].isin(MINIMA) & ~cell_min["orbit"].isin(list(matched))].itertuples():
-            reached = int(((g["orbit"] == m.orbit) & g["status"].isin(CRITICAL)).sum())
-            rows.append({**label, "k": k, "isotropy": m.isotropy, "atlas_loss": np.nan, "kind": m.status,
-                         "orbit": int(m.orbit), "reached": reached, "runs": len(g)})
+        for a in mins[mins[col.K] == k].itertuples():
+            hit = cell_min[(cell_min[col.ISOTROPY] == a.isotropy)
+                           & (np.abs(cell_min[col.LOSS] - a.loss) <= SAME_LOSS * max(1.0, abs(a.loss)))]
+            orbit = int(hit[col.ORBIT].iloc[0]) if len(hit) else -1
+            matched.update(int(o) for o in hit[col.ORBIT])
+            reached = int((g[col.ORBIT].isin(hit[col.ORBIT]) & g[col.STATUS].isin(CRITICAL)).sum())
+            rows.append({**label, col.K: k, col.ISOTROPY: a.isotropy, "atlas_loss": float(a.loss), col.KIND: a.kind,
+                         col.ORBIT: orbit, "reached": reached, "runs": len(g)})
+        for m in cell_min[cell_min[col.STATUS].isin(MINIMA) & ~cell_min[col.ORBIT].isin(list(matched))].itertuples():
+            reached = int(((g[col.ORBIT] == m.orbit) & g[col.STATUS].isin(CRITICAL)).sum())
+            rows.append({**label, col.K: k, col.ISOTROPY: m.isotropy, "atlas_loss": np.nan, col.KIND: m.status,
+                         col.ORBIT: int(m.orbit), "reached": reached, "runs": len(g)})
     out = pd.DataFrame(rows, columns=cols[:-3])
     out["share"] = out["reached"] / out["runs"].clip(lower=1)
     out["lo"], out["hi"] = clopper_pearson(out["reached"].to_numpy(), out["runs"].to_numpy(), level)

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from jaxsym.fixedpoints.families import Family, fit_power
+from jaxsym.io import columns as col
 from jaxsym.report.figures import save
 
 
@@ -21,18 +22,18 @@ def plot_family(table: pd.DataFrame, spectra: pd.DataFrame, title: str, path: st
     t = table
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     ax = axes[0]
-    ax.loglog(t["k"], t["loss"], ".", ms=3, label="loss")
-    tail = t[t["k"] >= t["k"].max() / 2]
+    ax.loglog(t[col.K], t[col.LOSS], ".", ms=3, label=col.LOSS)
+    tail = t[t[col.K] >= t[col.K].max() / 2]
     fit = {}
     if len(tail) >= 3:
-        c, a = fit_power(tail["k"].to_numpy(), tail["loss"].to_numpy())
+        c, a = fit_power(tail[col.K].to_numpy(), tail[col.LOSS].to_numpy())
         fit = {"loss_c": c, "loss_rate": a}
-        ax.loglog(t["k"], c * t["k"] ** a, "--", label=f"fit {c:.3g}·k^{a:.3f} (k ≥ {int(tail['k'].min())})")
+        ax.loglog(t[col.K], c * t[col.K] ** a, "--", label=f"fit {c:.3g}·k^{a:.3f} (k ≥ {int(tail[col.K].min())})")
     ax.set_xlabel("k = d")
     ax.set_ylabel("loss F")
     ax.legend(fontsize=7)
     ax = axes[1]
-    ax.plot(spectra["k"], spectra["hess_min"], "o-")  # signed: a family is a saddle before it is born
+    ax.plot(spectra[col.K], spectra[col.HESS_MIN], "o-")  # signed: a family is a saddle before it is born
     ax.axhline(0, color="0.5", lw=0.8)
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=1e-4)
@@ -40,7 +41,8 @@ def plot_family(table: pd.DataFrame, spectra: pd.DataFrame, title: str, path: st
     ax.set_ylabel(r"smallest Hessian eigenvalue $\lambda_{\min}$")
     ax = axes[2]
     for _, r in spectra.iterrows():
-        ax.scatter([r["k"]] * len(r["eig_values"]), r["eig_values"], s=6 + 4 * np.log2(np.asarray(r["eig_mults"])),
+        ax.scatter([r[col.K]] * len(r[col.EIG_VALUES]), r[col.EIG_VALUES],
+                   s=6 + 4 * np.log2(np.asarray(r[col.EIG_MULTS])),
                    color="tab:blue", alpha=0.6)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -62,7 +64,7 @@ def plot_families(fams: list[Family], labels: list[str], path: str | Path) -> No
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     floor = 1e-7
     by_limit = len(fams) > LEGEND_MAX
-    kinds = {"a/k": ("C0", "loss → a/k"), "constant": ("C1", "loss → a constant"), "zero": ("k", "global minimum")}
+    kinds = {"a/k": ("C0", "loss → a/k"), "constant": ("C1", "loss → a constant"), "zero": ("black", "global minimum")}
     named: set[str] = set()
     for i, (fam, label) in enumerate(zip(fams, labels, strict=True)):
         color = f"C{i % 10}"

@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from jaxsym.certify.exact import STATUSES
+from jaxsym.io import columns as col
 from jaxsym.report import published
 from jaxsym.report.stats import status_counts, wilson
 from jaxsym.symmetry.naming import isotropy_type, tex_label
@@ -85,7 +86,7 @@ def _type_key(t: str) -> tuple[int, list[int], str]:
 def types_of(minima: pd.DataFrame) -> list[str]:
     """The k-independent isotropy type of each row of a minima table (``global`` for global minima)."""
     return ["global" if st == "global" else isotropy_type(o, k)
-            for st, o, k in zip(minima["status"], minima["neuron_orbits"], minima["k"])]
+            for st, o, k in zip(minima[col.STATUS], minima[col.NEURON_ORBITS], minima[col.K])]
 
 
 def type_colours(types: Sequence[str]) -> dict[str, str]:
@@ -102,19 +103,19 @@ def _label(t: str) -> str:
 
 def _series(df: pd.DataFrame) -> pd.Series:
     """The part of each row's cell label beyond d and k (other grid axes), so that no figure pools cells."""
-    if "cell" not in df:
+    if col.CELL not in df:
         return pd.Series("", index=df.index)
-    return df["cell"].astype(str).str.replace(r"^d\d+-k\d+-?", "", regex=True)
+    return df[col.CELL].astype(str).str.replace(r"^d\d+-k\d+-?", "", regex=True)
 
 
 def panels(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """One panel per d (one for all when k = d throughout) and per value of the other grid axes."""
     if df.empty:
         return [("", df)]
-    diagonal = bool((df["k"] == df["d"]).all())
+    diagonal = bool((df[col.K] == df[col.D]).all())
     out = []
     for rest, g in df.groupby(_series(df), sort=True):
-        groups = [("k = d", g)] if diagonal else [(f"d = {d}", gd) for d, gd in g.groupby("d")]
+        groups = [("k = d", g)] if diagonal else [(f"d = {d}", gd) for d, gd in g.groupby(col.D)]
         out += [(f"{t}, {rest}" if rest else t, gg) for t, gg in groups]
     return out
 
@@ -173,19 +174,19 @@ def status_figure(runs: pd.DataFrame, cfg: object | None = None) -> Figure:
         groups = panels(runs)
         fig, axes = _grid(len(groups))
         for ax, (title, g) in zip(axes, groups):
-            c = counts[counts["cell"].isin(set(g["cell"]))]
+            c = counts[counts[col.CELL].isin(set(g[col.CELL]))]
             for status in STATUSES:
-                s = c[c["status"] == status].sort_values("k")
-                if s["count"].sum() == 0:
+                s = c[c[col.STATUS] == status].sort_values(col.K)
+                if s[col.COUNT].sum() == 0:
                     continue
                 p = 100 * s["share"].to_numpy()
-                ax.errorbar(s["k"], p, yerr=[p - 100 * s["lo"].to_numpy(), 100 * s["hi"].to_numpy() - p],
+                ax.errorbar(s[col.K], p, yerr=[p - 100 * s["lo"].to_numpy(), 100 * s["hi"].to_numpy() - p],
                             marker="o", capsize=2, color=STATUS_COLOURS[status], label=status)
-            cells = c.drop_duplicates("cell").sort_values("k")
-            _n_per_k(ax, cells["k"].to_numpy(), cells["runs"].to_numpy())
-            mine = cells[cells["cell"].isin(pub)]
+            cells = c.drop_duplicates(col.CELL).sort_values(col.K)
+            _n_per_k(ax, cells[col.K].to_numpy(), cells["runs"].to_numpy())
+            mine = cells[cells[col.CELL].isin(pub)]
             if len(mine):
-                ks = mine["k"].to_numpy()
+                ks = mine[col.K].to_numpy()
                 x = np.array([published.RUNS - published.GLOBAL[int(k)] for k in ks])
                 lo, hi = wilson(x, np.full(len(x), published.RUNS))
                 p = 100 * x / published.RUNS
@@ -203,7 +204,7 @@ def type_shares_figure(runs: pd.DataFrame, minima: pd.DataFrame, colours: dict[s
                        cfg: object | None = None) -> Figure:
     """Share of runs ending at each isotropy type vs k, with 95% Wilson intervals, on a log scale (a type one
     run in a thousand reaches shows); runs at no critical point in grey; published counts overlaid."""
-    key = ["cell", "orbit"]
+    key = [col.CELL, col.ORBIT]
     typ = minima.assign(_type=types_of(minima))[[*key, "_type"]] if len(minima) else \
         pd.DataFrame(columns=[*key, "_type"])
     r = runs.merge(typ, on=key, how="left")
@@ -213,18 +214,18 @@ def type_shares_figure(runs: pd.DataFrame, minima: pd.DataFrame, colours: dict[s
         groups = panels(r)
         fig, axes = _grid(len(groups), 2.5)
         for ax, (title, g) in zip(axes, groups):
-            n = g.groupby("k").size()
+            n = g.groupby(col.K).size()
             ks = n.index.to_numpy()
             kinds = sorted(set(g["_type"]), key=_type_key)
             for j, t in enumerate(kinds):
-                x = g[g["_type"] == t].groupby("k").size().reindex(ks, fill_value=0).to_numpy()
+                x = g[g["_type"] == t].groupby(col.K).size().reindex(ks, fill_value=0).to_numpy()
                 lo, hi = wilson(x, n.to_numpy())
                 p = x / n.to_numpy()
                 seen = x > 0  # a share of zero has no place on a log scale
                 shift = 0.06 * (j - (len(kinds) - 1) / 2)  # side by side, so that equal shares do not hide
                 ax.errorbar(ks[seen] + shift, p[seen], yerr=[(p - lo)[seen], (hi - p)[seen]], marker="o",
                             capsize=2, color=colours.get(t, "0.5"), label=_label(t))
-            mine = sorted(int(k) for k in g.loc[g["cell"].isin(pub), "k"].unique())
+            mine = sorted(int(k) for k in g.loc[g[col.CELL].isin(pub), col.K].unique())
             drawn = False
             for by_k in (published.GLOBAL, *published.BY_TYPE.values()):
                 ks_pub = [k for k in mine if k in by_k and (by_k[k] > 0)]
@@ -249,7 +250,7 @@ def losses_figure(minima: pd.DataFrame, colours: dict[str, str],
                   families: Sequence[tuple[str, pd.DataFrame]] = ()) -> Figure:
     """Loss of the distinct non-global critical points vs k, colour by isotropy type, marker by status (size
     grows with the runs that reached the point); families followed in k (``jaxsym family``) as grey curves."""
-    crit = minima[minima["status"] != "global"]
+    crit = minima[minima[col.STATUS] != "global"]
     with style():
         fig, ax = plt.subplots(figsize=(COLUMN, 2.6), constrained_layout=True)
         types = types_of(crit) if len(crit) else []
@@ -257,18 +258,18 @@ def losses_figure(minima: pd.DataFrame, colours: dict[str, str],
         for t in sorted(set(types), key=_type_key):
             sel = crit[crit["_type"] == t]
             for status, marker in (("spurious", "o"), ("saddle", "x"), ("degenerate", "s")):
-                s = sel[sel["status"] == status]
+                s = sel[sel[col.STATUS] == status]
                 if len(s):
-                    ax.scatter(s["k"], s["loss"], marker=marker, color=colours.get(t, "0.5"),
-                               s=8 + 6 * np.log10(s["count"].clip(lower=1)),
+                    ax.scatter(s[col.K], s[col.LOSS], marker=marker, color=colours.get(t, "0.5"),
+                               s=8 + 6 * np.log10(s[col.COUNT].clip(lower=1)),
                                label=_label(t) + ("" if status == "spurious" else f" ({status})"))
         if len(crit):
-            lo, hi = crit["k"].min() - 0.5, crit["k"].max() + 0.5
+            lo, hi = crit[col.K].min() - 0.5, crit[col.K].max() + 0.5
             for label, t in families:
-                t = t[(t["k"] >= lo) & (t["k"] <= hi)]
+                t = t[(t[col.K] >= lo) & (t[col.K] <= hi)]
                 if len(t):
-                    ax.plot(t["k"], t["loss"], "-", lw=0.8, color="0.6", zorder=0)
-                    ax.annotate(tex_label(label), (t["k"].iloc[-1], t["loss"].iloc[-1]), fontsize=MIN_FONT,
+                    ax.plot(t[col.K], t[col.LOSS], "-", lw=0.8, color="0.6", zorder=0)
+                    ax.annotate(tex_label(label), (t[col.K].iloc[-1], t[col.LOSS].iloc[-1]), fontsize=MIN_FONT,
                                 color="0.4", xytext=(2, 0), textcoords="offset points")
             ax.set_yscale("log")
         else:
@@ -287,8 +288,8 @@ def lambda_min_figure(minima: pd.DataFrame, colours: dict[str, str], hess_tol: f
         fig, ax = plt.subplots(figsize=(COLUMN, 2.6), constrained_layout=True)
         for t in sorted(set(m["_type"]), key=_type_key):
             g = m[m["_type"] == t]
-            ax.scatter(g["k"], g["hess_min"], s=12, color=colours.get(t, "0.5"), label=_label(t))
-        vals = m["hess_min"].dropna()
+            ax.scatter(g[col.K], g[col.HESS_MIN], s=12, color=colours.get(t, "0.5"), label=_label(t))
+        vals = m[col.HESS_MIN].dropna()
         top = float(vals.abs().max()) if len(vals) else 1.0
         if len(vals) and (vals > hess_tol).all():  # minima only: a log scale down to the threshold
             ax.axhline(hess_tol, color="black", ls="--", lw=0.7, label=rf"$\tau_H$ = {hess_tol:g} (minimum above)")
@@ -310,27 +311,27 @@ def spectra_figure(minima: pd.DataFrame, colours: dict[str, str]) -> Figure:
     """The Hessian spectrum of each distinct critical point (eigenvalue vs multiplicity), a panel per isotropy
     type; the multiplicities symmetry predicts for that type (:func:`jaxsym.symmetry.spectra.predicted_multiplicities`:
     the dimensions of the irreducibles, at the largest k shown) as dashed lines. Colour: k, light to dark."""
-    m = minima[minima["eig_values"].notna()] if "eig_values" in minima else minima.iloc[:0]
+    m = minima[minima[col.EIG_VALUES].notna()] if col.EIG_VALUES in minima else minima.iloc[:0]
     m = m.assign(_type=types_of(m)) if len(m) else m.assign(_type=[])
     kinds = sorted(set(m["_type"]), key=_type_key) or ["global"]
     with style():
         fig, axes = _grid(len(kinds), 1.9)
         for ax, kind in zip(axes, kinds):
-            sel = m[m["_type"] == kind].sort_values(["k", "loss"])
-            ks = sorted(sel["k"].unique())
+            sel = m[m["_type"] == kind].sort_values([col.K, col.LOSS])
+            ks = sorted(sel[col.K].unique())
             shades = plt.get_cmap("Greys")(np.linspace(0.45, 1.0, max(len(ks), 1)))
             for _, r in sel.iterrows():
-                i = ks.index(r["k"])
-                ax.scatter(r["eig_values"], r["eig_mults"], s=9, color=shades[i], zorder=3,
-                           label=f"k = {r['k']}")
+                i = ks.index(r[col.K])
+                ax.scatter(r[col.EIG_VALUES], r[col.EIG_MULTS], s=9, color=shades[i], zorder=3,
+                           label=f"k = {r[col.K]}")
             if len(sel):
-                top = sel[sel["k"] == ks[-1]].iloc[0]
-                blocks = sorted((int(s) for s in top["neuron_orbits"]), reverse=True)
-                if sum(blocks) == int(top["k"]) == int(top["d"]):
+                top = sel[sel[col.K] == ks[-1]].iloc[0]
+                blocks = sorted((int(s) for s in top[col.NEURON_ORBITS]), reverse=True)
+                if sum(blocks) == int(top[col.K]) == int(top[col.D]):
                     for i, mult in enumerate(sorted(set(predicted_multiplicities(blocks)))):
                         ax.axhline(mult, color=colours.get(kind, "0.5"), lw=0.6, ls="--", zorder=1,
                                    label=None if i else "predicted multiplicities (largest k)")
-            values = np.concatenate([np.asarray(v, float) for v in sel["eig_values"]]) if len(sel) else np.ones(1)
+            values = np.concatenate([np.asarray(v, float) for v in sel[col.EIG_VALUES]]) if len(sel) else np.ones(1)
             if (values > 0).all():
                 ax.set_xscale("log")
             else:
@@ -346,14 +347,14 @@ def spectra_figure(minima: pd.DataFrame, colours: dict[str, str]) -> Figure:
 
 def loss_hist_figure(runs: pd.DataFrame) -> Figure:
     """Histogram of final losses (log scale), per status."""
-    loss = runs["loss"].to_numpy(dtype=float)
+    loss = runs[col.LOSS].to_numpy(dtype=float)
     with style():
         fig, ax = plt.subplots(figsize=(COLUMN, 2.3), constrained_layout=True)
         finite = np.abs(loss[np.isfinite(loss)])
         top = float(finite.max()) if len(finite) else 1.0
         bins = np.logspace(-16, max(0.5, np.log10(max(top, 1e-15)) + 0.5), 50)
         for status in STATUSES:
-            v = np.abs(loss[(runs["status"] == status).to_numpy()])
+            v = np.abs(loss[(runs[col.STATUS] == status).to_numpy()])
             v = v[np.isfinite(v)]
             if len(v):
                 ax.hist(np.maximum(v, 1e-16), bins=bins, alpha=0.75, color=STATUS_COLOURS[status],
@@ -372,10 +373,10 @@ def steps_figure(runs: pd.DataFrame) -> Figure:
         fig, axes = _grid(len(groups))
         for ax, (title, g) in zip(axes, groups):
             for j, status in enumerate(STATUSES):
-                s = g[g["status"] == status]
+                s = g[g[col.STATUS] == status]
                 if not len(s):
                     continue
-                q = s.groupby("k")["steps"].quantile([0.1, 0.5, 0.9]).unstack()
+                q = s.groupby(col.K)[col.STEPS].quantile([0.1, 0.5, 0.9]).unstack()
                 x = q.index.to_numpy() + 0.08 * (j - 1)
                 ax.errorbar(x, q[0.5], yerr=[q[0.5] - q[0.1], q[0.9] - q[0.5]], marker="o", capsize=2,
                             color=STATUS_COLOURS[status], ls="none", label=status)
@@ -390,12 +391,12 @@ def steps_figure(runs: pd.DataFrame) -> Figure:
 def margins_figure(runs: pd.DataFrame, grad_tol: float) -> Figure | None:
     """The certificate's margins: ‖∇F‖ of the certified points against τ_g, and how far the float64 polish (or
     the hand-off) moved each run's end of descent. None for tables without these columns (sampled sweeps)."""
-    if "polish_shift" not in runs or "grad_norm" not in runs:
+    if col.POLISH_SHIFT not in runs or col.GRAD_NORM not in runs:
         return None
-    crit = runs[runs["status"].isin(["global", "spurious", "saddle", "degenerate"])]
+    crit = runs[runs[col.STATUS].isin(["global", "spurious", "saddle", "degenerate"])]
     with style():
         fig, (a, b) = plt.subplots(1, 2, figsize=(PAGE, 2.2), constrained_layout=True)
-        gn = crit["grad_norm"].to_numpy(dtype=float)
+        gn = crit[col.GRAD_NORM].to_numpy(dtype=float)
         gn = np.maximum(gn[np.isfinite(gn)], 1e-18)
         if len(gn):
             bins = np.logspace(np.log10(gn.min()) - 0.2, np.log10(max(gn.max(), grad_tol)) + 0.3, 40)
@@ -404,8 +405,8 @@ def margins_figure(runs: pd.DataFrame, grad_tol: float) -> Figure | None:
         a.set_xscale("log")
         a.set_xlabel(r"$\|\nabla F\|$ at the certified point")
         a.set_ylabel("runs")
-        shift = runs["polish_shift"].to_numpy(dtype=float)
-        handed = runs["handoff"].to_numpy(dtype=bool) if "handoff" in runs else np.zeros(len(runs), bool)
+        shift = runs[col.POLISH_SHIFT].to_numpy(dtype=float)
+        handed = runs[col.HANDOFF].to_numpy(dtype=bool) if col.HANDOFF in runs else np.zeros(len(runs), bool)
         ok = np.isfinite(shift) & (shift > 0)
         if ok.any():
             bins = np.logspace(np.log10(shift[ok].min()) - 0.2, np.log10(shift[ok].max()) + 0.2, 40)
@@ -423,7 +424,7 @@ def margins_figure(runs: pd.DataFrame, grad_tol: float) -> Figure | None:
 def discovery_figure(curve: pd.DataFrame) -> Figure:
     """Distinct orbits found against runs, one line per cell (:func:`jaxsym.report.coverage.discovery`): solid all
     critical points, dashed the minima; a curve still rising at the right says more runs will find more."""
-    key = "cell" if "cell" in curve.columns else "k"
+    key = col.CELL if col.CELL in curve.columns else col.K
     with style():
         fig, ax = plt.subplots(figsize=(COLUMN, 2.3), constrained_layout=True)
         for i, (name, g) in enumerate(curve.groupby(key, sort=False)):

@@ -25,6 +25,7 @@ import matplotlib
 matplotlib.use("Agg")
 import pandas as pd
 
+from jaxsym.io import columns as col
 from jaxsym.io import results
 from jaxsym.report import figures
 from jaxsym.report.coverage import discovery, unseen
@@ -44,15 +45,15 @@ def load_families(out: Path) -> list[tuple[str, pd.DataFrame]]:
     seen: set[tuple[str, int, float]] = set()
     for f in sorted((out / "families").glob("*/family.parquet")):
         t = pd.read_parquet(f)
-        if "loss" not in t or "blocks" not in t:
+        if col.LOSS not in t or "blocks" not in t:
             continue
         t = t[t["converged"]] if "converged" in t else t
         if len(t):
             r = t.iloc[-1]
-            key = (isotropy_type(list(r["blocks"]), int(r["k"])), int(r["k"]), round(float(r["loss"]), 9))
+            key = (isotropy_type(list(r["blocks"]), int(r[col.K])), int(r[col.K]), round(float(r[col.LOSS]), 9))
             if key not in seen:  # one family followed from two of its points is drawn once
                 seen.add(key)
-                fams.append((key[0], t[["k", "loss"]]))
+                fams.append((key[0], t[[col.K, col.LOSS]]))
     return fams
 
 

@@ -22,8 +22,9 @@ import pandas as pd
 from scipy.stats import norm
 
 from jaxsym.certify.exact import STATUSES
+from jaxsym.io import columns as col
 
-CELL_COLUMNS = ("d", "k", "m", "target")  # the fixed grid axes every runs row carries
+CELL_COLUMNS = (col.D, col.K, col.M, col.TARGET)  # the fixed grid axes every runs row carries
 
 
 def wilson(successes: np.ndarray | Sequence[float], n: np.ndarray | Sequence[float], level: float = 0.95
@@ -55,21 +56,21 @@ def status_counts(runs: pd.DataFrame, axes: Sequence[str] = (), level: float = 0
     Every status of :data:`jaxsym.certify.exact.STATUSES` appears for every cell (count 0 where none ended so), so
     that a share of zero still carries its upper bound. Cells keep the order of their first row (the config's
     order in a merged ``runs.parquet``); a table without a ``cell`` column (hand-made) is grouped by its axes."""
-    key = ["cell"] if "cell" in runs.columns else cell_axes(runs, axes)
+    key = [col.CELL] if col.CELL in runs.columns else cell_axes(runs, axes)
     cols = [*dict.fromkeys([*key, *cell_axes(runs, axes)])]
-    out_cols = [*cols, "status", "count", "runs", "share", "lo", "hi"]
+    out_cols = [*cols, col.STATUS, col.COUNT, "runs", "share", "lo", "hi"]
     if runs.empty:
         return pd.DataFrame(columns=out_cols)
     cells = runs.groupby(key, sort=False)[cols].first().reset_index(drop=True)
-    counts = runs.groupby([*key, "status"], sort=False).size()
+    counts = runs.groupby([*key, col.STATUS], sort=False).size()
     totals = runs.groupby(key, sort=False).size()
     rows = []
     for cell in cells.to_dict("records"):
         k = tuple(cell[c] for c in key)
         for status in STATUSES:
-            rows.append({**cell, "status": status, "count": int(counts.get((*k, status), 0)),
+            rows.append({**cell, col.STATUS: status, col.COUNT: int(counts.get((*k, status), 0)),
                          "runs": int(totals[k if len(k) > 1 else k[0]])})
-    out = pd.DataFrame(rows, columns=[*cols, "status", "count", "runs"])
-    out["share"] = out["count"] / out["runs"].clip(lower=1)
-    out["lo"], out["hi"] = wilson(out["count"].to_numpy(), out["runs"].to_numpy(), level)
+    out = pd.DataFrame(rows, columns=[*cols, col.STATUS, col.COUNT, "runs"])
+    out["share"] = out[col.COUNT] / out["runs"].clip(lower=1)
+    out["lo"], out["hi"] = wilson(out[col.COUNT].to_numpy(), out["runs"].to_numpy(), level)
     return out[out_cols]

@@ -47,6 +47,7 @@ from jaxsym.engine import sgd as sampled
 from jaxsym.engine.compact import CompactOps, descend, make_compact_engine
 from jaxsym.engine.descent import RunResult, make_batch_engine
 from jaxsym.engine.interface import Engine, padded, train_chunk
+from jaxsym.io import columns as col
 from jaxsym.io import results
 from jaxsym.io.columns import REP_COLUMNS, empty_reps, minimum_row, run_rows
 from jaxsym.landscape.activations import Objective
@@ -57,7 +58,7 @@ from jaxsym.symmetry.groups import TwoLayer
 from jaxsym.symmetry.orbits import cluster
 from jaxsym.symmetry.spectra import group_eigenvalues, hessian_eigenvalues
 
-FROM_ORBIT = ("loss", "grad_norm", "hess_min", "hess_max")  # a certified run's values are its orbit's
+FROM_ORBIT = (col.LOSS, col.GRAD_NORM, col.HESS_MIN, col.HESS_MAX)  # a certified run's values are its orbit's
 DEFAULT_SLOTS = 128  # slots of the compacting engine (run-steps/s saturates near this many on a CPU)
 
 
@@ -245,17 +246,19 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     status = np.where(eligible | (status == DIVERGED), status, np.where(diverged, DIVERGED, NOT_CONVERGED))
     names = np.array(STATUSES)[status]
     rows = run_rows(cfg, cell, runs, {
-        "loss": loss, "grad_norm": gnorm, "steps": np.asarray(res.steps, np.int64), "status": names, "orbit": orbit,
-        "train_loss": np.asarray(res.loss, np.float64), "train_grad_norm": np.asarray(res.grad_norm, np.float64),
-        "polish_iters": iters, "polish_shift": shift, "hess_min": hmin, "hess_max": hmax, "handoff": certified})
+        col.LOSS: loss, col.GRAD_NORM: gnorm, col.STEPS: np.asarray(res.steps, np.int64), col.STATUS: names,
+        col.ORBIT: orbit, col.TRAIN_LOSS: np.asarray(res.loss, np.float64),
+        col.TRAIN_GRAD_NORM: np.asarray(res.grad_norm, np.float64), col.POLISH_ITERS: iters,
+        col.POLISH_SHIFT: shift, col.HESS_MIN: hmin, col.HESS_MAX: hmax, col.HANDOFF: certified})
     if cfg.save_weights:
-        rows["W"] = list(W.reshape(n, -1))
+        rows[col.W] = list(W.reshape(n, -1))
     reps = empty_reps()
     if len(crit):
         at = crit[cl.reps]
-        reps = pd.DataFrame({"local_orbit": np.arange(len(cl.reps)), "run": runs[at], "count": cl.counts,
-                             "W": list(W[at].reshape(len(at), -1)), **{c: rows[c].to_numpy()[at] for c in REP_COLUMNS},
-                             "eigs": spectra})  # the merge describes an orbit by its first run's: no second eigh
+        reps = pd.DataFrame({col.LOCAL_ORBIT: np.arange(len(cl.reps)), col.RUN: runs[at], col.COUNT: cl.counts,
+                             col.W: list(W[at].reshape(len(at), -1)),
+                             **{c: rows[c].to_numpy()[at] for c in REP_COLUMNS},
+                             col.EIGS: spectra})  # the merge describes an orbit by its first run's: no second eigh
     return Chunk(rows, reps, info)
 
 
@@ -265,9 +268,9 @@ def describe_point(W: np.ndarray, V: np.ndarray, tol: float, obj: Objective, eig
     chunk computed them already (one spectrum per distinct point), else computed here."""
     iso = cell_group(V).isotropy(W, tol)
     spec = group_eigenvalues(hessian_eigenvalues(W, V, obj) if eigs is None else eigs, eig_tol)
-    return {"isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
-            "coordinate_orbits": iso.coordinate_orbits, "n_distinct_eigs": len(spec),
-            "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec]}
+    return {col.ISOTROPY: iso.name, col.ISOTROPY_ORDER: iso.order, col.NEURON_ORBITS: iso.neuron_orbits,
+            col.COORDINATE_ORBITS: iso.coordinate_orbits, col.N_DISTINCT_EIGS: len(spec),
+            col.EIG_VALUES: [v for v, _ in spec], col.EIG_MULTS: [m for _, m in spec]}
 
 
 def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> CellMerge:
@@ -277,26 +280,28 @@ def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> C
     if reps is None:
         return CellMerge([], {})
     cell, V, obj = plan.cell, plan.V, plan.objective
-    Ws = np.stack(reps["W"].to_numpy()).reshape(-1, cell.k, cell.d)
-    cl = cluster(Ws, cell_group(V), tol=cfg.certify.cluster_tol, order=reps["run"].to_numpy(),
-                 weights=reps["count"].to_numpy())
+    Ws = np.stack(reps[col.W].to_numpy()).reshape(-1, cell.k, cell.d)
+    cl = cluster(Ws, cell_group(V), tol=cfg.certify.cluster_tol, order=reps[col.RUN].to_numpy(),
+                 weights=reps[col.COUNT].to_numpy())
     rank = {s: i for i, s in enumerate(STATUSES)}
     firsts = reps.iloc[cl.reps]
-    order = sorted(range(len(cl.reps)), key=lambda j: (rank[firsts["status"].iloc[j]], firsts["loss"].iloc[j],
-                                                       firsts["run"].iloc[j]))
+    order = sorted(range(len(cl.reps)), key=lambda j: (rank[firsts[col.STATUS].iloc[j]], firsts[col.LOSS].iloc[j],
+                                                       firsts[col.RUN].iloc[j]))
     new_id = {old: new for new, old in enumerate(order)}
     minima = []
     for old in order:
         r = firsts.iloc[old]
         W = Ws[cl.reps[old]]
-        head = {"orbit": new_id[old], "status": r["status"], "loss": float(r["loss"]), "count": int(cl.counts[old]),
-                "grad_norm": float(r["grad_norm"]), "hess_min": float(r["hess_min"]),
-                "hess_max": float(r["hess_max"])}
-        eigs = r["eigs"] if "eigs" in reps else None  # absent in chunks written before it was kept
+        head = {col.ORBIT: new_id[old], col.STATUS: r[col.STATUS], col.LOSS: float(r[col.LOSS]),
+                col.COUNT: int(cl.counts[old]),
+                col.GRAD_NORM: float(r[col.GRAD_NORM]), col.HESS_MIN: float(r[col.HESS_MIN]),
+                col.HESS_MAX: float(r[col.HESS_MAX])}
+        eigs = r[col.EIGS] if col.EIGS in reps else None  # absent in chunks written before it was kept
         eigs = np.asarray(eigs, np.float64) if isinstance(eigs, (list, np.ndarray)) and len(eigs) else None
         minima.append(minimum_row(cell, head, describe_point(W, V, cfg.certify.cluster_tol, obj, eigs=eigs),
-                                  W.reshape(-1).tolist(), int(r["run"])))
-    mapping = {(int(c), int(o)): new_id[int(lab)] for c, o, lab in zip(reps["chunk"], reps["local_orbit"], cl.labels)}
+                                  W.reshape(-1).tolist(), int(r[col.RUN])))
+    mapping = {(int(c), int(o)): new_id[int(lab)]
+               for c, o, lab in zip(reps[col.CHUNK], reps[col.LOCAL_ORBIT], cl.labels)}
     return CellMerge(minima, mapping, from_orbit=FROM_ORBIT)
 
 

@@ -37,6 +37,7 @@ from jaxsym import __version__
 from jaxsym.config import NOT_RESULTS, Cell, ConfigError, SweepConfig, from_manifest
 from jaxsym.engine.interface import StoppedError, stop_on
 from jaxsym.io import checkpoint, results
+from jaxsym.io import columns as col
 from jaxsym.io.rundir import RunDir, SweepDirError
 from jaxsym.numerics.parallel import n_local_devices
 from jaxsym.sweep import plan
@@ -314,7 +315,7 @@ def _run(cfg: SweepConfig, rd: RunDir, progress: bool, process_index: int, proce
             warm = cells.warm(cell)  # its programs compiled: this chunk's time is a rate for `jaxsym plan`
             t0 = time.perf_counter()
             inflight = rd.inflight(cell.label, start, stop_)
-            checkpoint.claim(inflight, {"fingerprint": fp, "cell": cell.label, "start": start, "stop": stop_})
+            checkpoint.claim(inflight, dict(fingerprint=fp, cell=cell.label, start=start, stop=stop_))
             rows, reps, stats = pipeline.run_chunk(cfg, programs, start, stop_, inflight)
             t_write = time.perf_counter()
             rd.write_chunk(fp, cell.label, start, stop_, rows, reps)
@@ -428,19 +429,20 @@ def finalize(cfg: SweepConfig, out: str | Path, *, locked: bool = False) -> tupl
             files = rd.done_chunks(cell.label, cfg.fingerprint())
             cp = plan.plan_cell(cfg, cell)
             minima, mapping, status_from_orbit, from_orbit = choose(cp).merge(cfg, cp, files)
-            orbit_status = {m["orbit"]: m["status"] for m in minima}
-            orbit_rows = {m["orbit"]: m for m in minima}
+            orbit_status = {m[col.ORBIT]: m[col.STATUS] for m in minima}
+            orbit_rows = {m[col.ORBIT]: m for m in minima}
             all_minima += minima
             for i, (runs_path, _) in enumerate(files):
                 rows = results.read_parquet_checked(runs_path)
                 if rows is None:
                     continue
-                local = rows["orbit"].to_numpy()
-                rows["orbit"] = np.array([mapping[(i, int(o))] if o >= 0 else -1 for o in local], dtype=np.int64)
+                local = rows[col.ORBIT].to_numpy()
+                rows[col.ORBIT] = np.array([mapping[(i, int(o))] if o >= 0 else -1 for o in local], dtype=np.int64)
                 if status_from_orbit:  # a stationary run takes the status of its orbit's certified representative
-                    rows["status"] = [orbit_status.get(o, s) for o, s in zip(rows["orbit"], rows["status"])]
-                for col in from_orbit:  # values of the orbit's point (minima.parquet), for every run that ends there
-                    rows[col] = [orbit_rows[o][col] if o in orbit_rows else v for o, v in zip(rows["orbit"], rows[col])]
+                    rows[col.STATUS] = [orbit_status.get(o, s) for o, s in zip(rows[col.ORBIT], rows[col.STATUS])]
+                for name in from_orbit:  # values of the orbit's point (minima.parquet), for every run that ends there
+                    rows[name] = [orbit_rows[o][name] if o in orbit_rows else v
+                                  for o, v in zip(rows[col.ORBIT], rows[name])]
                 table = pa.Table.from_pandas(rows, preserve_index=False)
                 if writer is None:
                     old = table.schema.metadata or {}

@@ -241,7 +241,7 @@ def record_rate(cfg: SweepConfig, cell: Cell, seconds: float, runs: int) -> None
         old = rates.get(key)
         if isinstance(old, dict) and isinstance(old.get("s_per_run"), (int, float)):
             per_run = 0.5 * per_run + 0.5 * float(old["s_per_run"])
-        rates[key] = {"s_per_run": per_run, "cell": cell.label, "when": time.time()}
+        rates[key] = dict(s_per_run=per_run, cell=cell.label, when=time.time())
         try:
             results.atomic_write_text(json.dumps(rates, indent=1), path)
         except OSError:

@@ -32,6 +32,7 @@ from jaxsym.certify.exact import STATUSES, classify
 from jaxsym.config import Cell, SampledConfig, SweepConfig
 from jaxsym.engine.interface import Engine, padded, train_chunk
 from jaxsym.engine.sgd import EVAL_SET, HESS_SET, Problem, make_engine, make_problem
+from jaxsym.io import columns as col
 from jaxsym.io import results
 from jaxsym.io.columns import empty_reps, minimum_row, run_rows
 from jaxsym.landscape import networks
@@ -99,10 +100,11 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     flat = [networks.flatten(networks.canonical(jax.tree.map(lambda x, i=i: x[i], host), cell.train.activation))
             for i in range(n)]
     rows = run_rows(cfg, cell, runs, {
-        "loss": loss, "grad_norm": gn, "steps": np.asarray(res.steps, np.int64), "status": status,
-        "orbit": np.where(stationary, np.arange(n), -1).astype(np.int64),
-        "loss_se": np.asarray(ev.loss_se, np.float64), "grad_se": gse,
-    }, {"distribution": s.distribution, "hidden_layers": s.hidden_layers, "train_output": s.train_output, "W": flat})
+        col.LOSS: loss, col.GRAD_NORM: gn, col.STEPS: np.asarray(res.steps, np.int64), col.STATUS: status,
+        col.ORBIT: np.where(stationary, np.arange(n), -1).astype(np.int64),
+        col.LOSS_SE: np.asarray(ev.loss_se, np.float64), col.GRAD_SE: gse,
+    }, {col.DISTRIBUTION: s.distribution, col.HIDDEN_LAYERS: s.hidden_layers, col.TRAIN_OUTPUT: s.train_output,
+        col.W: flat})
     return Chunk(rows, empty_reps())
 
 
@@ -187,14 +189,14 @@ def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> C
     rows = results.read_chunks([runs_path for runs_path, _ in files])
     if rows is None:
         return CellMerge([], {}, True)
-    rows = rows[rows["status"] == STATIONARY].sort_values("run", kind="stable").reset_index(drop=True)
+    rows = rows[rows[col.STATUS] == STATIONARY].sort_values(col.RUN, kind="stable").reset_index(drop=True)
     if not len(rows):
         return CellMerge([], {}, True)
     colours = input_colours(cell)
-    points = [_net(np.asarray(w), cell, s) for w in rows["W"]]
+    points = [_net(np.asarray(w), cell, s) for w in rows[col.W]]
     by_type = s.hidden_layers > 1
     if by_type:
-        groups = group_by_type(points, rows["loss"].to_numpy(), rows["loss_se"].to_numpy(), s.cluster_tol, colours,
+        groups = group_by_type(points, rows[col.LOSS].to_numpy(), rows[col.LOSS_SE].to_numpy(), s.cluster_tol, colours,
                                s.loss_tol)
     else:
         groups = cluster_points(points, s.cluster_tol, colours)
@@ -206,7 +208,7 @@ def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> C
             net = networks.canonical(_net(mean, cell, s), cell.train.activation)
             params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), net)
             # a deep net's global minima form continua: their (degenerate) Hessian is not computed
-            skip = by_type and float(rows["loss"].iloc[groups.firsts[c]]) <= s.loss_tol
+            skip = by_type and float(rows[col.LOSS].iloc[groups.firsts[c]]) <= s.loss_tol
             cert = certify_point(p, params, X, y, eval_blocks=s.hess_blocks, hess_blocks=s.hess_blocks,
                                  fd_step=s.fd_step, tangents=networks.scaling_tangents(net, cell.train.activation),
                                  hessian=not skip)
@@ -215,26 +217,26 @@ def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> C
             described.append((c, net, cert, iso, first_iso))
     rank = {name: i for i, name in enumerate(STATUSES)}
     order = sorted(described, key=lambda t: (rank[status(t[2], s)], t[2].loss,
-                                             int(rows["run"].iloc[groups.firsts[t[0]]])))
+                                             int(rows[col.RUN].iloc[groups.firsts[t[0]]])))
     new_id = {c: i for i, (c, *_) in enumerate(order)}
     minima = []
     for c, net, cert, iso, first_iso in order:
         spec = group_eigenvalues(cert.eigs, s.eig_tol) if np.all(np.isfinite(cert.eigs)) else []
-        head = {"orbit": new_id[c], "status": status(cert, s), "loss": cert.loss, "count": groups.counts[c],
-                "grad_norm": cert.grad_norm, "hess_min": float(cert.eigs[0]),
-                "hess_max": float(cert.eigs[-1])}  # hess_min/max are NaN where no Hessian was taken (deep global)
+        head = {col.ORBIT: new_id[c], col.STATUS: status(cert, s), col.LOSS: cert.loss, col.COUNT: groups.counts[c],
+                col.GRAD_NORM: cert.grad_norm, col.HESS_MIN: float(cert.eigs[0]),
+                col.HESS_MAX: float(cert.eigs[-1])}  # hess_min/max are NaN where no Hessian was taken (deep global)
         described_cols = {
-            "isotropy": iso.name, "isotropy_order": iso.order, "neuron_orbits": iso.neuron_orbits,
-            "coordinate_orbits": iso.layer_orbits[0], "layer_orbits": [list(o) for o in iso.layer_orbits],
-            "isotropy_exact": iso.exact, "first_layer_isotropy": first_iso.name,
-            "n_distinct_eigs": len(spec), "eig_values": [v for v, _ in spec], "eig_mults": [m for _, m in spec],
-            "eigs": cert.eigs.tolist(), "loss_se": cert.loss_se, "grad_se": cert.grad_se,
-            "hess_min_se": cert.hess_min_se, "n_null": cert.n_null}
-        extra = {"distribution": s.distribution, "hidden_layers": s.hidden_layers, "train_output": s.train_output}
+            col.ISOTROPY: iso.name, col.ISOTROPY_ORDER: iso.order, col.NEURON_ORBITS: iso.neuron_orbits,
+            col.COORDINATE_ORBITS: iso.layer_orbits[0], col.LAYER_ORBITS: [list(o) for o in iso.layer_orbits],
+            col.ISOTROPY_EXACT: iso.exact, col.FIRST_LAYER_ISOTROPY: first_iso.name,
+            col.N_DISTINCT_EIGS: len(spec), col.EIG_VALUES: [v for v, _ in spec], col.EIG_MULTS: [m for _, m in spec],
+            col.EIGS: cert.eigs.tolist(), col.LOSS_SE: cert.loss_se, col.GRAD_SE: cert.grad_se,
+            col.HESS_MIN_SE: cert.hess_min_se, col.N_NULL: cert.n_null}
+        extra = {col.DISTRIBUTION: s.distribution, col.HIDDEN_LAYERS: s.hidden_layers, col.TRAIN_OUTPUT: s.train_output}
         minima.append(minimum_row(cell, head, described_cols, networks.flatten(net).tolist(),
-                                  int(rows["run"].iloc[groups.firsts[c]]), extra))
+                                  int(rows[col.RUN].iloc[groups.firsts[c]]), extra))
     mapping = {(int(ch), int(pos)): new_id[int(lab)]
-               for ch, pos, lab in zip(rows["chunk"], rows["orbit"], groups.labels)}
+               for ch, pos, lab in zip(rows[col.CHUNK], rows[col.ORBIT], groups.labels)}
     return CellMerge(minima, mapping, True)
 
 
