@@ -345,8 +345,8 @@ def atlas(
         plot_families(objs, [f"{r.isotropy} ({max(r.loss_start, 0.0):.4f})" for r in fams.itertuples()],
                       out / "families.png")
         figures += ["families.png", "families.pdf"]
-        fcols = [col.FAMILY, col.ISOTROPY, "loss_start", "birth_k", "death_k", "end_low", "end_high", "limit_kind",
-                 "limit_value", "limit_error"]
+        fcols = [col.FAMILY, col.ISOTROPY, col.LOSS_START, col.BIRTH_K, col.DEATH_K, col.END_LOW, col.END_HIGH,
+                 col.LIMIT_KIND, col.LIMIT_VALUE, col.LIMIT_ERROR]
         text += (f"\n## Families in continuous k (to k = {asymptotic_to:g})\n\n"
                  "birth_k: where λ_min turns positive as k grows (saddle → minimum), to 1e-8; death_k: where it "
                  "stops being a minimum (λ_min < 0 again, or a fold); end_low/end_high: folds (NaN: the family "
@@ -415,8 +415,8 @@ def _atlas_scan(k: int, k_to: int, out: Path, *, max_blocks: int, starts: int, s
         plot_families(objs, [f"{r.isotropy} (k = {r.k_start}, {max(r.loss_start, 0.0):.4f})"
                              for r in fams.itertuples()], out / "families.png")
         figures += ["families.png", "families.pdf"]
-        fcols = [col.FAMILY, col.ISOTROPY, "k_start", "loss_start", "birth_k", "death_k", "end_low", "end_high",
-                 "limit_kind", "limit_value", "limit_error"]
+        fcols = [col.FAMILY, col.ISOTROPY, col.K_START, col.LOSS_START, col.BIRTH_K, col.DEATH_K, col.END_LOW,
+                 col.END_HIGH, col.LIMIT_KIND, col.LIMIT_VALUE, col.LIMIT_ERROR]
         text += (f"\n## Families of the local minima in continuous k (to k = {asymptotic_to:g})\n\n"
                  + markdown(fams[fcols]) + "\n\n![families](families.png)\n")
     tables["atlas.parquet"] = df

@@ -23,6 +23,7 @@ from jaxsym.fixedpoints.families import (
 )
 from jaxsym.fixedpoints.space import Space, loss, loss_precise
 from jaxsym.fixedpoints.spectrum import classify, components
+from jaxsym.io.columns import FAMILIES
 from jaxsym.landscape import model
 
 
@@ -189,6 +190,7 @@ def test_integer_rows_of_families_match_dense_hessians():
 
     table = atlas(7, max_blocks=2, starts=6)
     fams, curves, objs = families(table, k_max=12.0, asymptotic_to=12.0)
+    assert list(fams.columns) == [c.name for c in FAMILIES]  # as documented (io/columns.toml)
     assert len(fams) == len(objs) == int(table["kind"].isin(["global", "spurious"]).sum()) and len(curves)
     for row in curves.itertuples():
         (point,) = [c for c in objs[row.family].curve if abs(c.k - row.k) < 1e-9]

@@ -347,16 +347,16 @@ def _follow(i: int, row: object, space: tuple[int, ...], x: np.ndarray, k_max: f
         if progress is not None:
             progress(f"family {i} ({iso}, loss {loss0:.5f}): not followed: {e}")
     frow = {col.FAMILY: i, col.ISOTROPY: iso, col.TYPE: row.type, col.SPACE: list(space),  # type: ignore[attr-defined]
-            "k_start": k0, "loss_start": loss0, "birth_k": _nan(fam.birth_k),
-            "death_k": _nan(fam.death_k), "end_low": _nan(fam.ends[0]), "end_high": _nan(fam.ends[1]),
-            "stopped_low": _nan(fam.stopped[0]), "stopped_high": _nan(fam.stopped[1]),
-            "sign_change_k": [float(kk) for kk, _, _ in fam.sign_changes],
-            "sign_change_kind": [what for _, what, _ in fam.sign_changes],
-            "sign_change_err": [float(e) for _, _, e in fam.sign_changes], "limit_kind": fam.limit[0],
-            "limit_value": fam.limit[1], "limit_error": fam.limit[2],
-            "bounded_eig_blocks": [b for b, _, _ in fam.bounded_eigs],
-            "bounded_eig_limits": [v for _, v, _ in fam.bounded_eigs],
-            "bounded_eig_errors": [e for _, _, e in fam.bounded_eigs]}
+            col.K_START: k0, col.LOSS_START: loss0, col.BIRTH_K: _nan(fam.birth_k),
+            col.DEATH_K: _nan(fam.death_k), col.END_LOW: _nan(fam.ends[0]), col.END_HIGH: _nan(fam.ends[1]),
+            col.STOPPED_LOW: _nan(fam.stopped[0]), col.STOPPED_HIGH: _nan(fam.stopped[1]),
+            col.SIGN_CHANGE_K: [float(kk) for kk, _, _ in fam.sign_changes],
+            col.SIGN_CHANGE_KIND: [what for _, what, _ in fam.sign_changes],
+            col.SIGN_CHANGE_ERR: [float(e) for _, _, e in fam.sign_changes], col.LIMIT_KIND: fam.limit[0],
+            col.LIMIT_VALUE: fam.limit[1], col.LIMIT_ERROR: fam.limit[2],
+            col.BOUNDED_EIG_BLOCKS: [b for b, _, _ in fam.bounded_eigs],
+            col.BOUNDED_EIG_LIMITS: [v for _, v, _ in fam.bounded_eigs],
+            col.BOUNDED_EIG_ERRORS: [e for _, _, e in fam.bounded_eigs]}
     crows = [{col.K: round(c.k), col.FAMILY: i, col.TYPE: row.type,  # type: ignore[attr-defined]
               "blocks": [round(float(v)) for v in blocks_at(space[1:], round(c.k))],
               col.LOSS: c.loss, col.GRAD_NORM: c.grad_norm, col.INDEX: round(c.index),

@@ -33,6 +33,12 @@ ISOTROPY_EXACT, FIRST_LAYER_ISOTROPY = "isotropy_exact", "first_layer_isotropy"
 N_DISTINCT_EIGS, EIG_VALUES, EIG_MULTS, EIGS = "n_distinct_eigs", "eig_values", "eig_mults", "eigs"
 SPACE, TYPE, INDEX, INDEX_AT_LEAST, KIND = "space", "type", "index", "index_at_least", "kind"  # the atlas
 HITS, FOUND_BY, X, FAMILY = "hits", "found_by", "x", "family"
+K_START, LOSS_START, BIRTH_K, DEATH_K = "k_start", "loss_start", "birth_k", "death_k"  # the families
+END_LOW, END_HIGH, STOPPED_LOW, STOPPED_HIGH = "end_low", "end_high", "stopped_low", "stopped_high"
+SIGN_CHANGE_K, SIGN_CHANGE_KIND, SIGN_CHANGE_ERR = "sign_change_k", "sign_change_kind", "sign_change_err"
+LIMIT_KIND, LIMIT_VALUE, LIMIT_ERROR = "limit_kind", "limit_value", "limit_error"
+BOUNDED_EIG_BLOCKS, BOUNDED_EIG_LIMITS = "bounded_eig_blocks", "bounded_eig_limits"
+BOUNDED_EIG_ERRORS = "bounded_eig_errors"
 LOCAL_ORBIT, CHUNK = "local_orbit", "chunk"  # a chunk's representatives (reps files), not in the result tables
 
 REP_COLUMNS = [STATUS, LOSS, GRAD_NORM, HESS_MIN, HESS_MAX]  # carried by chunk representatives
@@ -69,28 +75,37 @@ _TABLES = _declared()
 RUNS: tuple[Column, ...] = _TABLES["runs"]
 MINIMA: tuple[Column, ...] = _TABLES["minima"]
 ATLAS: tuple[Column, ...] = _TABLES["atlas"]
+FAMILIES: tuple[Column, ...] = _TABLES["families"]
 
 GRID_AXIS = Column("⟨setting⟩", "as set", "as set", "each [train] setting listed in [grid] (e.g. learning_rate) "
                    "is a column of both tables, with the cell's value")
 
 WHERE = {"all": "every sweep", "exact": "closed-form sweeps", "sampled": "sampled sweeps without a closed form",
-         "option": "when asked for", "atlas": "`jaxsym atlas --k K`", "scan": "`jaxsym atlas --k K --k-to K2`"}
+         "option": "when asked for"}
+ATLAS_WHERE = {"all": "the atlas and the scan", "atlas": "`jaxsym atlas --k K`",
+               "scan": "`jaxsym atlas --k K --k-to K2`"}
 
 
-def markdown(columns: tuple[Column, ...], grid: bool = True) -> str:
-    """A GitHub Markdown table of ``columns`` (and the grid axes' row): name, dtype, unit, meaning, written by."""
-    rows = ["| column | dtype | unit | meaning | written by |", "|---|---|---|---|---|"]
+def markdown(columns: tuple[Column, ...], grid: bool = True, where: dict[str, str] | None = WHERE) -> str:
+    """A GitHub Markdown table of ``columns`` (and the grid axes' row): name, dtype, unit, meaning and, with a
+    ``where`` vocabulary, which runs write it."""
+    rows = ["| column | dtype | unit | meaning |" + (" written by |" if where else ""),
+            "|" + "---|" * (4 + bool(where))]
     for c in (*columns, *((GRID_AXIS,) if grid else ())):
-        rows.append(f"| `{c.name}` | {c.dtype} | {c.unit} | {c.meaning} | {WHERE.get(c.where, c.where)} |")
+        rows.append(f"| `{c.name}` | {c.dtype} | {c.unit} | {c.meaning} |"
+                    + (f" {where.get(c.where, c.where)} |" if where else ""))
     return "\n".join(rows)
 
 
 def columns_markdown() -> str:
-    """The README's "Columns" section body: the three tables (``jaxsym columns`` prints it)."""
-    return (f"`runs.parquet`, one row per run:\n\n{markdown(RUNS)}\n\n"
-            f"`minima.parquet`, one row per distinct critical point modulo the symmetry group:\n\n{markdown(MINIMA)}"
-            "\n\n`atlas.parquet` of `jaxsym atlas`, one row per distinct critical point of the fixed-point spaces at "
-            f"one k:\n\n{markdown(ATLAS, grid=False)}")
+    """The README's "Columns" section body: the four tables (``jaxsym columns`` prints it)."""
+    tables = [("`runs.parquet`, one row per run", markdown(RUNS)),
+              ("`minima.parquet`, one row per distinct critical point modulo the symmetry group", markdown(MINIMA)),
+              ("`atlas.parquet` of `jaxsym atlas`, one row per distinct critical point of the fixed-point spaces at "
+               "one k", markdown(ATLAS, grid=False, where=ATLAS_WHERE)),
+              ("`families.parquet` of `jaxsym atlas --k-max`, one row per family of critical points followed in "
+               "continuous k", markdown(FAMILIES, grid=False, where=None))]
+    return "\n\n".join(f"{title}:\n\n{table}" for title, table in tables)
 
 
 def run_rows(cfg: SweepConfig, cell: Cell, runs: np.ndarray, measured: dict[str, Any],
