@@ -43,8 +43,11 @@ def test_report_on_a_partial_sweep(tiny_cfg, tmp_path):
     with pytest.raises(StopError):
         run_sweep(tiny_cfg, tmp_path, progress=False, on_chunk=stop)
     assert not (tmp_path / "runs.parquet").exists()
+    # how many chunks finished before the stop depends on the two workers' timing: count them on disk
+    finished = 8 * len(list((tmp_path / "chunks").glob("*/*.chunk.json")))
+    assert 8 <= finished < 48
     text = write_report(tmp_path).read_text()
-    assert "partial: 16 of 48 runs finished" in text
+    assert f"partial: {finished} of 48 runs finished" in text
     assert "status.png" in _pngs_ok(tmp_path)
 
 
