@@ -392,3 +392,38 @@ def test_a_sampler_that_fails_or_returns_the_wrong_shape_is_a_config_error():
                         ("jaxsym.landscape.model:identity_target", "fails|shape")):
         with pytest.raises(ConfigError, match=match):
             make_problem(SampledConfig(distribution="user", sampler=name), 3, 3, 3, "relu", 0)
+
+
+def test_a_chunk_without_segment_steps_is_segmented_by_time_with_the_same_result(monkeypatch):
+    """Without ``segment_steps`` a chunk is advanced in segments sized to take about SEGMENT_S seconds (so a
+    stop or a checkpoint never waits for a whole chunk), and its result is bit-identical to one call."""
+    from jaxsym.engine import interface
+
+    scfg, p = _problem(mode="online", L=1, train_output=True)
+    tc = config.TrainConfig(learning_rate=0.05, steps=600)
+    eng = sampled.make_engine(p, tc, scfg, 0)
+    runs = np.arange(8)
+    whole = eng.finish(eng.advance(eng.init(jnp.asarray(runs, jnp.uint32)), jnp.int32(600)))
+    bounds = []
+
+    class Counting:  # the engine, recording every segment's bound
+        def __getattr__(self, name):
+            return getattr(eng, name)
+
+        def advance(self, state, until):
+            bounds.append(int(until))
+            return eng.advance(state, until)
+
+    monkeypatch.setattr(interface, "FIRST_SEGMENT", 16)
+    monkeypatch.setattr(interface, "SEGMENT_S", 1e-4)  # tiny segments: many of them
+    got = interface.train_chunk(Counting(), runs, steps=600)
+    assert len(bounds) > 2 and bounds[0] == 16 and bounds == sorted(bounds)
+    for x, y in zip(jax.tree.leaves(whole), jax.tree.leaves(got)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    bounds.clear()
+    monkeypatch.setattr(interface, "SEGMENT_S", 1e3)  # a fast chunk: one short segment, then the rest at once
+    interface.train_chunk(Counting(), runs, steps=600)
+    assert bounds[0] == 16 and len(bounds) == 2 and bounds[1] >= 600
+    bounds.clear()
+    interface.train_chunk(Counting(), runs, steps=600, segment_steps=250)  # the config's segments, fixed
+    assert bounds == [250, 500, 750]

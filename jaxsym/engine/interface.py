@@ -40,6 +40,9 @@ from jaxsym.numerics.parallel import round_up, shard_runs
 
 log = logging.getLogger("jaxsym")
 
+FIRST_SEGMENT = 128  # steps of a chunk's first segment when the config sets no segment_steps
+SEGMENT_S = 10.0  # seconds a default segment aims at (at most the checkpoint interval): a stop waits at most this
+
 S = TypeVar("S")
 R = TypeVar("R")
 
@@ -119,11 +122,14 @@ def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_s
                 inflight: Path | None = None, checkpoint_interval_s: float = 60.0, label: str = "") -> R:
     """Train a (padded) chunk of run indices and return its results as host arrays.
 
-    By default the whole budget of ``steps`` is one call of ``advance``; with ``segment_steps`` the chunk is
-    advanced in segments and its state saved to ``inflight`` every ``checkpoint_interval_s`` seconds between
-    them (:func:`drive`); a usable checkpoint there is resumed from (the segment law makes the result
-    identical). Under a set :func:`stop_on` event it saves and raises :class:`StoppedError` after the current
-    segment.
+    The chunk is advanced in segments and its state saved to ``inflight`` every ``checkpoint_interval_s``
+    seconds between them (:func:`drive`); a usable checkpoint there is resumed from. With ``segment_steps`` every
+    segment has that many steps; without it, the first has :data:`FIRST_SEGMENT` and each next one is sized from
+    the last one's wall time to take about ``min(SEGMENT_S, checkpoint_interval_s)`` seconds, so a chunk longer
+    than that is never one uninterruptible call. The segment law ``advance(advance(s, a), b) == advance(s, b)``
+    makes the result the same for any segments (bit for bit; tested), so timing-dependent sizes change nothing
+    but when a stop is seen. Under a set :func:`stop_on` event it saves and raises :class:`StoppedError` after
+    the current segment.
     """
     state = engine.init(shard_runs(runs.astype(np.uint32)))
     bound = [0]  # the last segment's bound: the step a checkpoint records
@@ -131,10 +137,17 @@ def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_s
         bound[0], host_state = got
         state = jax.tree.map(shard_runs, host_state)
         log.info("%s resumed in-flight chunk at step %d from %s", label, bound[0], inflight)
-    segment = segment_steps or steps
+    target_s = min(SEGMENT_S, checkpoint_interval_s)
+    segment = [segment_steps or min(steps, FIRST_SEGMENT)]
+    last = [0, time.monotonic()]  # the previous segment's length and start
 
     def until(_: S) -> int:
-        bound[0] += segment
+        now = time.monotonic()
+        if segment_steps is None and last[0]:  # size the next segment from the last one's wall time
+            rate = last[0] / max(now - last[1], 1e-6)
+            segment[0] = int(min(max(rate * target_s, 1), steps))
+        last[:] = [segment[0], now]
+        bound[0] += segment[0]
         return bound[0]
 
     state = drive(engine, state, until=until, step_of=lambda _: bound[0], inflight=inflight,
