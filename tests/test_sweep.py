@@ -84,26 +84,27 @@ def test_results_do_not_depend_on_workers(tiny_cfg, tmp_path):
         pd.testing.assert_frame_equal(x, y)
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_interrupted_sweep_resumes_without_loss_or_repeats(tiny_cfg, workers, tmp_path):
-    """An exception in the main thread (here from ``on_chunk``) stops the chunks in flight; the resumed sweep
-    runs exactly the chunks that were not written, and the tables equal an uninterrupted sweep's."""
+class BoomError(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("workers", "error"), [(1, BoomError), (2, BoomError), (2, SystemExit)])
+def test_interrupted_sweep_resumes_without_loss_or_repeats(tiny_cfg, workers, error, tmp_path):
+    """An exception in the main thread (here from ``on_chunk``; SystemExit is how submitit ends a preempted job)
+    stops the chunks in flight; the resumed sweep runs exactly the chunks that were not written, and the tables
+    equal an uninterrupted sweep's."""
     from jaxsym.io.rundir import RunDir
 
     cfg = dataclasses.replace(tiny_cfg, workers=workers)
     run_sweep(cfg, tmp_path / "full", progress=False)
-
-    class BoomError(Exception):
-        pass
-
     seen = []
 
     def stop_after_four(cell, start, stop):
         seen.append((cell.label, start, stop))
         if len(seen) == 4:
-            raise BoomError
+            raise error
 
-    with pytest.raises(BoomError):
+    with pytest.raises(error):
         run_sweep(cfg, tmp_path / "cut", progress=False, on_chunk=stop_after_four)
     rd, fp = RunDir(tmp_path / "cut"), cfg.fingerprint()
     written = {(c.label, a, b) for c in cfg.cells() for a, b in rd.done_ranges(c.label, fp)}
