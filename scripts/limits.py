@@ -10,8 +10,11 @@ from its atlas point at k to ``--k-to`` in ``--digits`` digits (:func:`jaxsym.fi
 (:func:`~jaxsym.fixedpoints.precise.limit_precise`), and an integer relation with 1, 1/π, 1/π², π, √2, √3 looked
 for (:func:`~jaxsym.fixedpoints.precise.identify`). The a/k constants are also given as multiples of the first
 one (a ratio kept when it is a fraction with a denominator below 100 to the digits of both), and the series'
-next coefficients c₁, c₂, c₃ (of y ≈ Σ c_j k^{−j/2}, y = k·F or F) with their errors. Prints a Markdown table and
-writes the values (as strings) to ``--out``.
+next coefficients c₁, c₂, c₃ (of y ≈ Σ c_j k^{−j/2}, y = k·F or F) with their errors. With ``--parameters``, the
+same series for every free parameter of the family's point (``a_s``: a neuron's own coordinate in block s,
+``b_s``: another coordinate of its block, ``c_st``: a coordinate of block t; block 1 is the one that grows with k),
+each limit with a closed form looked for likewise. Prints Markdown tables and writes the values (as strings) to
+``--out``.
 """
 
 from __future__ import annotations
@@ -26,8 +29,36 @@ import mpmath
 import numpy as np
 import pandas as pd
 
-from jaxsym.fixedpoints.precise import follow_precise, identify, limit_precise
-from jaxsym.fixedpoints.space import Space
+from jaxsym.fixedpoints.precise import follow_precise, identify, limit_precise, series_precise
+from jaxsym.fixedpoints.space import Space, free_mask
+
+
+def parameter_names(r: int) -> list[str]:
+    """Names of the ``2r + r²`` parameters ``(a[r], b[r], c[r, r])`` of a space of r blocks, in order."""
+    return ([f"a_{s + 1}" for s in range(r)] + [f"b_{s + 1}" for s in range(r)]
+            + [f"c_{s + 1}{t + 1}" for s in range(r) for t in range(r)])
+
+
+def parameter_rows(family: int, isotropy: str, pts: list, names: list[str], digits: int) -> list[dict[str, object]]:
+    """One row per free parameter: its series' c₀, c₁, c₂ with their errors, and a closed form for c₀ and for c₂
+    (the 1/k term) where one is found (zero where the coefficient is below its error)."""
+    rows = []
+    ks = [p.k for p in pts]
+    for j, name in enumerate(names):
+        coefficients, errors, _ = series_precise(ks, [p.v[j] for p in pts], digits=digits)
+        with mpmath.workdps(digits):
+            floor = mpmath.mpf(10) ** -(digits // 2)
+            err = max(errors[0], floor)
+            shown = max(int(-mpmath.log10(err / max(abs(coefficients[0]), floor))), 1)
+            closed = [identify(c, max(e, floor)) if abs(c) > max(e, floor) else ("0", abs(c))
+                      for c, e in ((coefficients[0], err), (coefficients[2], errors[2]))]
+        rows.append({"family": family, "isotropy": isotropy, "parameter": name,
+                     "limit": mpmath.nstr(coefficients[0], shown), "error": mpmath.nstr(err, 2),
+                     "closed_form": closed[0][0] if closed[0] else "none found",
+                     "c2_closed_form": closed[1][0] if closed[1] else "none found",
+                     **{f"c{i}": f"{mpmath.nstr(c, 10)} ± {mpmath.nstr(e, 1)}"
+                        for i, (c, e) in enumerate(zip(coefficients[1:3], errors[1:3], strict=True), start=1)}})
+    return rows
 
 
 def main() -> None:
@@ -37,10 +68,11 @@ def main() -> None:
     ap.add_argument("--digits", type=int, default=80)
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--families", type=str, default=None, help="comma-separated family ids (default: all)")
+    ap.add_argument("--parameters", action="store_true", help="also the series of every free parameter")
     a = ap.parse_args()
     fams = pd.read_parquet(a.atlas / "families.parquet")
     table = pd.read_parquet(a.atlas / "atlas.parquet")
-    rows = []
+    rows, prows = [], []
     first_a = None
     for f in fams.itertuples():
         if f.limit_kind not in ("a/k", "constant"):
@@ -77,13 +109,21 @@ def main() -> None:
                                                        strict=True), start=1)),
                      "points": len(pts), "seconds": round(time.perf_counter() - t0)})
         print(rows[-1], flush=True)
+        if a.parameters:
+            names = [n for n, keep in zip(parameter_names(len(space.blocks)),
+                                          free_mask(np.array([2.0, *space.blocks[1:]])), strict=True) if keep]
+            prows += parameter_rows(int(f.family), f.isotropy, pts, names, a.digits)
     df = pd.DataFrame(rows)
     from jaxsym.report.summary import markdown
 
     print(markdown(df))
+    if prows:
+        print()
+        print(markdown(pd.DataFrame(prows)))
     if a.out is not None or rows:
         out = a.out or a.atlas / "limits.json"
-        out.write_text(json.dumps({"k_to": a.k_to, "digits": a.digits, "rows": rows}, indent=1) + "\n")
+        out.write_text(json.dumps({"k_to": a.k_to, "digits": a.digits, "rows": rows, "parameters": prows},
+                                  indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -87,6 +87,16 @@ def test_identify_finds_a_relation_and_refuses_a_number_without_one():
         assert other is None
 
 
+def test_identify_works_with_few_digits():
+    """A value known to 13 digits (PSLQ itself needs 53 bits of working precision): 4/π is found within its
+    error, and a number without a relation is refused."""
+    with mpmath.workdps(40):
+        noisy = 4 / mpmath.pi + mpmath.mpf("3e-14")
+        found = identify(noisy, mpmath.mpf(10) ** -13)
+        assert found is not None and found[0] == "4·1/pi" and found[1] <= mpmath.mpf(10) ** -13
+        assert identify(mpmath.mpf("0.3183391827364"), mpmath.mpf(10) ** -13) is None
+
+
 @pytest.mark.slow  # ~2 min; run with -m slow
 def test_precise_family_meets_the_float64_one_and_its_limit_the_float64_estimate(minimum):
     """The family of Δ(S_{k−1}×S_1) followed to k = 10¹⁰ in 80 digits against the float64 path of

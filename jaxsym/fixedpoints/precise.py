@@ -130,31 +130,42 @@ class Limit(NamedTuple):
     coefficient_errors: list[Any]
 
 
+def series_precise(ks: Sequence[float], ys: Sequence[Any], *, terms: Sequence[int] = (10, 12, 14, 16),
+                   k_from: Sequence[float] = (1e4, 1e5, 1e6), digits: int = 80) -> tuple[list[Any], list[Any], int]:
+    """The series ``y(k) ≈ Σ_j c_j k^{−j/2}`` of values ``ys`` at ``ks``: ``(coefficients, errors, fits)``. The
+    coefficients are those of the fit with the most terms on the widest range; each one's error is its largest
+    change over the fits with the other ``terms`` and lower ends ``k_from`` (fits with fewer than ``terms + 4``
+    points are skipped), so it states only the digits every variant agrees on."""
+    mpmath = _mp()
+    with mpmath.workdps(digits):
+        fits = []  # (lower end, terms, coefficients)
+        for lo in k_from:
+            sel = [(k, y) for k, y in zip(ks, ys, strict=True) if k >= lo]
+            for n in terms:
+                if len(sel) >= n + 4:
+                    fits.append((lo, n, _fit([k for k, _ in sel], [y for _, y in sel], n)))
+        if len(fits) < 2:
+            raise ValueError(f"too few points for a fit: {len(ks)} points, terms {tuple(terms)}")
+        best = max(fits, key=lambda f: (-f[0], f[1]))[2]  # the widest range, the most terms
+        shared = min(len(c) for _, _, c in fits)
+        errs = [max(abs(c[j] - best[j]) for _, _, c in fits) for j in range(shared)]
+        return best[:shared], errs, len(fits)
+
+
 def limit_precise(pts: Sequence[PrecisePoint], kind: str, *, terms: Sequence[int] = (10, 12, 14, 16),
                   k_from: Sequence[float] = (1e4, 1e5, 1e6), digits: int = 80) -> Limit:
-    """The limit of ``k·F`` (``kind = "a/k"``) or ``F`` (``"constant"``) along ``pts`` (module docstring): the fit
-    with the most terms on the widest range, and as error the largest change of ``c_0`` over the other
-    ``terms`` and lower ends ``k_from`` (fits with fewer than ``terms + 4`` points are skipped)."""
+    """The limit of ``k·F`` (``kind = "a/k"``) or ``F`` (``"constant"``) along ``pts`` (module docstring): ``c_0``
+    of :func:`series_precise`, with its error (at least ``10^{−digits/2}``) and the digits that supports."""
     mpmath = _mp()
     if kind not in ("a/k", "constant"):
         raise ValueError(f"kind must be 'a/k' or 'constant', got {kind!r}")
     with mpmath.workdps(digits):
-        fits = []  # (lower end, terms, coefficients)
-        for lo in k_from:
-            sel = [p for p in pts if p.k >= lo]
-            for n in terms:
-                if len(sel) >= n + 4:
-                    ys = [p.k * p.loss if kind == "a/k" else p.loss for p in sel]
-                    fits.append((lo, n, _fit([p.k for p in sel], ys, n)))
-        if len(fits) < 2:
-            raise ValueError(f"too few points for a fit: {len(pts)} points, terms {tuple(terms)}")
-        best = max(fits, key=lambda f: (-f[0], f[1]))[2]  # the widest range, the most terms
-        shared = min(len(c) for _, _, c in fits)
-        errs = [max(abs(c[j] - best[j]) for _, _, c in fits) for j in range(shared)]
+        ys = [p.k * p.loss if kind == "a/k" else p.loss for p in pts]
+        coefficients, errs, fits = series_precise([p.k for p in pts], ys, terms=terms, k_from=k_from, digits=digits)
         floor = mpmath.mpf(10) ** -(digits // 2)
         err = max(errs[0], floor)
-        return Limit(kind, best[0], err, int(-mpmath.log10(err / max(abs(best[0]), floor))), len(fits),
-                     best[:shared], errs)
+        return Limit(kind, coefficients[0], err, int(-mpmath.log10(err / max(abs(coefficients[0]), floor))), fits,
+                     coefficients, errs)
 
 
 def identify(value: Any, error: Any, *, basis: Sequence[str] = BASIS, max_coeff: int = 1000) -> tuple[str, Any] | None:
@@ -163,8 +174,9 @@ def identify(value: Any, error: Any, *, basis: Sequence[str] = BASIS, max_coeff:
     the value; else None (module docstring)."""
     mpmath = _mp()
     digits = max(10, int(-mpmath.log10(error)) - 2)
-    with mpmath.workdps(digits):
-        rel = mpmath.pslq([mpmath.mpf(value), *_constants(basis)], maxcoeff=max_coeff, maxsteps=100_000)
+    with mpmath.workdps(max(digits, 16)):  # PSLQ needs 53 bits; fewer digits known go into its tolerance
+        tol = None if digits >= 16 else mpmath.mpf(10) ** -digits
+        rel = mpmath.pslq([mpmath.mpf(value), *_constants(basis)], tol=tol, maxcoeff=max_coeff, maxsteps=100_000)
     if rel is None or rel[0] == 0:
         return None
     with mpmath.workdps(60):
