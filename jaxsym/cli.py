@@ -341,7 +341,7 @@ def atlas(
         df = df.assign(family=-1)
         df.loc[df[col.KIND].isin(kinds), col.FAMILY] = fams[col.FAMILY].to_numpy()
         rest = curves[curves[col.K] != k] if len(curves) else curves
-        df = pd.concat([df, rest.rename(columns={"blocks": col.SPACE})], ignore_index=True)
+        df = pd.concat([df, rest.rename(columns={col.BLOCKS: col.SPACE})], ignore_index=True)
         plot_families(objs, [f"{r.isotropy} ({max(r.loss_start, 0.0):.4f})" for r in fams.itertuples()],
                       out / "families.png")
         figures += ["families.png", "families.pdf"]
@@ -359,13 +359,13 @@ def atlas(
 
         wide = wide_atlas(k, extra, max_blocks=max_blocks, starts=starts, seed=seed, narrow=df[df[col.K] == k])
         tables["wide.parquet"] = wide
-        wcols = [col.SPACE, col.ISOTROPY, col.LOSS, col.INDEX, col.HESS_MIN, "zero_eigs", col.KIND]
-        split, found = wide[wide["origin"] == "split"], wide[wide["origin"] == "random"]
+        wcols = [col.SPACE, col.ISOTROPY, col.LOSS, col.INDEX, col.HESS_MIN, col.ZERO_EIGS, col.KIND]
+        split, found = wide[wide[col.ORIGIN] == "split"], wide[wide[col.ORIGIN] == "random"]
         text += (f"\n## Students of k = {k} + {extra} neurons (teacher V = I_{k})\n\n"
                  f"Each spurious minimum above with one neuron split into {extra + 1} parallel copies (the same "
                  "function; `split_of`: its loss at k = d), classified by the dense Hessian in the wider space "
-                 "(`zero_eigs`: eigenvalues within 1e-7 of 0):\n\n"
-                 + markdown(split[["split_of", *wcols]].assign(space=[str(tuple(s)) for s in split[col.SPACE]]))
+                 "(`zero_eigs`: eigenvalues within 1e-6 of 0, the index rule's tolerance):\n\n"
+                 + markdown(split[[col.SPLIT_OF, *wcols]].assign(space=[str(tuple(s)) for s in split[col.SPACE]]))
                  + f"\n\nCritical points found in Fix(Δ(S_p)×S_{extra}) from random starts: {len(found)}, of which "
                  f"{int((found[col.KIND] == 'spurious').sum())} spurious local minima:\n\n"
                  + markdown(found[found[col.KIND] != "saddle"][wcols].assign(

@@ -13,10 +13,12 @@ from conftest import TINY
 
 from jaxsym import config
 from jaxsym.io import columns
-from jaxsym.io.columns import ATLAS, FAMILIES, MINIMA, RUNS, columns_markdown
+from jaxsym.io.columns import ATLAS, FAMILIES, FAMILY_CURVE, MINIMA, RUNS, SPECTRA, WIDE, columns_markdown
 from jaxsym.sweep.driver import run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
+TABLES = (RUNS, MINIMA, ATLAS, FAMILIES, WIDE, FAMILY_CURVE, SPECTRA)
+DECLARED = {c.name for table in TABLES for c in table} | {columns.LOCAL_ORBIT, columns.CHUNK}
 
 
 def doc_type(t: pa.DataType) -> str:
@@ -66,7 +68,7 @@ def test_sampled_tables_have_the_documented_columns(tmp_path, name):
 
 
 def test_every_declared_column_has_its_constant_and_every_constant_is_declared():
-    declared = {c.name for c in (*RUNS, *MINIMA, *ATLAS, *FAMILIES)} | {columns.LOCAL_ORBIT, columns.CHUNK}
+    declared = DECLARED
     constants = {v for n, v in vars(columns).items() if n.isupper() and isinstance(v, str)}
     assert declared == constants, f"declared only: {declared - constants}; constant only: {constants - declared}"
     for name, value in vars(columns).items():
@@ -89,13 +91,14 @@ NOT_COLUMNS = {
     ("symmetry.group", "W"): "an argument's name in an error message",
     ("symmetry.naming", "x"): "the ASCII form of ×",
     ("report.figures", "x"): "matplotlib's cross marker",
+    ("fixedpoints.space", "extra"): "an attribute's name",
 }
 
 
 def test_the_package_names_columns_by_their_constants():
     """No bare string spells a column name outside jaxsym.io.columns (config keys, __all__ and f-string text
     aside): renaming a column is a change in columns.toml and its constant."""
-    names = {c.name for c in (*RUNS, *MINIMA, *ATLAS, *FAMILIES)} | {columns.LOCAL_ORBIT, columns.CHUNK}
+    names = DECLARED
     pkg = ROOT / "jaxsym"
     found: dict[tuple[str, str], int] = {}
     for path in pkg.rglob("*.py"):

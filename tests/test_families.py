@@ -131,6 +131,9 @@ def test_family_cli_writes_tables_and_plot(tmp_path):
     out = next((tmp_path / "families").iterdir())
     table = pd.read_parquet(out / "family.parquet")
     spectra = pd.read_parquet(out / "spectra.parquet")
+    from jaxsym.io.columns import FAMILY_CURVE, SPECTRA
+
+    assert list(table.columns) == [c.name for c in FAMILY_CURVE] and list(spectra.columns) == [c.name for c in SPECTRA]
     assert table["k"].max() == 14 and (table["grad_norm"] <= 1e-11).all()
     assert {10, 14} <= set(spectra["k"]) and (spectra["full_grad_norm"] < 1e-10).all()
     assert (out / "family.png").stat().st_size > 10_000

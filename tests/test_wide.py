@@ -125,6 +125,9 @@ def test_cli_atlas_with_extra_neurons_writes_the_wide_table(tmp_path):
     res = CliRunner().invoke(app, ["atlas", "--k", "5", "--extra", "1", "--starts", "4", "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
     w = pd.read_parquet(tmp_path / "wide.parquet")
+    from jaxsym.io.columns import WIDE
+
+    assert list(w.columns) == [c.name for c in WIDE]  # as documented (io/columns.toml)
     assert len(w) and (w["k"] == 6).all() and (w["grad_norm"] <= 1e-10).all()
     assert set(w["origin"]) <= {"split", "random"}
     assert "Students of k = 5 + 1 neurons" in (tmp_path / "atlas.md").read_text()

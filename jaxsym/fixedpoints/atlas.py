@@ -358,7 +358,7 @@ def _follow(i: int, row: object, space: tuple[int, ...], x: np.ndarray, k_max: f
             col.BOUNDED_EIG_LIMITS: [v for _, v, _ in fam.bounded_eigs],
             col.BOUNDED_EIG_ERRORS: [e for _, _, e in fam.bounded_eigs]}
     crows = [{col.K: round(c.k), col.FAMILY: i, col.TYPE: row.type,  # type: ignore[attr-defined]
-              "blocks": [round(float(v)) for v in blocks_at(space[1:], round(c.k))],
+              col.BLOCKS: [round(float(v)) for v in blocks_at(space[1:], round(c.k))],
               col.LOSS: c.loss, col.GRAD_NORM: c.grad_norm, col.INDEX: round(c.index),
               col.HESS_MIN: c.hess_min, col.N_DISTINCT_EIGS: c.n_distinct_eigs}
              for c in fam.curve if abs(c.k - round(c.k)) < 1e-9 and c.k <= k_max]

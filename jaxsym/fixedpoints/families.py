@@ -351,7 +351,7 @@ def follow(W0: np.ndarray, k_max: int, spectra_at: list[int], *, progress: bool 
     space, x = to_block_form(W0)
     tail = space.blocks[1:]
     pts = {round(c.k): c for c in integer_curve(space, x, 1) + integer_curve(space, x, k_max)}
-    table = pd.DataFrame([{col.K: k, "blocks": [k - sum(tail), *tail], col.LOSS: c.loss, col.GRAD_NORM: c.grad_norm,
+    table = pd.DataFrame([{col.K: k, col.BLOCKS: [k - sum(tail), *tail], col.LOSS: c.loss, col.GRAD_NORM: c.grad_norm,
                            col.X: c.x.tolist()} for k, c in sorted(pts.items())])
     spec_rows = []
     for k in sorted((set(spectra_at) | set(range(min(pts), space.k + 1)) | {max(pts)}) & set(pts)):
@@ -361,10 +361,10 @@ def follow(W0: np.ndarray, k_max: int, spectra_at: list[int], *, progress: bool 
             full = float(jnp.linalg.norm(model.grad(W, jnp.eye(k), accurate=k <= 200)))
         spec_rows.append({col.K: k, col.HESS_MIN: c.hess_min, col.HESS_MAX: c.eig_values[-1],
                           col.N_DISTINCT_EIGS: c.n_distinct_eigs, col.EIG_VALUES: c.eig_values,
-                          col.EIG_MULTS: [int(m) for m in c.eig_mults], "full_grad_norm": full,
-                          "bounded_eigs": int(sum(m for v, m in zip(c.eig_values, c.eig_mults, strict=True)
+                          col.EIG_MULTS: [int(m) for m in c.eig_mults], col.FULL_GRAD_NORM: full,
+                          col.BOUNDED_EIGS: int(sum(m for v, m in zip(c.eig_values, c.eig_mults, strict=True)
                                                   if v < 1.0)),
-                          "largest": c.eig_values[-3:]})
+                          col.LARGEST: c.eig_values[-3:]})
         if progress:
             print(f"  k = {k}: λ_min = {c.hess_min:.3e}, {c.n_distinct_eigs} distinct eigenvalues, "
                   f"‖∇F‖ (full) = {full:.1e}", flush=True)

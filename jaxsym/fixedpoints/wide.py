@@ -160,10 +160,10 @@ def atlas(d: int, extra: int, *, max_blocks: int = 3, starts: int = 32, seed: in
     rows: list[dict[str, object]] = []
 
     def row(pt: WidePoint, split_of: float) -> dict[str, object]:
-        return {col.D: d, col.K: d + extra, "extra": extra, col.SPACE: list(pt.blocks), col.ISOTROPY: pt.isotropy,
+        return {col.D: d, col.K: d + extra, col.EXTRA: extra, col.SPACE: list(pt.blocks), col.ISOTROPY: pt.isotropy,
                 col.LOSS: pt.loss, col.GRAD_NORM: pt.grad_norm, col.INDEX: pt.index, col.HESS_MIN: pt.hess_min,
-                "zero_eigs": pt.zero_eigs, col.KIND: kind_of(pt.loss, pt.index), "origin": pt.origin,
-                "split_of": split_of, col.W: pt.W.ravel().tolist()}
+                col.ZERO_EIGS: pt.zero_eigs, col.KIND: kind_of(pt.loss, pt.index), col.ORIGIN: pt.origin,
+                col.SPLIT_OF: split_of, col.W: pt.W.ravel().tolist()}
 
     for _, m in narrow[narrow[col.KIND] == "spurious"].iterrows():
         W = np.asarray(m[col.W], np.float64).reshape(d, d)
@@ -173,7 +173,7 @@ def atlas(d: int, extra: int, *, max_blocks: int = 3, starts: int = 32, seed: in
     for g in search(jobs, _finish(1e-10), _same):
         rows.append(row(g[0], float("nan")))
     df = pd.DataFrame(rows)
-    return df.sort_values(["origin", col.LOSS], kind="stable").reset_index(drop=True) if len(df) else df
+    return df.sort_values([col.ORIGIN, col.LOSS], kind="stable").reset_index(drop=True) if len(df) else df
 
 
 def follow(blocks: tuple[int, ...], extra: int, z: np.ndarray, *, d_to: int | None = None, n_to: int | None = None,
@@ -210,5 +210,5 @@ def follow(blocks: tuple[int, ...], extra: int, z: np.ndarray, *, d_to: int | No
             rows.append({col.D: sum(space.blocks), "n": int(space.extra), col.K: int(space.k),
                          col.SPACE: list(space.blocks),
                          col.LOSS: pt.loss, col.GRAD_NORM: pt.grad_norm, col.INDEX: pt.index, col.HESS_MIN: pt.hess_min,
-                         "zero_eigs": pt.zero_eigs, col.ISOTROPY: pt.isotropy})
+                         col.ZERO_EIGS: pt.zero_eigs, col.ISOTROPY: pt.isotropy})
     return pd.DataFrame(rows)

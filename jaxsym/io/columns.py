@@ -39,6 +39,8 @@ SIGN_CHANGE_K, SIGN_CHANGE_KIND, SIGN_CHANGE_ERR = "sign_change_k", "sign_change
 LIMIT_KIND, LIMIT_VALUE, LIMIT_ERROR = "limit_kind", "limit_value", "limit_error"
 BOUNDED_EIG_BLOCKS, BOUNDED_EIG_LIMITS = "bounded_eig_blocks", "bounded_eig_limits"
 BOUNDED_EIG_ERRORS = "bounded_eig_errors"
+EXTRA, ZERO_EIGS, ORIGIN, SPLIT_OF = "extra", "zero_eigs", "origin", "split_of"  # wider students
+BLOCKS, FULL_GRAD_NORM, BOUNDED_EIGS, LARGEST = "blocks", "full_grad_norm", "bounded_eigs", "largest"  # a family
 LOCAL_ORBIT, CHUNK = "local_orbit", "chunk"  # a chunk's representatives (reps files), not in the result tables
 
 REP_COLUMNS = [STATUS, LOSS, GRAD_NORM, HESS_MIN, HESS_MAX]  # carried by chunk representatives
@@ -76,6 +78,9 @@ RUNS: tuple[Column, ...] = _TABLES["runs"]
 MINIMA: tuple[Column, ...] = _TABLES["minima"]
 ATLAS: tuple[Column, ...] = _TABLES["atlas"]
 FAMILIES: tuple[Column, ...] = _TABLES["families"]
+WIDE: tuple[Column, ...] = _TABLES["wide"]
+FAMILY_CURVE: tuple[Column, ...] = _TABLES["family"]
+SPECTRA: tuple[Column, ...] = _TABLES["spectra"]
 
 GRID_AXIS = Column("⟨setting⟩", "as set", "as set", "each [train] setting listed in [grid] (e.g. learning_rate) "
                    "is a column of both tables, with the cell's value")
@@ -98,13 +103,19 @@ def markdown(columns: tuple[Column, ...], grid: bool = True, where: dict[str, st
 
 
 def columns_markdown() -> str:
-    """The README's "Columns" section body: the four tables (``jaxsym columns`` prints it)."""
+    """The README's "Columns" section body: every table (``jaxsym columns`` prints it)."""
     tables = [("`runs.parquet`, one row per run", markdown(RUNS)),
               ("`minima.parquet`, one row per distinct critical point modulo the symmetry group", markdown(MINIMA)),
               ("`atlas.parquet` of `jaxsym atlas`, one row per distinct critical point of the fixed-point spaces at "
                "one k", markdown(ATLAS, grid=False, where=ATLAS_WHERE)),
               ("`families.parquet` of `jaxsym atlas --k-max`, one row per family of critical points followed in "
-               "continuous k", markdown(FAMILIES, grid=False, where=None))]
+               "continuous k", markdown(FAMILIES, grid=False, where=None)),
+              ("`wide.parquet` of `jaxsym atlas --extra N`, one row per critical point of a student of k = d + N "
+               "neurons (found, or split from a k = d minimum)", markdown(WIDE, grid=False, where=None)),
+              ("`family.parquet` of `jaxsym family`, one row per integer k on the family",
+               markdown(FAMILY_CURVE, grid=False, where=None)),
+              ("`spectra.parquet` of `jaxsym family`, one row per k with a spectrum",
+               markdown(SPECTRA, grid=False, where=None))]
     return "\n\n".join(f"{title}:\n\n{table}" for title, table in tables)
 
 

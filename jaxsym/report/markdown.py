@@ -45,12 +45,12 @@ def load_families(out: Path) -> list[tuple[str, pd.DataFrame]]:
     seen: set[tuple[str, int, float]] = set()
     for f in sorted((out / "families").glob("*/family.parquet")):
         t = pd.read_parquet(f)
-        if col.LOSS not in t or "blocks" not in t:
+        if col.LOSS not in t or col.BLOCKS not in t:
             continue
         t = t[t["converged"]] if "converged" in t else t
         if len(t):
             r = t.iloc[-1]
-            key = (isotropy_type(list(r["blocks"]), int(r[col.K])), int(r[col.K]), round(float(r[col.LOSS]), 9))
+            key = (isotropy_type(list(r[col.BLOCKS]), int(r[col.K])), int(r[col.K]), round(float(r[col.LOSS]), 9))
             if key not in seen:  # one family followed from two of its points is drawn once
                 seen.add(key)
                 fams.append((key[0], t[[col.K, col.LOSS]]))
