@@ -29,14 +29,32 @@ import mpmath
 import numpy as np
 import pandas as pd
 
-from jaxsym.fixedpoints.precise import follow_precise, identify, limit_precise, series_precise
-from jaxsym.fixedpoints.space import Space, free_mask
+from jaxsym.fixedpoints.precise import (
+    follow_precise,
+    free_parameters,
+    identify,
+    limit_precise,
+    series_precise,
+    supported,
+)
+from jaxsym.fixedpoints.space import Space
 
 
 def parameter_names(r: int) -> list[str]:
     """Names of the ``2r + r²`` parameters ``(a[r], b[r], c[r, r])`` of a space of r blocks, in order."""
     return ([f"a_{s + 1}" for s in range(r)] + [f"b_{s + 1}" for s in range(r)]
             + [f"c_{s + 1}{t + 1}" for s in range(r) for t in range(r)])
+
+
+def closed_form(value: object, error: object, digits: int) -> str:
+    """The closed form of ``value`` that PSLQ finds within ``error`` (:func:`supported`'s), "0" when the value is
+    below its error, or "none found"."""
+    error = supported(value, error, digits)[0]
+    with mpmath.workdps(digits):
+        if abs(value) <= error:
+            return "0"
+        found = identify(value, error)
+    return found[0] if found else "none found"
 
 
 def parameter_rows(family: int, isotropy: str, pts: list, names: list[str], digits: int) -> list[dict[str, object]]:
@@ -46,16 +64,11 @@ def parameter_rows(family: int, isotropy: str, pts: list, names: list[str], digi
     ks = [p.k for p in pts]
     for j, name in enumerate(names):
         coefficients, errors, _ = series_precise(ks, [p.v[j] for p in pts], digits=digits)
-        with mpmath.workdps(digits):
-            floor = mpmath.mpf(10) ** -(digits // 2)
-            err = max(errors[0], floor)
-            shown = max(int(-mpmath.log10(err / max(abs(coefficients[0]), floor))), 1)
-            closed = [identify(c, max(e, floor)) if abs(c) > max(e, floor) else ("0", abs(c))
-                      for c, e in ((coefficients[0], err), (coefficients[2], errors[2]))]
+        err, shown = supported(coefficients[0], errors[0], digits)
         rows.append({"family": family, "isotropy": isotropy, "parameter": name,
-                     "limit": mpmath.nstr(coefficients[0], shown), "error": mpmath.nstr(err, 2),
-                     "closed_form": closed[0][0] if closed[0] else "none found",
-                     "c2_closed_form": closed[1][0] if closed[1] else "none found",
+                     "limit": mpmath.nstr(coefficients[0], max(shown, 1)), "error": mpmath.nstr(err, 2),
+                     "closed_form": closed_form(coefficients[0], errors[0], digits),
+                     "c2_closed_form": closed_form(coefficients[2], errors[2], digits),
                      **{f"c{i}": f"{mpmath.nstr(c, 10)} ± {mpmath.nstr(e, 1)}"
                         for i, (c, e) in enumerate(zip(coefficients[1:3], errors[1:3], strict=True), start=1)}})
     return rows
@@ -110,8 +123,8 @@ def main() -> None:
                      "points": len(pts), "seconds": round(time.perf_counter() - t0)})
         print(rows[-1], flush=True)
         if a.parameters:
-            names = [n for n, keep in zip(parameter_names(len(space.blocks)),
-                                          free_mask(np.array([2.0, *space.blocks[1:]])), strict=True) if keep]
+            names = [n for n, keep in zip(parameter_names(len(space.blocks)), free_parameters(space.blocks[1:]),
+                                          strict=True) if keep]
             prows += parameter_rows(int(f.family), f.isotropy, pts, names, a.digits)
     df = pd.DataFrame(rows)
     from jaxsym.report.summary import markdown

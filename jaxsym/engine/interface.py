@@ -139,14 +139,14 @@ def train_chunk(engine: Engine[S, R], runs: np.ndarray, *, steps: int, segment_s
         log.info("%s resumed in-flight chunk at step %d from %s", label, bound[0], inflight)
     target_s = min(SEGMENT_S, checkpoint_interval_s)
     segment = [segment_steps or min(steps, FIRST_SEGMENT)]
-    last = [0, time.monotonic()]  # the previous segment's length and start
+    started: list[float] = []  # when the previous segment started (none before the first)
 
     def until(_: S) -> int:
         now = time.monotonic()
-        if segment_steps is None and last[0]:  # size the next segment from the last one's wall time
-            rate = last[0] / max(now - last[1], 1e-6)
+        if segment_steps is None and started:  # size the next segment from the last one's wall time
+            rate = segment[0] / max(now - started[0], 1e-6)
             segment[0] = int(min(max(rate * target_s, 1), steps))
-        last[:] = [segment[0], now]
+        started[:] = [now]
         bound[0] += segment[0]
         return bound[0]
 

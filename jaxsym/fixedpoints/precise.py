@@ -39,6 +39,12 @@ def _mp() -> Any:
     return mpmath
 
 
+def free_parameters(tail: tuple[int, ...]) -> np.ndarray:
+    """Which of the ``2r + r²`` parameters of the family ``tail`` are free (the first block has more than one
+    neuron: :func:`jaxsym.fixedpoints.space.free_mask`); a :class:`PrecisePoint`'s ``v`` holds them in order."""
+    return free_mask(np.array([2.0, *tail]))
+
+
 def precise_loss(tail: tuple[int, ...], k: Any, v: Sequence[Any], free: np.ndarray) -> Any:
     """F of the family ``tail`` at (real) k and free parameters ``v``, in the current mpmath precision."""
     mpmath = _mp()
@@ -52,7 +58,7 @@ def solve_precise(tail: tuple[int, ...], k: Any, v0: Sequence[Any], *, digits: i
     """The family's critical point at k near the free parameters ``v0`` (module docstring); a ValueError when
     Newton does not converge."""
     mpmath = _mp()
-    free = free_mask(np.array([2.0, *tail]))  # which parameters exist (a first block of more than one neuron)
+    free = free_parameters(tail)
     with mpmath.workdps(digits):
         kk = mpmath.mpf(k)
 
@@ -77,7 +83,7 @@ def follow_precise(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_to: fl
     """The family ``tail`` from its float64 point ``x0`` (all ``2r + r²`` parameters) at ``k0`` to ``k_to`` in
     steps of ×``factor``, every point solved in ``digits`` digits (module docstring)."""
     mpmath = _mp()
-    free = free_mask(np.array([2.0, *tail]))
+    free = free_parameters(tail)
     pts: list[PrecisePoint] = []
     v = solve_precise(tail, k0, np.asarray(x0, np.float64)[free], digits=digits)
     with mpmath.workdps(digits):
@@ -152,6 +158,16 @@ def series_precise(ks: Sequence[float], ys: Sequence[Any], *, terms: Sequence[in
         return best[:shared], errs, len(fits)
 
 
+def supported(value: Any, error: Any, digits: int) -> tuple[Any, int]:
+    """``(error, digits)`` of a fitted ``value``: the error at least ``10^{−digits/2}`` (the precision the solves
+    leave), and the significant digits it supports."""
+    mpmath = _mp()
+    with mpmath.workdps(digits):
+        floor = mpmath.mpf(10) ** -(digits // 2)
+        err = max(error, floor)
+        return err, int(-mpmath.log10(err / max(abs(value), floor)))
+
+
 def limit_precise(pts: Sequence[PrecisePoint], kind: str, *, terms: Sequence[int] = (10, 12, 14, 16),
                   k_from: Sequence[float] = (1e4, 1e5, 1e6), digits: int = 80) -> Limit:
     """The limit of ``k·F`` (``kind = "a/k"``) or ``F`` (``"constant"``) along ``pts`` (module docstring): ``c_0``
@@ -162,10 +178,8 @@ def limit_precise(pts: Sequence[PrecisePoint], kind: str, *, terms: Sequence[int
     with mpmath.workdps(digits):
         ys = [p.k * p.loss if kind == "a/k" else p.loss for p in pts]
         coefficients, errs, fits = series_precise([p.k for p in pts], ys, terms=terms, k_from=k_from, digits=digits)
-        floor = mpmath.mpf(10) ** -(digits // 2)
-        err = max(errs[0], floor)
-        return Limit(kind, coefficients[0], err, int(-mpmath.log10(err / max(abs(coefficients[0]), floor))), fits,
-                     coefficients, errs)
+        err, shown = supported(coefficients[0], errs[0], digits)
+        return Limit(kind, coefficients[0], err, shown, fits, coefficients, errs)
 
 
 def identify(value: Any, error: Any, *, basis: Sequence[str] = BASIS, max_coeff: int = 1000) -> tuple[str, Any] | None:
