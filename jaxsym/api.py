@@ -132,15 +132,40 @@ def _as_config(cfg: str | Path | dict[str, Any] | config.SweepConfig) -> config.
     return config.load(cfg)
 
 
+def factory_name(factory: str | Callable[..., Any], what: str = "student") -> str:
+    """``"package.module:factory"`` of a factory given as that string or as the function itself (which must be
+    reachable by that name: defined at the top level of a module, or of a notebook, whose ``__main__`` serves
+    the process that runs the sweep)."""
+    if isinstance(factory, str):
+        return factory
+    from jaxsym.landscape.students import load_factory
+
+    name = f"{getattr(factory, '__module__', None)}:{getattr(factory, '__qualname__', None)}"
+    try:
+        found = load_factory(name, what)
+    except ValueError:
+        found = None
+    if found is not factory:
+        raise config.ConfigError(f"the {what} {factory!r} cannot be found again by its name {name!r}: define it at "
+                                 "the top level of a module (or a notebook) and pass it, or pass "
+                                 "'package.module:factory'")
+    return name
+
+
 def run(cfg: str | Path | dict[str, Any] | config.SweepConfig, out: str | Path | None = None, *,
-        progress: bool = True, on_chunk: Callable[[str, pd.DataFrame], None] | None = None) -> Results:
+        progress: bool = True, on_chunk: Callable[[str, pd.DataFrame], None] | None = None,
+        student: str | Callable[..., Any] | None = None, teacher: str | Callable[..., Any] | None = None
+        ) -> Results:
     """Run (or resume) a sweep and return its :class:`Results`.
 
     ``cfg`` is a sweep TOML path, a dict of the same keys, or a :class:`~jaxsym.config.SweepConfig`; ``out``
     defaults to ``results/<name>``. ``on_chunk(cell_label, rows)`` is called after each chunk is written, with
-    its rows (chunk-local orbit ids), e.g. to log to an experiment tracker. Raises
-    :class:`~jaxsym.config.ConfigError` for a bad config and :class:`~jaxsym.io.rundir.SweepDirError` for a
-    directory that cannot be used (another sweep's, locked).
+    its rows (chunk-local orbit ids), e.g. to log to an experiment tracker. ``student(d, k, rngs)`` and
+    ``teacher(d, m)``: flax module factories (or their ``"package.module:factory"`` names) for a sampled sweep
+    (:mod:`jaxsym.landscape.flax_students`), set as ``sampled.student`` and ``sampled.teacher`` (a ``[sampled]``
+    section with its defaults is added where the config has none). Raises :class:`~jaxsym.config.ConfigError`
+    for a bad config and :class:`~jaxsym.io.rundir.SweepDirError` for a directory that cannot be used
+    (another sweep's, locked).
     """
     import jax
 
@@ -148,6 +173,11 @@ def run(cfg: str | Path | dict[str, Any] | config.SweepConfig, out: str | Path |
     from jaxsym.sweep.driver import run_sweep
 
     c = _as_config(cfg)
+    if student is not None or teacher is not None:
+        import dataclasses
+
+        users = {k: factory_name(v, k) for k, v in (("student", student), ("teacher", teacher)) if v is not None}
+        c = dataclasses.replace(c, sampled=dataclasses.replace(c.sampled or config.SampledConfig(), **users))
     out = Path(out) if out is not None else Path("results") / c.name
     if not jax.config.jax_compilation_cache_dir:  # keep a cache the user configured
         use_compilation_cache()

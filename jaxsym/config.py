@@ -174,6 +174,10 @@ class SampledConfig:
       hidden_layers: L (1: the papers' two-layer student).   train_output: train ``a`` (else ``a = 𝟙``).
       distribution: a name in :data:`DISTRIBUTIONS`; ``shift`` is the mixture's mean per coordinate;
         ``sampler`` names a user function ``"package.module:function"`` (distribution ``"user"``).
+      student, teacher: a user's flax networks (:mod:`jaxsym.landscape.flax_students`), each named
+        ``"package.module:factory"``: ``student(d, k, rngs) -> nnx.Module`` replaces the built-in network
+        (``hidden_layers`` and ``train_output`` are then read from the module), ``teacher(d, m) -> nnx.Module``
+        the identity teacher.
       mode: ``"online"`` (fresh samples every step) or ``"fixed"`` (``n_train`` samples drawn once per cell).
       batch_size: samples per step.
       eval_samples, eval_blocks: held-out sample for each run's loss and gradient (standard errors from
@@ -193,6 +197,8 @@ class SampledConfig:
     distribution: str = "gaussian"
     shift: float = 0.5
     sampler: str | None = None
+    student: str | None = None
+    teacher: str | None = None
     mode: str = "online"
     n_train: int = 4096
     batch_size: int = 128
@@ -218,6 +224,10 @@ class SampledConfig:
         _choice("sampled.mode", self.mode, ("online", "fixed"))
         if self.distribution == "user" and not (isinstance(self.sampler, str) and ":" in self.sampler):
             raise ConfigError("sampled.distribution = 'user' needs sampled.sampler = 'package.module:function'")
+        for name in ("student", "teacher"):
+            v = getattr(self, name)
+            if v is not None and not (isinstance(v, str) and ":" in v):
+                raise ConfigError(f"sampled.{name} must name a factory 'package.module:factory', got {v!r}")
         if isinstance(self.shift, bool) or not isinstance(self.shift, (int, float)) or not -1 < self.shift < 1:
             raise ConfigError(f"sampled.shift must be a number in (-1, 1), got {self.shift!r}")
         for name in ("n_train", "batch_size", "eval_samples", "eval_blocks", "hess_samples", "hess_blocks"):
@@ -231,6 +241,11 @@ class SampledConfig:
         for n, b in (("eval", self.eval_blocks), ("hess", self.hess_blocks)):
             if b < 2 or getattr(self, f"{n}_samples") % b:
                 raise ConfigError(f"sampled.{n}_blocks must be >= 2 and divide sampled.{n}_samples")
+
+    @property
+    def user_code(self) -> list[str]:
+        """The user functions this section names (sampler, student, teacher): a merge imports them."""
+        return [v for v in (self.sampler if self.distribution == "user" else None, self.student, self.teacher) if v]
 
 
 @dataclass(frozen=True)
@@ -392,6 +407,7 @@ class SweepConfig:
 FINGERPRINT_SCHEMA = 1  # the canonical form of jaxsym 0.1; bump when it changes (not when a setting is added)
 ADDED_SETTINGS: dict[str, Any] = {  # settings added since schema 1, with the value that keeps the old behaviour
     "train.b1": 0.9, "train.b2": 0.999, "train.weight_decay": 1e-4,
+    "sampled.student": None, "sampled.teacher": None,
 }
 NOT_RESULTS = ("name", "chunk_size", "memory_budget_mb", "segment_steps", "checkpoint_interval_s", "slots",
                "workers")

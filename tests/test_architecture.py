@@ -17,7 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "jaxsym"
 # bottom to top; a module belongs to the first layer whose prefix names it
 LAYERS = [
     ("landscape",), ("numerics",), ("symmetry",), ("config",), ("io",), ("engine",), ("certify",), ("fixedpoints",),
-    ("sweep",), ("report",), ("api", "cli", "__main__", "__init__"),
+    ("sweep",), ("report",), ("api", "cli", "__main__", "__init__", "examples"),
 ]
 
 

@@ -364,6 +364,7 @@ def test_sampled_config_round_trips_through_the_manifest():
 def test_deep_runs_are_grouped_by_first_layer_type_and_loss():
     """Points on one continuum (same first layer, different W_2 ≥ 0 with aᵀW_2 = 𝟙ᵀ: all global minima) form
     one group; a different loss or first-layer type starts another."""
+    from jaxsym.landscape.students import BuiltIn
     from jaxsym.sweep.sampled import group_by_type
 
     d = 4
@@ -378,7 +379,8 @@ def test_deep_runs_are_grouped_by_first_layer_type_and_loss():
     broken[0] = [0.6, 0.8, 0, 0]
     pts += [networks.Trainable((broken, np.eye(d)), np.ones(d)), networks.Trainable((broken, np.eye(d)), np.ones(d))]
     losses += [0.05, 0.08]
-    reps, firsts, counts, labels = group_by_type(pts, np.array(losses), np.full(5, 1e-4), 1e-6,
+    student = BuiltIn(d, d, 2, True, "relu")
+    reps, firsts, counts, labels = group_by_type(student, pts, np.array(losses), np.full(5, 1e-4), 1e-6,
                                                  np.zeros(d, np.int64), 1e-3)
     assert counts == [3, 1, 1] and firsts == [0, 3, 4] and labels.tolist() == [0, 0, 0, 1, 2]
     assert np.array_equal(reps[0], networks.flatten(pts[0]))

@@ -16,8 +16,9 @@ be checkpointed and resumed mid-run, bit for bit. The empirical certificate of i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,7 +29,8 @@ from jaxsym.engine.descent import cell_key, make_optimizer, run_key
 from jaxsym.engine.interface import Engine
 from jaxsym.landscape import networks
 from jaxsym.landscape.distributions import Sampler, closed_form_scale, make_sampler
-from jaxsym.landscape.networks import Net, Trainable
+from jaxsym.landscape.networks import Net
+from jaxsym.landscape.students import BuiltIn, Student, load_factory, sample_loss
 from jaxsym.numerics.parallel import invariant_jit
 
 Array = jax.Array
@@ -39,26 +41,37 @@ TRAIN_SET, EVAL_SET, HESS_SET = 2**31, 2**31 + 1, 2**31 + 2
 
 @dataclass(frozen=True)
 class Problem:
-    """One cell of a sampled sweep: sizes, architecture, law, teacher and (``fixed`` mode) training set."""
+    """One cell of a sampled sweep: sizes, student (:mod:`jaxsym.landscape.students`), law, teacher (the
+    built-in :class:`~jaxsym.landscape.networks.Net` or a user's labelling function) and (``fixed`` mode) training
+    set."""
 
     d: int
     k: int
-    hidden_layers: int
-    train_output: bool
+    student: Student
     activation: str
     sampler: Sampler
-    teacher: Net
+    teacher: Net | Callable[[Array], Array]
     X_train: Array | None = None
     y_train: Array | None = None
 
+    @property
+    def hidden_layers(self) -> int:
+        return self.student.hidden_layers
+
+    @property
+    def train_output(self) -> bool:
+        return self.student.train_output
+
     def labels(self, X: Array) -> Array:
         """Teacher outputs ``f_V(X)`` (n,)."""
+        if not isinstance(self.teacher, Net):
+            return self.teacher(X)
         teacher = jax.tree.map(lambda t: t.astype(X.dtype), self.teacher)
         return networks.forward(teacher, X, self.activation)
 
-    def loss(self, params: Trainable, X: Array, y: Array) -> Array:
+    def loss(self, params: Any, X: Array, y: Array) -> Array:
         """``F̂`` on the sample ``(X, y)``."""
-        return networks.sample_loss(params, X, y, self.k, self.activation)
+        return sample_loss(self.student, params, X, y)
 
     def draw(self, stream: int, n: int, seed: int, dtype: jnp.dtype = jnp.float32) -> tuple[Array, Array]:
         """A cell-level sample of ``n`` inputs and labels from one of the data streams."""
@@ -73,6 +86,7 @@ def has_closed_form(scfg: SampledConfig, activation: str) -> bool:
     SGD of the two-layer ReLU student with fixed output weights on a rotation-invariant law with ``E x xᵀ = I``
     (``gaussian``, ``sphere``, ``student_t``; :func:`jaxsym.landscape.distributions.closed_form_scale`)."""
     return (scfg.hidden_layers == 1 and not scfg.train_output and scfg.mode == "online"
+            and scfg.student is None and scfg.teacher is None
             and closed_form_scale(scfg.distribution, activation) == 1.0)
 
 
@@ -82,8 +96,7 @@ def make_problem(scfg: SampledConfig, d: int, k: int, m: int, activation: str, s
         sampler = make_sampler(scfg.distribution, shift=scfg.shift, sampler=scfg.sampler)
     except ValueError as e:
         raise ConfigError(f"sampled.sampler: {e}") from None
-    p = Problem(d, k, scfg.hidden_layers, scfg.train_output, activation, sampler,
-                networks.teacher(d, m, scfg.hidden_layers))
+    p = Problem(d, k, make_student(scfg, d, k, activation), activation, sampler, make_teacher(scfg, d, m))
     try:
         got = sampler(jax.random.key(0), 4, d, jnp.float32)
     except Exception as e:  # a user function: any failure is a configuration error
@@ -98,6 +111,31 @@ def make_problem(scfg: SampledConfig, d: int, k: int, m: int, activation: str, s
     return p
 
 
+def make_student(scfg: SampledConfig, d: int, k: int, activation: str) -> Student:
+    """The cell's student: the built-in network, or the flax module named by ``sampled.student`` (its errors as
+    :class:`~jaxsym.config.ConfigError` naming the module)."""
+    if scfg.student is None:
+        return BuiltIn(d, k, scfg.hidden_layers, scfg.train_output, activation)
+    from jaxsym.landscape import flax_students
+
+    try:
+        return flax_students.build_student(load_factory(scfg.student), d, k)
+    except ValueError as e:
+        raise ConfigError(f"sampled.student: {e}") from None
+
+
+def make_teacher(scfg: SampledConfig, d: int, m: int) -> Net | Callable[[Array], Array]:
+    """The cell's teacher: the identity network of width ``m`` or the labels of ``sampled.teacher``'s module."""
+    if scfg.teacher is None:
+        return networks.teacher(d, m, scfg.hidden_layers)
+    from jaxsym.landscape import flax_students
+
+    try:
+        return flax_students.build_teacher(load_factory(scfg.teacher, "teacher"), d, m)
+    except ValueError as e:
+        raise ConfigError(f"sampled.teacher: {e}") from None
+
+
 # --------------------------------------------------------------------------------------------------
 # Training engine
 # --------------------------------------------------------------------------------------------------
@@ -105,16 +143,16 @@ class SampledState(NamedTuple):
     """In-flight state of one run (a checkpointable pytree)."""
 
     step: Array
-    params: Trainable
+    params: Any  # the student's parameter pytree
     opt_state: optax.OptState
-    avg: Trainable
+    avg: Any  # the student's parameter pytree
     finite: Array
 
 
 class SampledResult(NamedTuple):
     """End of one run: the averaged iterate, steps taken, and whether anything non-finite was met."""
 
-    params: Trainable
+    params: Any  # the student's parameter pytree
     steps: Array
     diverged: Array
 
@@ -151,8 +189,7 @@ def make_engine(p: Problem, train: TrainConfig, scfg: SampledConfig, seed: int
 
     def init(run: Array) -> SampledState:
         k_init, _ = keys(run)
-        params = networks.init(k_init, p.d, p.k, p.hidden_layers, scale=train.init_scale,
-                               train_output=p.train_output)
+        params = p.student.init(k_init, train.init_scale)
         return SampledState(jnp.int32(0), params, opt.init(params), params, jnp.bool_(True))
 
     def step(k_data: Array, s: SampledState) -> SampledState:

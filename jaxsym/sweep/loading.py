@@ -19,8 +19,8 @@ from jaxsym.sweep.driver import finalize, read_sweep
 def load_tables(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFrame, str]:
     """The sweep of ``out`` with its tables, merging finished chunks first when the tables are missing or older.
 
-    Never runs code named by the directory: a sweep with a user sampler is merged only by ``jaxsym sweep``
-    with its config file (the merge draws from the sampler), so here its tables are used as they are."""
+    Never runs code named by the directory: a sweep with a user sampler, student or teacher is merged only by
+    ``jaxsym sweep`` with its config file (the merge runs them), so here its tables are used as they are."""
     rd = RunDir(out)
     manifest, cfg = read_sweep(rd)
     rd.check_no_links([c.label for c in cfg.cells()])
@@ -34,8 +34,8 @@ def load_tables(out: Path) -> tuple[config.SweepConfig, pd.DataFrame, pd.DataFra
         note = (f"; tables not merged: {out} was fingerprinted by another jaxsym version "
                 f"({manifest.get('fingerprint')}, now {cfg.fingerprint()}); run `jaxsym sweep` with its config to "
                 f"merge")
-    elif stale and cfg.sampled is not None and cfg.sampled.distribution == "user":
-        note = (f"; tables not merged: this sweep's merge runs its user sampler {cfg.sampled.sampler!r}, which "
+    elif stale and cfg.sampled is not None and cfg.sampled.user_code:
+        note = (f"; tables not merged: this sweep's merge runs user code ({', '.join(cfg.sampled.user_code)}), which "
                 f"`jaxsym report` never imports — run `jaxsym sweep CONFIG --out {out}` to merge")
     elif stale:
         try:

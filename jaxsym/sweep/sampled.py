@@ -36,9 +36,9 @@ from jaxsym.io import columns as col
 from jaxsym.io import results
 from jaxsym.io.columns import empty_reps, minimum_row, run_rows
 from jaxsym.landscape import networks
+from jaxsym.landscape.students import Student
 from jaxsym.sweep.pipeline import CellMerge, CellPipeline, Chunk
 from jaxsym.sweep.plan import CellPlan
-from jaxsym.symmetry.group import net_isotropy
 from jaxsym.symmetry.groups import LayeredUnits
 from jaxsym.symmetry.orbits import cluster_by
 from jaxsym.symmetry.spectra import group_eigenvalues
@@ -56,8 +56,13 @@ def problem(cfg: SweepConfig, cell: Cell) -> Problem:
     return make_problem(_sampled(cfg), cell.d, cell.k, cell.teacher_width, cell.train.activation, cfg.seed)
 
 
-def input_colours(cell: Cell) -> np.ndarray:
-    """Inputs the identity teacher of width m treats alike: the first m, and the rest."""
+def input_colours(cell: Cell, p: Problem | None = None) -> np.ndarray:
+    """Inputs the teacher treats alike: for the identity teacher of width m the first m, and the rest; for a
+    user's teacher, found from it (:func:`jaxsym.landscape.flax_students.input_colours`)."""
+    if p is not None and not isinstance(p.teacher, networks.Net):
+        from jaxsym.landscape.flax_students import input_colours as found
+
+        return found(p.teacher, cell.d)
     return (np.arange(cell.d) >= cell.teacher_width).astype(np.int64)
 
 
@@ -97,24 +102,20 @@ def run_chunk(cfg: SweepConfig, prog: Programs, start: int, stop: int, inflight:
     stationary = ~diverged & (gn <= s.grad_tol + 2 * gse)
     status = np.where(diverged, "diverged", np.where(stationary, STATIONARY, "not_converged"))
     host = jax.tree.map(lambda x: np.asarray(x, np.float64), res.params)
-    flat = [networks.flatten(networks.canonical(jax.tree.map(lambda x, i=i: x[i], host), cell.train.activation))
-            for i in range(n)]
+    student = prog.problem.student
+    flat = [student.flatten(student.canonical(jax.tree.map(lambda x, i=i: x[i], host))) for i in range(n)]
     rows = run_rows(cfg, cell, runs, {
         col.LOSS: loss, col.GRAD_NORM: gn, col.STEPS: np.asarray(res.steps, np.int64), col.STATUS: status,
         col.ORBIT: np.where(stationary, np.arange(n), -1).astype(np.int64),
         col.LOSS_SE: np.asarray(ev.loss_se, np.float64), col.GRAD_SE: gse,
-    }, {col.DISTRIBUTION: s.distribution, col.HIDDEN_LAYERS: s.hidden_layers, col.TRAIN_OUTPUT: s.train_output,
-        col.W: flat})
+    }, {col.DISTRIBUTION: s.distribution, col.HIDDEN_LAYERS: student.hidden_layers,
+        col.TRAIN_OUTPUT: student.train_output, col.W: flat})
     return Chunk(rows, empty_reps())
 
 
 # --------------------------------------------------------------------------------------------------
 # Merge: clusters modulo the layered group, certified representatives
 # --------------------------------------------------------------------------------------------------
-def _net(flat: np.ndarray, cell: Cell, s: SampledConfig) -> networks.Trainable:
-    return networks.unflatten(flat, cell.d, cell.k, s.hidden_layers, s.train_output)
-
-
 class Groups(NamedTuple):
     """Stationary runs grouped: representative (flat), first member, count per group, and a label per run."""
 
@@ -124,12 +125,12 @@ class Groups(NamedTuple):
     labels: np.ndarray
 
 
-def cluster_points(points: list[networks.Trainable], tol: float, colours: np.ndarray) -> Groups:
+def cluster_points(student: Student, points: list[Any], tol: float, colours: np.ndarray) -> Groups:
     """Greedy clustering modulo the layered group (:class:`jaxsym.symmetry.groups.LayeredUnits`: each point
     joins the first cluster whose first member it maps onto within ``tol``); a cluster's representative is the
     mean of its members aligned onto the first."""
-    group = LayeredUnits(colours)
-    nets = [(list(q.layers), q.a) for q in points]
+    group = LayeredUnits(colours, constant=student.constant)
+    nets = [student.layered(q) for q in points]
     found: dict[tuple[int, int], Any] = {}  # (point, leader) -> the element mapping the point onto its leader
 
     def match(lead: int, m: int) -> bool:
@@ -139,24 +140,25 @@ def cluster_points(points: list[networks.Trainable], tol: float, colours: np.nda
         return g is not None
 
     cl = cluster_by(len(points), match, n_confirm=None)
-    totals = [networks.flatten(points[int(r)]).copy() for r in cl.reps]
+    totals = [student.flatten(points[int(r)]).copy() for r in cl.reps]
     for i, lab in enumerate(cl.labels):
         lead = int(cl.reps[lab])
         if i != lead:
             moved, a = group.act(found[(i, lead)], nets[i])
-            totals[lab] += networks.flatten(networks.Trainable(tuple(moved), a))
+            totals[lab] += student.flatten(student.from_layered(list(moved), a))
     return Groups([t / c for t, c in zip(totals, cl.counts)], [int(r) for r in cl.reps], [int(c) for c in cl.counts],
                   cl.labels)
 
 
-def group_by_type(points: list[networks.Trainable], losses: np.ndarray, loss_se: np.ndarray, tol: float,
+def group_by_type(student: Student, points: list[Any], losses: np.ndarray, loss_se: np.ndarray, tol: float,
                   colours: np.ndarray, loss_tol: float) -> Groups:
     """Grouping for deep networks, whose critical points are not isolated (with ReLU, a second layer sees only
     non-negative inputs, so e.g. every ``W_2 ≥ 0`` with ``aᵀW_2 = 𝟙ᵀ`` over ``W_1 = I`` is a global minimum):
     runs with the same isotropy type *of the first layer* ``W_1`` (alone, in ``S_k × S_d``; the whole net's
     isotropy is mostly trivial on such continua) and the same loss — within 3 joint standard errors + 0.1 %, or
     both ≤ ``loss_tol`` — form one group, represented by its first member."""
-    names = [net_isotropy([q.layers[0]], None, tol=tol, input_colours=colours, limit=2000).name for q in points]
+    first = LayeredUnits(colours, limit=2000, constant=student.constant)
+    names = [first.isotropy(([student.layered(q)[0][0]], None), tol).name for q in points]
 
     def same(lead: int, i: int) -> bool:
         same_loss = (losses[i] <= loss_tol and losses[lead] <= loss_tol) or \
@@ -165,7 +167,7 @@ def group_by_type(points: list[networks.Trainable], losses: np.ndarray, loss_se:
         return names[lead] == names[i] and bool(same_loss)
 
     cl = cluster_by(len(points), same, n_confirm=None)
-    return Groups([networks.flatten(points[int(r)]) for r in cl.reps], [int(r) for r in cl.reps],
+    return Groups([student.flatten(points[int(r)]) for r in cl.reps], [int(r) for r in cl.reps],
                   [int(c) for c in cl.counts], cl.labels)
 
 
@@ -192,28 +194,31 @@ def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> C
     rows = rows[rows[col.STATUS] == STATIONARY].sort_values(col.RUN, kind="stable").reset_index(drop=True)
     if not len(rows):
         return CellMerge([], {}, True)
-    colours = input_colours(cell)
-    points = [_net(np.asarray(w), cell, s) for w in rows[col.W]]
-    by_type = s.hidden_layers > 1
-    if by_type:
-        groups = group_by_type(points, rows[col.LOSS].to_numpy(), rows[col.LOSS_SE].to_numpy(), s.cluster_tol, colours,
-                               s.loss_tol)
-    else:
-        groups = cluster_points(points, s.cluster_tol, colours)
     p = problem(cfg, cell)
+    student = p.student
+    colours = input_colours(cell, p)
+    points = [student.unflatten(np.asarray(w)) for w in rows[col.W]]
+    by_type = student.hidden_layers > 1
+    if by_type:
+        groups = group_by_type(student, points, rows[col.LOSS].to_numpy(), rows[col.LOSS_SE].to_numpy(),
+                               s.cluster_tol, colours, s.loss_tol)
+    else:
+        groups = cluster_points(student, points, s.cluster_tol, colours)
+    group = LayeredUnits(colours, constant=student.constant)
     with jax.enable_x64(True):
         X, y = p.draw(HESS_SET, s.hess_samples, cfg.seed, jnp.float64)
         described = []
         for c, mean in enumerate(groups.reps):
-            net = networks.canonical(_net(mean, cell, s), cell.train.activation)
+            net = student.canonical(student.unflatten(mean))
             params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), net)
             # a deep net's global minima form continua: their (degenerate) Hessian is not computed
             skip = by_type and float(rows[col.LOSS].iloc[groups.firsts[c]]) <= s.loss_tol
             cert = certify_point(p, params, X, y, eval_blocks=s.hess_blocks, hess_blocks=s.hess_blocks,
-                                 fd_step=s.fd_step, tangents=networks.scaling_tangents(net, cell.train.activation),
+                                 fd_step=s.fd_step, tangents=student.tangents(net),
                                  hessian=not skip)
-            iso = LayeredUnits(colours).isotropy((list(net.layers), net.a), s.cluster_tol)
-            first_iso = net_isotropy([net.layers[0]], None, tol=s.cluster_tol, input_colours=colours)
+            layers, a = student.layered(net)
+            iso = group.isotropy((layers, a), s.cluster_tol)
+            first_iso = group.isotropy(([layers[0]], None), s.cluster_tol)
             described.append((c, net, cert, iso, first_iso))
     rank = {name: i for i, name in enumerate(STATUSES)}
     order = sorted(described, key=lambda t: (rank[status(t[2], s)], t[2].loss,
@@ -232,8 +237,9 @@ def merge(cfg: SweepConfig, plan: CellPlan, files: list[tuple[Path, Path]]) -> C
             col.N_DISTINCT_EIGS: len(spec), col.EIG_VALUES: [v for v, _ in spec], col.EIG_MULTS: [m for _, m in spec],
             col.EIGS: cert.eigs.tolist(), col.LOSS_SE: cert.loss_se, col.GRAD_SE: cert.grad_se,
             col.HESS_MIN_SE: cert.hess_min_se, col.N_NULL: cert.n_null}
-        extra = {col.DISTRIBUTION: s.distribution, col.HIDDEN_LAYERS: s.hidden_layers, col.TRAIN_OUTPUT: s.train_output}
-        minima.append(minimum_row(cell, head, described_cols, networks.flatten(net).tolist(),
+        extra = {col.DISTRIBUTION: s.distribution, col.HIDDEN_LAYERS: student.hidden_layers,
+                 col.TRAIN_OUTPUT: student.train_output}
+        minima.append(minimum_row(cell, head, described_cols, student.flatten(net).tolist(),
                                   int(rows[col.RUN].iloc[groups.firsts[c]]), extra))
     mapping = {(int(ch), int(pos)): new_id[int(lab)]
                for ch, pos, lab in zip(rows[col.CHUNK], rows[col.ORBIT], groups.labels)}

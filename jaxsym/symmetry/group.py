@@ -188,7 +188,9 @@ class _Problem:
 
 
 def _prepare(nets: list[tuple[Layers, np.ndarray | None]], tol: float,
-             input_colours: np.ndarray | None) -> _Problem:
+             input_colours: np.ndarray | None, constant: bool = False) -> _Problem:
+    """Quantised edges and initial colours; ``constant``: the last vertex of every layer is the constant unit
+    of homogeneous coordinates (biases are its edges), coloured apart so that no element moves it."""
     L = len(nets[0][0])
     Q: list[Layers] = [[] for _ in nets]
     for l in range(L):
@@ -197,6 +199,8 @@ def _prepare(nets: list[tuple[Layers, np.ndarray | None]], tol: float,
             Q[i].append(stacked[i])
     n0 = nets[0][0][0].shape[1]
     c0 = np.zeros(n0, np.int64) if input_colours is None else np.asarray(input_colours, np.int64)
+    if constant and input_colours is not None and len(c0) == n0 - 1:  # colours of the inputs alone
+        c0 = np.append(c0, 0)
     a_all = [n[1] for n in nets]
     qa = quantise(np.stack(a_all), tol) if a_all[0] is not None else None
     init = []
@@ -204,6 +208,9 @@ def _prepare(nets: list[tuple[Layers, np.ndarray | None]], tol: float,
         cols = [c0.copy()] + [np.zeros(W.shape[0], np.int64) for W in layers]
         if qa is not None:
             cols[-1] = qa[i].astype(np.int64)
+        if constant:  # one colour above every other of its layer, the same in every net
+            for l, c in enumerate(cols):
+                c[-1] = (int(qa.max()) if qa is not None and l == L else int(c0.max()) if l == 0 else 0) + 1
         # vertices of different layers never share a colour
         init.append([c * (L + 1) + l for l, c in enumerate(cols)])
     return _Problem(Q, init)
@@ -326,9 +333,11 @@ def invariants_close(A: Layers, a: np.ndarray | None, B: Layers, b: np.ndarray |
 
 
 def find_net_element(A: Layers, a: np.ndarray | None, B: Layers, b: np.ndarray | None, *, tol: float = 1e-6,
-                     input_colours: np.ndarray | None = None, limit: int = 20_000) -> Element | None:
+                     input_colours: np.ndarray | None = None, limit: int = 20_000, constant: bool = False
+                     ) -> Element | None:
     """``g`` with ``g·(A, a) = (B, b)`` within ``tol`` entrywise, or None (also when the search exceeds ``limit``
-    nodes, which only very irregular near-symmetric points reach)."""
+    nodes, which only very irregular near-symmetric points reach). ``constant``: networks in homogeneous
+    coordinates (:func:`_prepare`), whose constant units stay put."""
     A = [np.asarray(W, np.float64) for W in A]
     B = [np.asarray(W, np.float64) for W in B]
     if [W.shape for W in A] != [W.shape for W in B]:
@@ -337,7 +346,7 @@ def find_net_element(A: Layers, a: np.ndarray | None, B: Layers, b: np.ndarray |
     b = None if b is None else np.asarray(b, np.float64)
     if not invariants_close(A, a, B, b, tol):
         return None
-    prob = _prepare([(A, a), (B, b)], tol, input_colours)
+    prob = _prepare([(A, a), (B, b)], tol, input_colours, constant)
     try:
         return _Search(prob.Q, (A, a), (B, b), tol, limit).run(*prob.init)
     except _BudgetExceededError:
@@ -493,11 +502,16 @@ def _chain(prob: _Problem, net: tuple[Layers, np.ndarray | None], tol: float, li
 
 
 def net_isotropy(layers: Layers, a: np.ndarray | None = None, *, tol: float = 1e-6,
-                 input_colours: np.ndarray | None = None, limit: int = 20_000) -> Isotropy:
-    """The isotropy group of ``(W_1, …, W_L, a)`` (``a = None``: output weights all equal, e.g. fixed 𝟙)."""
+                 input_colours: np.ndarray | None = None, limit: int = 20_000, constant: bool = False) -> Isotropy:
+    """The isotropy group of ``(W_1, …, W_L, a)`` (``a = None``: output weights all equal, e.g. fixed 𝟙).
+
+    ``constant``: a network in homogeneous coordinates, ``W_l = [[K_l, b_l], [0, 1]]`` with the biases ``b_l``
+    as edges of a constant unit, the last vertex of every layer (``a`` ends with the output bias). The constant
+    units are fixed by every element and left out of the orbits and the name, so the isotropy is that of the
+    network's hidden units and inputs."""
     A = [np.asarray(W, np.float64) for W in layers]
     a = None if a is None else np.asarray(a, np.float64)
-    prob = _prepare([(A, a)], tol, input_colours)
+    prob = _prepare([(A, a)], tol, input_colours, constant)
     Q0, c0 = prob.Q[0][0], prob.init[0][0]
     sizes_of = [len(c) for c in prob.init[0]]
     # kernel: permutations of inputs with identical first-layer columns (they fix every hidden unit)
@@ -509,7 +523,7 @@ def net_isotropy(layers: Layers, a: np.ndarray | None = None, *, tol: float = 1e
     kernel_order = math.prod(math.factorial(c) for c in kernel)
 
     gens: list[Element] | None = None
-    if len(A) == 1 and a is None:  # the two-layer student: product-type fast path
+    if len(A) == 1 and a is None and not constant:  # the two-layer student: product-type fast path
         rows = refine(prob.Q, prob.init)[0][1]
         cells = [np.flatnonzero(rows == c) for c in np.unique(rows)]
         gens = _product_generators(A[0], Q0, cells, c0, tol)
@@ -531,6 +545,8 @@ def net_isotropy(layers: Layers, a: np.ndarray | None = None, *, tol: float = 1e
         gens, order, exact = _chain(prob, (A, a), tol, limit)
         name = ""
     orbits = [orbits_of(n, [g.perms[l] for g in gens]) for l, n in enumerate(sizes_of)]
+    if constant:  # the constant units: fixed, not units of the network
+        orbits = [[o for o in layer if o != [n - 1]] for layer, n in zip(orbits, sizes_of)]
     sizes = [[len(o) for o in layer] for layer in orbits]
     if not name:
         neuron = sizes[1]

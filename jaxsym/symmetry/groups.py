@@ -87,10 +87,13 @@ class TwoLayer:
 class LayeredUnits:
     """Permutations of the hidden units of every layer (and of the input coordinates of one colour) acting on
     layered networks ``(layers, a)``: ``layers`` the weight matrices, ``a`` the output weights (None: all equal).
-    The group of sampled sweeps' networks; no fingerprint (they are clustered by the matcher alone)."""
+    The group of sampled sweeps' networks; no fingerprint (they are clustered by the matcher alone).
+    ``constant``: networks in homogeneous coordinates (biases as the edges of a constant unit, the last vertex of
+    every layer; :func:`jaxsym.symmetry.group.net_isotropy`), whose constant units no element moves."""
 
     input_colours: np.ndarray | None = field(default=None, compare=False)
     limit: int = 20_000  # search nodes before a match or an isotropy gives up (isotropy: ``exact`` False)
+    constant: bool = False
 
     def act(self, g: Element, x: tuple[Layers, np.ndarray | None]) -> tuple[Layers, np.ndarray | None]:
         return apply_net(g, list(x[0]), x[1])
@@ -101,7 +104,8 @@ class LayeredUnits:
     def match(self, x: tuple[Layers, np.ndarray | None], y: tuple[Layers, np.ndarray | None], tol: float
               ) -> Element | None:
         return find_net_element(list(x[0]), x[1], list(y[0]), y[1], tol=tol, input_colours=self.input_colours,
-                                limit=self.limit)
+                                limit=self.limit, constant=self.constant)
 
     def isotropy(self, x: tuple[Layers, np.ndarray | None], tol: float) -> Isotropy:
-        return net_isotropy(list(x[0]), x[1], tol=tol, input_colours=self.input_colours, limit=self.limit)
+        return net_isotropy(list(x[0]), x[1], tol=tol, input_colours=self.input_colours, limit=self.limit,
+                            constant=self.constant)
