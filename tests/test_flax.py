@@ -58,7 +58,40 @@ def test_the_structure_is_read_from_the_module():
         def __call__(self, x):
             return self.o(jnp.tanh(self.h(x)))
 
-    assert fs.build_student(Tanh, 3, 3).rescalable == ()  # tanh is not positively homogeneous
+    tanh = fs.build_student(Tanh, 3, 3)
+    assert tanh.rescalable == () and tanh.odd == (1,)  # tanh is odd, not positively homogeneous
+    assert two.odd == deep.odd == ()
+
+
+def test_odd_units_are_signed_canonically_and_equivalent_points_cluster_together():
+    """Flipping a tanh unit's signs (w, b, a) → (−w, −b, −a) keeps f; the canonical points of a point and of its
+    flipped and permuted image are equal, so they match modulo the permutations."""
+    from jaxsym.symmetry.group import Element
+
+    class Tanh(nnx.Module):
+        def __init__(self, d, k, rngs):
+            self.h = nnx.Linear(d, k, rngs=rngs, bias_init=nnx.initializers.normal(1.0))
+            self.o = nnx.Linear(k, 1, rngs=rngs)
+
+        def __call__(self, x):
+            return self.o(jnp.tanh(self.h(x)))
+
+    student = fs.build_student(Tanh, 3, 4)
+    p = jax.tree.map(lambda x: np.asarray(x, np.float64), student.init(jax.random.key(7), 1.0))
+    q = jax.tree.map(np.copy, p)
+    q["h"]["kernel"][:, 1] *= -1
+    q["h"]["bias"][1] *= -1
+    q["o"]["kernel"][1] *= -1
+    X = np.random.default_rng(0).normal(size=(16, 3))
+    np.testing.assert_allclose(_f(student, q, X), _f(student, p, X), rtol=1e-12, atol=1e-12)
+    cp, cq = student.canonical(p), student.canonical(q)
+    assert all(np.allclose(u, v) for u, v in zip(jax.tree.leaves(cp), jax.tree.leaves(cq)))
+    assert np.all(cp["o"]["kernel"] >= 0)
+    g = Element((np.arange(4), np.array([2, 0, 3, 1, 4])))
+    group = LayeredUnits(constant=True)
+    moved = student.from_layered(*group.act(g, student.layered(q)))
+    assert group.match(student.layered(student.canonical(moved)), student.layered(cp), 1e-9) is not None
+    assert group.match(student.layered(moved), student.layered(p), 1e-9) is None  # not without the signs
 
 
 @settings(max_examples=10, deadline=None)

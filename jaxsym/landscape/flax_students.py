@@ -20,10 +20,12 @@ a random draw of the module and refuses a module it cannot explain, naming what 
 - each hidden layer whose outgoing weights are trained is checked for positive homogeneity (``f`` unchanged
   when its units' incoming weights and bias are doubled and outgoing weights halved; ReLU and leaky ReLU pass,
   tanh does not): such units are rescaled to unit incoming rows (``canonical``) and their rescaling directions
-  projected out of the Hessian (``tangents``), as for the built-in network.
-
-Sign symmetries (odd σ such as tanh: ``(w, b, a) ↦ (−w, −b, −a)``) are not in the group: points related by
-them are reported as different orbits.
+  projected out of the Hessian (``tangents``), as for the built-in network;
+- and for oddness (``f`` unchanged when a unit's incoming weights, bias and outgoing weights all change sign;
+  tanh and erf pass): such units are flipped so that the sum of their outgoing weights is ≥ 0 (``canonical``).
+  The rule commutes with the permutations, so clustering and isotropy modulo the permutations of canonical
+  points are clustering and isotropy in the group of signed permutations (at a point whose units all have a
+  nonzero outgoing sum, no element with a sign change fixes it).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class FlaxStudent:
       graphdef: the module's graph (static); template: its parameters at ``rngs = nnx.Rngs(0)``.
       chain: the ``Linear`` layers from the input; ``train_output``: the last one is the read-out.
       rescalable: hidden layers (1-based) whose units are positively homogeneous with trained outgoing weights.
+      odd: hidden layers (1-based) whose units are odd (sign flips) with trained outgoing weights.
     """
 
     factory: Callable[..., Any]
@@ -94,6 +97,7 @@ class FlaxStudent:
     chain: tuple[Link, ...]
     train_output: bool
     rescalable: tuple[int, ...]
+    odd: tuple[int, ...] = ()
 
     @property
     def name(self) -> str:
@@ -180,9 +184,20 @@ class FlaxStudent:
         return int(np.shape(_get(self.template, self.chain[l - 1].kernel))[1])
 
     def canonical(self, params: Params) -> Params:
-        """Units of the rescalable layers scaled to unit incoming rows (weights and bias), outgoing weights
-        scaled back: the same function."""
+        """Units of the odd layers signed so that their outgoing weights sum to ≥ 0, units of the rescalable
+        layers scaled to unit incoming rows (weights and bias), outgoing weights scaled back: the same
+        function."""
         layers, a = self.layered(params)
+        for l in self.odd:
+            n = self._units(l)
+            out = layers[l][:, :n] if l < len(layers) else a[None, :n]
+            sign = np.where(out.sum(axis=0) < 0, -1.0, 1.0)
+            layers[l - 1][:n] *= sign[:, None]
+            if l < len(layers):
+                layers[l][:, :n] *= sign[None, :]
+            else:
+                a = a.copy()
+                a[:n] *= sign
         for l in self.rescalable:
             n = self._units(l)
             c = np.linalg.norm(layers[l - 1][:n], axis=1)
@@ -299,7 +314,7 @@ def _order(factory: Callable[..., Any], d: int, k: int, graphdef: Any, params: P
             tried.append(" → ".join(str(link.kernel[:-1]) for link in chain))
             if _permutable(st, X):
                 return FlaxStudent(factory, d, k, graphdef, params, tuple(chain), train_output,
-                                   tuple(_rescalable(st, X)))
+                                   tuple(_units_with(st, X, 2.0)), tuple(_units_with(st, X, -1.0)))
     raise ModuleError(
         f"the student {name}: no order of its nnx.Linear layers ({len(links)} found; chains tried: "
         f"{'; '.join(tried) or 'none fits the input size d=' + str(d)}) leaves its output unchanged when the "
@@ -336,9 +351,10 @@ def _permutable(st: FlaxStudent, X: Array) -> bool:
     return True
 
 
-def _rescalable(st: FlaxStudent, X: Array) -> list[int]:
-    """Hidden layers with trained outgoing weights whose units are positively homogeneous: ``f`` unchanged when
-    incoming weights (and bias) are doubled and outgoing weights halved."""
+def _units_with(st: FlaxStudent, X: Array, c: float) -> list[int]:
+    """Hidden layers with trained outgoing weights whose units keep ``f`` when their incoming weights (and
+    bias) are multiplied by ``c`` and their outgoing weights divided by it: ``c = 2`` tests positive homogeneity,
+    ``c = −1`` oddness."""
     layers, a = st.layered(st.template)
     ref = _f(st, st.template, X)
     out = []
@@ -347,11 +363,11 @@ def _rescalable(st: FlaxStudent, X: Array) -> list[int]:
             continue
         n = st._units(l)
         moved, a2 = [W.copy() for W in layers], None if a is None else a.copy()
-        moved[l - 1][:n] *= 2.0
+        moved[l - 1][:n] *= c
         if l < len(layers):
-            moved[l][:, :n] /= 2.0
+            moved[l][:, :n] /= c
         else:
-            a2[:n] /= 2.0
+            a2[:n] /= c
         if _close(_f(st, st.from_layered(moved, a2), X), ref):
             out.append(l)
     return out
