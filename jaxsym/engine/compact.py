@@ -136,7 +136,7 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
 
     def build() -> CompactOps:
         def run_loop(lr: Array | None = None) -> RunLoop:
-            return make_run_loop(cfg, jnp.asarray(V, cfg.dtype), lr)
+            return make_run_loop(cfg, np.asarray(V, cfg.dtype), lr)  # converted on the host: no program
 
         loop = run_loop()  # for what does not step (running, finish)
         dtype = jnp.dtype(cfg.dtype)

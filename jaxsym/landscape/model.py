@@ -257,13 +257,15 @@ def make_train_grad(V: Array, products: str = "auto") -> Callable[[Array], Array
     a Gaussian start has none.
     """
     V = jnp.asarray(V)
-    vn = jnp.sqrt(jnp.sum(V * V, axis=-1))
-    vu = V / jnp.where(vn > 0, vn, 1.0)[:, None]
     m, d = V.shape
     if products not in ("auto", "dot", "sum"):
         raise ValueError(f"products must be 'auto', 'dot' or 'sum', got {products!r}")
 
     def train_grad(W: Array) -> Array:
+        # the teacher's norms and unit rows: traced here, so XLA folds them into the program (computed eagerly
+        # outside, they would be eight small programs to compile per target shape)
+        vn = jnp.sqrt(jnp.sum(V * V, axis=-1))
+        vu = V / jnp.where(vn > 0, vn, 1.0)[:, None]
         k = W.shape[0]
         summed = products == "sum" or (products == "auto" and k * (k + m) * d <= SUM_PRODUCTS_MAX)
         n = jnp.sqrt(jnp.sum(W * W, axis=-1))
