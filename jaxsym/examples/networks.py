@@ -58,3 +58,17 @@ def identity_teacher(d: int, m: int) -> nnx.Module:
     net.hidden.kernel[...] = jnp.eye(d, m)
     net.out.kernel[...] = jnp.ones((m, 1))
     return net
+
+
+def builtin_copy(d: int, k: int, rngs: nnx.Rngs) -> nnx.Module:
+    """:func:`two_layer_relu` starting where jaxsym's built-in network (``hidden_layers = 1``,
+    ``train_output = true``) starts the same run: its weights drawn by :func:`jaxsym.landscape.networks.init`
+    from the run's key (the ``rngs``' own key), so a sweep of this flax module and the built-in sweep train
+    every run from the same point (tests/test_flax.py compares them run by run)."""
+    from jaxsym.landscape import networks
+
+    W, a = networks.init(rngs.default.key[...], d, k, 1, train_output=True)
+    net = TwoLayer(d, k, rngs)
+    net.hidden.kernel[...] = W[0].T
+    net.out.kernel[...] = a[:, None]
+    return net
