@@ -295,3 +295,26 @@ def test_float64_sweep_trains_in_float64_from_the_float32_start(tmp_path):
     w32, w64 = (np.stack(pd.read_parquet(tmp_path / x / "runs.parquet")["W"]) for x in ("float32", "float64"))
     assert (pd.read_parquet(tmp_path / "float64" / "runs.parquet")["steps"] == 0).all()
     np.testing.assert_array_equal(w32, w64)
+
+
+def test_an_offer_holds_a_bounded_block_of_hessians_and_decides_as_in_one_batch(monkeypatch):
+    """An offer's Hessians are computed :func:`block_runs` runs at a time (its memory does not grow with the
+    chunk: at k = d = 15 one batch of a chunk's Hessians took 6 GB), and the decisions, points and
+    representatives are those of one batch."""
+    from jaxsym.certify import basins as bmod
+
+    k, lr = 7, 5 / 7
+    runs, W0, g0 = _iterates(k, lr, 40)
+    whole = _basins(k, lr)
+    one = whole.offer(runs, W0, g0)
+    monkeypatch.setattr(bmod, "OFFER_BLOCK_BYTES", 3 * 8 * (k * k) ** 2)  # three Hessians a block
+    assert bmod.block_runs(W0) == 3
+    small = _basins(k, lr)
+    sizes = []
+    hessian = small.hessian
+    small.hessian = lambda Ws: sizes.append(len(Ws)) or hessian(Ws)
+    blocked = small.offer(runs, W0, g0)
+    assert max(sizes) <= 3 and sum(sizes) >= len(runs)
+    for a, b in zip(one, blocked):
+        np.testing.assert_array_equal(a, b)
+    assert [r.run for r in whole.reps] == [r.run for r in small.reps]

@@ -49,6 +49,14 @@ from jaxsym.config import CertifyConfig
 
 NEWTON_SAME = 0.5  # a matched iterate whose Newton step lands within half its distance of W* is in W*'s basin
 CHORD_STEPS = 30  # chord-Newton steps of the per-run path before it falls back to the polish
+OFFER_BLOCK_BYTES = 2**27  # at most this much of Hessians held at once while an offer is decided
+
+
+def block_runs(W0: np.ndarray) -> int:
+    """Runs whose float64 Hessians (k·d, k·d) fit :data:`OFFER_BLOCK_BYTES`: an offer is decided this many runs at a
+    time, so its memory does not grow with the chunk (at k = d = 15 a Hessian is 405 KB: 331 runs a block)."""
+    n = W0.shape[1] * W0.shape[2]
+    return max(1, OFFER_BLOCK_BYTES // (8 * n * n))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -139,8 +147,9 @@ class Basins:
     (:func:`jaxsym.certify.exact.make_polish`); ``hessian(W (c, k, d)) -> H (c, k·d, k·d)`` the Hessians of a
     batch of points (:func:`jaxsym.certify.exact.hessians`: each point's independent of the others), ``gradient(W)
     -> ∇F`` and ``loss(W)`` one point's, float64 (programs shared by every cell of a shape,
-    :func:`jaxsym.certify.exact.gradient`: no program of its own); an offer's Hessians are computed in batches
-    (those of the matched runs at once, then those of the per-run path);
+    :func:`jaxsym.certify.exact.gradient`: no program of its own); an offer's Hessians are computed in batches of
+    :func:`block_runs` runs (the matched runs', then the per-run path's; each point's Hessian, hence each run's
+    decision, does not depend on its batch);
     ``colours`` are the target's column colours. The rest — eigenvalues of a representative's Hessian, its
     inverse, the norms of the test — is host linear algebra on (k·d, k·d) matrices.
     """
@@ -214,9 +223,11 @@ class Basins:
                 solve[n] = True  # near another critical point: the per-run path
             else:
                 near.append((n, rep, X, pi, rho))
-        if near:
-            HX = self.hessian(np.stack([X for _, _, X, _, _ in near]))  # one batch of Hessians
-            for (n, rep, _, pi, rho), H in zip(near, HX, strict=True):
+        block = block_runs(W0)
+        for at in range(0, len(near), block):
+            part = near[at:at + block]
+            HX = self.hessian(np.stack([X for _, _, X, _, _ in part]))  # one batch of Hessians
+            for (n, rep, _, pi, rho), H in zip(part, HX, strict=True):
                 i = idx[n]
                 delta = 2 * np.linalg.norm(H - rep.H)
                 if window(rep.lo, rep.hi, delta, self.cfg, self.lr):
@@ -232,7 +243,13 @@ class Basins:
     def _solve(self, runs: np.ndarray, W0: np.ndarray, idx: np.ndarray, out: Certified) -> None:
         """The per-run path for the runs ``idx``: find the critical point — chord Newton from the iterate with one
         Cholesky factor of ``H(W₀)`` (:data:`CHORD_STEPS` steps at most, ‖∇F‖ decreasing at each), else the float64
-        polish —, test it, and keep the minima found as representatives."""
+        polish —, test it, and keep the minima found as representatives; :func:`block_runs` runs at a time, in
+        order (a run's decision is its own; representatives are added in the same order)."""
+        block = block_runs(W0)
+        for at in range(0, len(idx), block):
+            self._solve_block(runs, W0, idx[at:at + block], out)
+
+    def _solve_block(self, runs: np.ndarray, W0: np.ndarray, idx: np.ndarray, out: Certified) -> None:
         t0 = time.perf_counter()
         self.solved += len(idx)
         tol = self.cfg.grad_tol / 100
