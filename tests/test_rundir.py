@@ -157,10 +157,13 @@ def test_inflight_checkpoints_carry_identity_and_checksums(tmp_path: Path):
     assert checkpoint.restore(path, state) is None
 
 
-def test_report_never_imports_a_sampler_named_by_the_directory(finished: Path, tmp_path: Path):
+@pytest.mark.parametrize("named", [dict(distribution="user", sampler="evilmod:sample"), dict(student="evilmod:sample"),
+                                   dict(teacher="evilmod:sample")])
+def test_report_never_imports_a_sampler_named_by_the_directory(named: dict, finished: Path, tmp_path: Path):
+    """Nor a flax student or teacher: code named by a directory is never run by reading it."""
     d = _copy(finished, tmp_path / "d")
     manifest = json.loads((d / "sweep.json").read_text())
-    manifest["config"]["sampled"] = dict(config.SampledConfig(distribution="user", sampler="evilmod:sample").__dict__)
+    manifest["config"]["sampled"] = dict(config.SampledConfig(**named).__dict__)
     manifest["fingerprint"] = config.from_manifest(manifest["config"]).fingerprint()  # a consistent forgery
     (d / "sweep.json").write_text(json.dumps(manifest))
     marker = tmp_path / "imported"
