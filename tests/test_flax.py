@@ -297,6 +297,11 @@ def test_a_student_that_cannot_be_loaded_is_a_config_error():
         make_problem(config.SampledConfig(student="jaxsym.examples.networks:nothing"), 3, 3, 3, "relu", 0)
     with pytest.raises(config.ConfigError, match="must name a factory"):
         config.SampledConfig(student="no_colon")
+    with pytest.raises(config.ConfigError, match=r"but the student .* has hidden_layers = 1"):
+        make_problem(config.SampledConfig(student="jaxsym.examples.networks:two_layer_relu", hidden_layers=2), 3, 3,
+                     3, "relu", 0)
+    assert make_problem(config.SampledConfig(student="jaxsym.examples.networks:two_layer_relu", train_output=True),
+                        3, 3, 3, "relu", 0).train_output
     cfg = config.SampledConfig(student="jaxsym.examples.networks:two_layer_relu")
     from jaxsym.engine.sgd import has_closed_form
 

@@ -119,9 +119,14 @@ def make_student(scfg: SampledConfig, d: int, k: int, activation: str) -> Studen
     from jaxsym.landscape import flax_students
 
     try:
-        return flax_students.build_student(load_factory(scfg.student), d, k)
+        student = flax_students.build_student(load_factory(scfg.student), d, k)
     except ValueError as e:
         raise ConfigError(f"sampled.student: {e}") from None
+    for name, default in (("hidden_layers", 1), ("train_output", False)):  # set, they must agree with the module
+        if getattr(scfg, name) != default and getattr(scfg, name) != getattr(student, name):
+            raise ConfigError(f"sampled.{name} = {getattr(scfg, name)!r}, but the student {scfg.student} has "
+                              f"{name} = {getattr(student, name)!r}; leave it out (it is read from the module)")
+    return student
 
 
 def make_teacher(scfg: SampledConfig, d: int, m: int) -> Net | Callable[[Array], Array]:
