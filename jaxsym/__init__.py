@@ -6,7 +6,8 @@ Public interface (single example, any float dtype, jit/vmap-safe where it is JAX
   problem with Gaussian inputs, its gradient and Hessian (``(k·d, k·d)``, row-major in ``W``).
 - :func:`isotropy` — the exact isotropy group of a point (order, name, orbits, generators).
 - :func:`spectrum` — Hessian eigenvalues grouped with multiplicities, ascending.
-- :func:`run`, :func:`load` — run (or resume) a sweep, read a results directory, as :class:`Results`.
+- :func:`run`, :func:`load` — run (or resume) a sweep (``student=``/``teacher=``: your own flax networks), read a
+  results directory, as :class:`Results`.
 """
 
 __version__ = "0.1.0"
