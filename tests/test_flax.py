@@ -300,6 +300,9 @@ def test_a_student_that_cannot_be_loaded_is_a_config_error():
     with pytest.raises(config.ConfigError, match=r"but the student .* has hidden_layers = 1"):
         make_problem(config.SampledConfig(student="jaxsym.examples.networks:two_layer_relu", hidden_layers=2), 3, 3,
                      3, "relu", 0)
+    with pytest.raises(config.ConfigError, match="has a fixed read-out"):
+        make_problem(config.SampledConfig(student="jaxsym.examples.networks:sum_of_relus", train_output=True), 3, 3,
+                     3, "relu", 0)
     assert make_problem(config.SampledConfig(student="jaxsym.examples.networks:two_layer_relu", train_output=True),
                         3, 3, 3, "relu", 0).train_output
     cfg = config.SampledConfig(student="jaxsym.examples.networks:two_layer_relu")

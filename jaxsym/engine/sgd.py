@@ -122,10 +122,13 @@ def make_student(scfg: SampledConfig, d: int, k: int, activation: str) -> Studen
         student = flax_students.build_student(load_factory(scfg.student), d, k)
     except ValueError as e:
         raise ConfigError(f"sampled.student: {e}") from None
-    for name, default in (("hidden_layers", 1), ("train_output", False)):  # set, they must agree with the module
-        if getattr(scfg, name) != default and getattr(scfg, name) != getattr(student, name):
-            raise ConfigError(f"sampled.{name} = {getattr(scfg, name)!r}, but the student {scfg.student} has "
-                              f"{name} = {getattr(student, name)!r}; leave it out (it is read from the module)")
+    # set away from their defaults, the built-in network's settings must agree with the module
+    clash = [f"hidden_layers = {scfg.hidden_layers}, but the student {scfg.student} has hidden_layers = "
+             f"{student.hidden_layers}"] if scfg.hidden_layers not in (1, student.hidden_layers) else []
+    clash += [f"train_output = true, but the student {scfg.student} has a fixed read-out"] \
+        if scfg.train_output and not student.train_output else []
+    if clash:
+        raise ConfigError(f"sampled.{clash[0]}; leave it out (it is read from the module)")
     return student
 
 
