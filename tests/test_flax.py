@@ -245,6 +245,10 @@ def test_a_flax_copy_of_the_built_in_sweep_reproduces_it_run_by_run(tmp_path):
     assert built.minima["isotropy"].tolist() == flax.minima["isotropy"].tolist()
     assert built.minima["count"].tolist() == flax.minima["count"].tolist()
     assert set(flax.runs["hidden_layers"]) == {1} and set(flax.runs["train_output"]) == {True}
+    from jaxsym.report.markdown import write_report
+
+    text = write_report(tmp_path / "f").read_text()  # the report names the module and its structure as read
+    assert "the flax student `jaxsym.examples.networks:builtin_copy` (1 hidden layer(s), output trained)" in text
 
 
 # --------------------------------------------------------------------------------------------------

@@ -75,8 +75,15 @@ def write_report(out: str | Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
         cert = (f"{cfg.train.dtype}; certificate thresholds τ_L = {cfg.certify.loss_tol:g}, "
                 f"τ_g = {cfg.certify.grad_tol:g}, τ_H = {cfg.certify.hess_tol:g}.")
     else:
-        cert = (f"sampled objective: {s.distribution} inputs, {s.hidden_layers} hidden layer(s), output "
-                f"{'trained' if s.train_output else 'fixed'}, {s.mode} SGD with batches of {s.batch_size}; "
+        layers, trained = s.hidden_layers, s.train_output
+        if s.student is not None and not runs.empty:  # read from the module by the sweep (the runs' columns)
+            layers, trained = int(runs[col.HIDDEN_LAYERS].iloc[0]), bool(runs[col.TRAIN_OUTPUT].iloc[0])
+        net = f"{layers} hidden layer(s), output {'trained' if trained else 'fixed'}"
+        if s.student is not None:
+            net = f"the flax student `{s.student}` ({net if not runs.empty else 'structure read from the module'})"
+        if s.teacher is not None:
+            net += f", the flax teacher `{s.teacher}`"
+        cert = (f"sampled objective: {s.distribution} inputs, {net}, {s.mode} SGD with batches of {s.batch_size}; "
                 f"empirical certificate τ_L = {s.loss_tol:g}, τ_g = {s.grad_tol:g} + 2 se, "
                 f"τ_H = max({s.hess_tol:g}, 2 se) (the closed-form certificate where the population loss has "
                 f"one: τ_L = {cfg.certify.loss_tol:g}, τ_g = {cfg.certify.grad_tol:g}, "
