@@ -36,7 +36,13 @@ def test_every_atlas_point_is_critical_and_its_index_is_the_dense_hessians():
             assert float(jnp.linalg.norm(model.grad(W, V))) <= 1e-10
             eigs = np.linalg.eigvalsh(np.asarray(model.hessian(W, V)))  # dense, not the block spectrum
             assert int((eigs < -1e-6).sum()) == row.index
-            assert abs(eigs[0] - row.hess_min) <= 1e-8 * max(1.0, abs(eigs[0]))
+            # block eigenvalues lose half their digits where two neurons coincide (θ = 0: arccos at 1;
+            # classify's docstring): 1e-8 elsewhere, 1e-7 there
+            Wn = np.reshape(row.W, (6, 6))
+            n = np.linalg.norm(Wn, axis=1)
+            cos = (Wn @ Wn.T) / np.outer(n, n) - np.eye(6)
+            tol = 1e-7 if cos.max() > 1 - 1e-12 else 1e-8
+            assert abs(eigs[0] - row.hess_min) <= tol * max(1.0, abs(eigs[0]))
 
 
 def test_the_atlas_contains_what_descent_finds(tmp_path):

@@ -234,11 +234,17 @@ def test_a_flax_copy_of_the_built_in_sweep_reproduces_it_run_by_run(tmp_path):
     flax = jaxsym.run(flax_raw, tmp_path / "f", progress=False)
     rb, rf = built.runs.sort_values("run"), flax.runs.sort_values("run")
     assert rb["status"].tolist() == rf["status"].tolist() and "global" in set(rb["status"])
-    np.testing.assert_allclose(rf["loss"], rb["loss"], rtol=1e-6)
+    # losses near 0 (global minima, ~1e-13) differ by the end points' rounding: absolute there
+    np.testing.assert_allclose(rf["loss"], rb["loss"], rtol=1e-6, atol=1e-11)
     fstudent = fs.build_student(ex.builtin_copy, 3, 3)
-    for wb, wf in zip(rb["W"], rf["W"]):  # the same end point in the two layouts
+    for wb, wf in zip(rb["W"], rf["W"]):  # the same end point in the two layouts, modulo the rescalings
+        # (w_i, a_i) -> (c w_i, a_i / c): minima are not isolated, and where the rounding of the two
+        # implementations sends a run along that flat direction its a_i w_i stay the same; two float32
+        # descents stopped at ‖∇‖ ≤ grad_tol differ by up to grad_tol / λ along slow directions (a layout
+        # error would differ by O(1))
         layers, a = fstudent.layered(fstudent.unflatten(np.asarray(wf)))
-        np.testing.assert_allclose(np.concatenate([layers[0].ravel(), a]), wb, atol=1e-5)
+        Wb, ab = np.reshape(wb[:9], (3, 3)), np.asarray(wb[9:])
+        np.testing.assert_allclose(layers[0] * a[:, None], Wb * ab[:, None], atol=1e-4)
     iso_b = dict(zip(built.minima["orbit"], built.minima["isotropy"]))
     iso_f = dict(zip(flax.minima["orbit"], flax.minima["isotropy"]))
     assert [iso_b.get(o) for o in rb["orbit"]] == [iso_f.get(o) for o in rf["orbit"]]

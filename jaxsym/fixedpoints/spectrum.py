@@ -287,7 +287,12 @@ def _classified(f: float, values: np.ndarray, mults: np.ndarray, block: str) -> 
 
 def classify(space: Space, z: np.ndarray) -> Classified:
     """The point ``z`` of ``space`` classified: by the isotypic blocks (:func:`components`) when the space has
-    no extra neurons, whatever its block sizes (real ones too), else by :func:`dense_spectrum`."""
+    no extra neurons, whatever its block sizes (real ones too), else by :func:`dense_spectrum`.
+
+    Accuracy: the block eigenvalues agree with the dense float64 Hessian's to about 1e-15 where no two neurons
+    coincide; at a point where two neurons coincide (angle θ = 0, a saddle of the atlas), the restricted
+    derivatives pass through ``arccos`` at 1 and lose half their digits: about 1e-8 there (measured at
+    k = 6, ``tests/test_atlas.py``). The index is unaffected (``INDEX_TOL`` is far larger)."""
     if space.wide:
         return dense_spectrum(space, z)
     with jax.enable_x64(True):
