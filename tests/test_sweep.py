@@ -84,6 +84,23 @@ def test_results_do_not_depend_on_workers(tiny_cfg, tmp_path):
         pd.testing.assert_frame_equal(x, y)
 
 
+def test_host_blas_runs_on_one_thread_during_a_sweep_and_is_restored_after(tiny_cfg, tmp_path):
+    """OpenBLAS's threads spin on busy cores beside XLA and the other workers (host_blas_one_thread): a sweep's
+    chunks see one BLAS thread, and the caller's setting comes back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    seen: list[list[int]] = []
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        run_sweep(dataclasses.replace(tiny_cfg, workers=2), tmp_path / "a", progress=False,
+                  on_chunk=lambda c, a, b: seen.append(blas_threads()))
+        assert blas_threads() == before
+    assert before and seen and all(t == [1] * len(before) for t in seen)
+
+
 class BoomError(Exception):
     pass
 

@@ -9,15 +9,17 @@ are therefore the same as a single-process run's.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from threadpoolctl import threadpool_limits
 
 from jaxsym.numerics import programs
 
@@ -64,6 +66,20 @@ def batch_invariant_options() -> dict[str, str]:
     differed in the last bits with its batch (XLA's GPU kernels; 4e-7 after 300 steps) though statuses and step
     counts of a sweep did not (``docs/benchmarks.md``, "On a GPU")."""
     return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else {}
+
+
+@contextlib.contextmanager
+def host_blas_one_thread() -> Iterator[None]:
+    """Host BLAS and LAPACK (NumPy's and SciPy's OpenBLAS) on one thread while the block runs, restored after.
+
+    A sweep's host linear algebra (the hand-off's Cholesky factors, inverses and eigenvalues, float64, (k·d)²
+    matrices) runs beside XLA's threads and the other chunk workers. OpenBLAS's own threads then wait for cores
+    that are busy, spinning: at k = d = 18 on the 2-core CPU with both cores busy, ``eigvalsh`` of a 324 × 324
+    matrix took 336 ms on OpenBLAS's default threads and 6.5 ms on one, a Cholesky factor 7.7 ms and 2.0 ms
+    (``docs/benchmarks.md``). One thread also makes the host's float64 numbers independent of the machine's
+    core count. Process-wide (``threadpoolctl``), so it covers every worker thread of the sweep."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 def full_float32(fn: Callable[..., R]) -> Callable[..., R]:

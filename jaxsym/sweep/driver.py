@@ -39,7 +39,7 @@ from jaxsym.engine.interface import StoppedError, stop_on
 from jaxsym.io import checkpoint, results
 from jaxsym.io import columns as col
 from jaxsym.io.rundir import RunDir, SweepDirError
-from jaxsym.numerics.parallel import n_local_devices
+from jaxsym.numerics.parallel import host_blas_one_thread, n_local_devices
 from jaxsym.sweep import plan
 from jaxsym.sweep.pipelines import choose
 from jaxsym.sweep.progress import progress as show_progress
@@ -174,7 +174,8 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
     process 0 waits for the other processes' chunk files before merging. ``shard = (i, N)`` runs share ``i``
     of ``N`` independent jobs (e.g. a SLURM array) and neither waits nor merges: :func:`merge` does, once all
     shards are in. The directory's lock is held throughout (one lock per process or shard): a second sweep
-    of the same share on the same DIR is refused.
+    of the same share on the same DIR is refused. Host BLAS runs on one thread meanwhile
+    (:func:`~jaxsym.numerics.parallel.host_blas_one_thread`).
     """
     if shard is not None:
         process_index, process_count = shard
@@ -189,7 +190,7 @@ def run_sweep(cfg: SweepConfig, out: str | Path, *, progress: bool = True, proce
     except OSError as e:
         raise SweepDirError(f"cannot create {rd.root}: {e.strerror or e}") from None
     with rd.lock("sweep" if process_count == 1 else f"sweep process {process_index}",
-                 suffix="" if process_count == 1 else f".p{process_index}"):
+                 suffix="" if process_count == 1 else f".p{process_index}"), host_blas_one_thread():
         prepare_dir(cfg, rd)
         with _log_to(rd):
             try:
