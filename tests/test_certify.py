@@ -140,3 +140,20 @@ def test_hessians_of_a_batch_are_each_point_s_own_whatever_the_batch():
     np.testing.assert_allclose(H[7], fd, atol=1e-6)
     np.testing.assert_array_equal(hessians(W[7:8], V)[0], H[7])
     np.testing.assert_array_equal(hessians(W[5:8], V)[2], H[7])
+
+
+def test_hessian_distances_are_the_norms_of_the_hessians_differences_and_do_not_depend_on_the_batch():
+    """The test per orbit's ‖H(X) − H_ref‖_F reduced inside a program equals the norm taken of the Hessians on the
+    host (a second computation), and a point's value is the same bits alone and in a batch of 37 (two calls)."""
+    from jaxsym.certify.exact import hessian_distances, hessians
+
+    rng = np.random.default_rng(3)
+    k = d = 5
+    V = np.eye(d)
+    Xs = rng.normal(size=(37, k, d)) / np.sqrt(d)
+    H_ref = hessians(rng.normal(size=(1, k, d)) / np.sqrt(d), V)[0]
+    got = hessian_distances(Xs, H_ref, V)
+    want = np.linalg.norm(hessians(Xs, V) - H_ref[None], axis=(1, 2))
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    alone = np.array([hessian_distances(Xs[i:i + 1], H_ref, V)[0] for i in (0, 20, 36)])
+    assert np.array_equal(alone, got[[0, 20, 36]])

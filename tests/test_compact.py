@@ -151,7 +151,7 @@ def _float64_descent(k: int, lr: float):
 def _basins(k: int, lr: float, V: np.ndarray | None = None):
     """A chunk's hand-off test for k = d, as the closed-form pipeline builds it (float64 polish, jitted)."""
     from jaxsym.certify.basins import Basins
-    from jaxsym.certify.exact import gradient, hessians, loss_value, make_polish, per_run
+    from jaxsym.certify.exact import gradient, hessian_distances, hessians, loss_value, make_polish, per_run
     from jaxsym.symmetry.group import target_column_colours
 
     V = np.eye(k) if V is None else V
@@ -164,7 +164,7 @@ def _basins(k: int, lr: float, V: np.ndarray | None = None):
             return jax.device_get(polish(W, np.zeros(len(W)), np.zeros(len(W), bool)))
 
     return Basins(cfg, lr, target_column_colours(V, k), polish_all, lambda Ws: hessians(Ws, V),
-                  lambda W: gradient(W, V), lambda W: loss_value(W, V))
+                  lambda Xs, H: hessian_distances(Xs, H, V), lambda W: gradient(W, V), lambda W: loss_value(W, V))
 
 
 def _grad(W: np.ndarray, V: np.ndarray | None = None) -> np.ndarray:
@@ -310,11 +310,12 @@ def test_an_offer_holds_a_bounded_block_of_hessians_and_decides_as_in_one_batch(
     monkeypatch.setattr(bmod, "OFFER_BLOCK_BYTES", 3 * 8 * (k * k) ** 2)  # three Hessians a block
     assert bmod.block_runs(W0) == 3
     small = _basins(k, lr)
-    sizes = []
-    hessian = small.hessian
+    sizes, matched = [], []
+    hessian, distance = small.hessian, small.distance
     small.hessian = lambda Ws: sizes.append(len(Ws)) or hessian(Ws)
+    small.distance = lambda Xs, H: matched.append(len(Xs)) or distance(Xs, H)  # no Hessian leaves its program
     blocked = small.offer(runs, W0, g0)
-    assert max(sizes) <= 3 and sum(sizes) >= len(runs)
+    assert max(sizes) <= 3 and sum(sizes) + sum(matched) >= len(runs) and sum(matched) > 0
     for a, b in zip(one, blocked):
         np.testing.assert_array_equal(a, b)
     assert [r.run for r in whole.reps] == [r.run for r in small.reps]

@@ -18,8 +18,8 @@ point of a certified orbit: ``g·W*`` for ``g ∈ G_V``. The float64 work that d
 to ``∇F = 0`` (:func:`jaxsym.certify.exact.make_polish`), the Hessian at ``W*``, its extreme eigenvalues and
 inverse — is done once, for the first run of the orbit, its *representative*. Every later run is matched to a
 representative modulo the group (:func:`match`: ``X = g·W₀`` close to ``W*``, assignments of columns and rows in
-alternation) and pays one Hessian ``H(X)`` and a comparison. Since
-``‖H(g·W₀) − H(W*)‖ = ‖H(W₀) − H(g⁻¹·W*)‖``, this is the same test with the orbit's point nearest ``W₀``: a run is
+alternation) and pays one Hessian ``H(X)`` and a comparison (``‖H(X) − H(W*)‖_F`` reduced inside one program).
+Since ``‖H(g·W₀) − H(W*)‖ = ‖H(W₀) − H(g⁻¹·W*)‖``, this is the same test with the orbit's point nearest ``W₀``: a run is
 accepted or not whatever run represents its orbit, up to rounding (the ``W*`` of two representatives agree to
 ‖∇F‖/λ_min ≈ 1e-11). That the match found the orbit of ``X``'s basin is checked by Newton's step: near ``W*``,
 ``X − H(W*)⁻¹∇F(X)`` lands on ``W*`` (to second order; ``∇F(X)`` is the descent's gradient at ``W₀``, carried by the
@@ -145,20 +145,23 @@ class Basins:
 
     ``polish(W (c, k, d)) -> Polished`` is the float64 polish over a run axis
     (:func:`jaxsym.certify.exact.make_polish`); ``hessian(W (c, k, d)) -> H (c, k·d, k·d)`` the Hessians of a
-    batch of points (:func:`jaxsym.certify.exact.hessians`: each point's independent of the others), ``gradient(W)
+    batch of points (:func:`jaxsym.certify.exact.hessians`: each point's independent of the others);
+    ``distance(X (c, k, d), H_ref (k·d, k·d)) -> (c,)`` the norms ``‖H(X_n) − H_ref‖_F`` of the test per orbit,
+    without the Hessians (:func:`jaxsym.certify.exact.hessian_distances`, likewise per point); ``gradient(W)
     -> ∇F`` and ``loss(W)`` one point's, float64 (programs shared by every cell of a shape,
     :func:`jaxsym.certify.exact.gradient`: no program of its own); an offer's Hessians are computed in batches of
     :func:`block_runs` runs (the matched runs', then the per-run path's; each point's Hessian, hence each run's
-    decision, does not depend on its batch);
+    decision, does not depend on its batch; the matched runs' distances are computed per representative);
     ``colours`` are the target's column colours. The rest — eigenvalues of a representative's Hessian, its
     inverse, the norms of the test — is host linear algebra on (k·d, k·d) matrices.
     """
 
     def __init__(self, cfg: CertifyConfig, learning_rate: float, colours: np.ndarray,
                  polish: Callable[[np.ndarray], Polished], hessian: Callable[[np.ndarray], np.ndarray],
+                 distance: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  gradient: Callable[[np.ndarray], np.ndarray], loss: Callable[[np.ndarray], float]) -> None:
         self.cfg, self.lr, self.colours = cfg, learning_rate, colours
-        self.polish, self.hessian, self.gradient, self.loss = polish, hessian, gradient, loss
+        self.polish, self.hessian, self.distance, self.gradient, self.loss = polish, hessian, distance, gradient, loss
         self.reps: list[Representative] = []
         self.solved = 0   # runs that paid the per-run path
         self.matched = 0  # runs certified per orbit
@@ -223,13 +226,12 @@ class Basins:
                 solve[n] = True  # near another critical point: the per-run path
             else:
                 near.append((n, rep, X, pi, rho))
-        block = block_runs(W0)
-        for at in range(0, len(near), block):
-            part = near[at:at + block]
-            HX = self.hessian(np.stack([X for _, _, X, _, _ in part]))  # one batch of Hessians
-            for (n, rep, _, pi, rho), H in zip(part, HX, strict=True):
+        for r in dict.fromkeys(id(rep) for _, rep, _, _, _ in near):  # per representative, in order of first use
+            part = [x for x in near if id(x[1]) == r]
+            dist = self.distance(np.stack([X for _, _, X, _, _ in part]), part[0][1].H)
+            for (n, rep, _, pi, rho), dn in zip(part, dist, strict=True):
                 i = idx[n]
-                delta = 2 * np.linalg.norm(H - rep.H)
+                delta = 2 * float(dn)
                 if window(rep.lo, rep.hi, delta, self.cfg, self.lr):
                     Y = unmap(rep.W, pi, rho)
                     out.accepted[i], out.per_orbit[i] = True, True

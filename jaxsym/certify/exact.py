@@ -114,6 +114,32 @@ def hessians(Ws: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray
         return in_blocks(lambda W: prog(W, V), (Ws,), block)
 
 
+@functools.lru_cache(maxsize=64)
+def _distances_program(obj: Objective) -> Callable[..., Array]:
+    def distance(X: Array, H_ref: Array, V: Array) -> Array:
+        D = obj.hessian(X, V) - H_ref
+        return jnp.sqrt(jnp.sum(D * D))
+
+    return per_run(distance, name="hessian-distances", key=obj.key, shared=2)
+
+
+def hessian_distances(Xs: np.ndarray, H_ref: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray:
+    """``‖H(X_n) − H_ref‖_F`` for the points ``Xs`` (c, k, d) and one reference Hessian ``H_ref`` (k·d, k·d):
+    (c,) float64 on the host.
+
+    What the hand-off test per orbit needs of a run's Hessian (:mod:`jaxsym.certify.basins`), computed and reduced
+    inside one program: the Hessians never leave it, so a run costs one Hessian's arithmetic, not its copy to the
+    host and a second pass there (at k = d = 18 the copy alone was a third of the test's time). Calls of 32 points
+    (the last padded), one point at a time inside a call on a CPU (:func:`per_run`), so a point's distance does not
+    depend on the others."""
+    Xs = np.asarray(Xs, np.float64)
+    V = np.asarray(V, np.float64)
+    H_ref = np.asarray(H_ref, np.float64)
+    with jax.enable_x64(True):
+        prog = _distances_program(obj)
+        return in_blocks(lambda X: prog(X, H_ref, V), (Xs,), 32)
+
+
 class Thresholds(Protocol):
     """What :func:`classify` reads: :class:`~jaxsym.config.CertifyConfig`, or per-point margins (arrays)."""
 

@@ -36,6 +36,7 @@ from jaxsym.certify.exact import (
     STATUSES,
     classify,
     gradient,
+    hessian_distances,
     hessians,
     in_blocks,
     loss_value,
@@ -142,6 +143,7 @@ def _basins(certify_cfg: CertifyConfig, V: np.ndarray, lr: float, obj: Objective
 
     def make() -> Basins:
         return Basins(certify_cfg, lr, colours, polish_all, lambda Ws: hessians(Ws, V, obj),
+                      lambda Xs, H_ref: hessian_distances(Xs, H_ref, V, obj),
                       lambda W: gradient(W, V, obj), lambda W: loss_value(W, V, obj))
 
     return make
