@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
     ("bench_cluster.py", ["--n", "3000", "--k", "5", "--chunk", "1000"]),
     ("bench_memory.py", ["--base", "8", "--chunk", "8", "--d", "3", "--steps", "50"]),
     ("bench_blas.py", ["--ks", "4", "--busy", "1", "--repeats", "1"]),
+    ("cell_parts.py", ["--k", "4", "--runs", "20"]),
 ])
 def test_benchmark_script_runs(script, args, tmp_path):
     out = tmp_path / "out.json"
