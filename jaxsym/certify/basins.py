@@ -53,8 +53,8 @@ OFFER_BLOCK_BYTES = 2**27  # at most this much of Hessians held at once while an
 
 
 def block_runs(W0: np.ndarray) -> int:
-    """Runs whose float64 Hessians (k·d, k·d) fit :data:`OFFER_BLOCK_BYTES`: an offer is decided this many runs at a
-    time, so its memory does not grow with the chunk (at k = d = 15 a Hessian is 405 KB: 331 runs a block)."""
+    """Runs whose float64 Hessians (k·d, k·d) fit :data:`OFFER_BLOCK_BYTES`: the per-run path decides this many runs
+    at a time, so its memory does not grow with the chunk (at k = d = 15 a Hessian is 405 KB: 331 runs a block)."""
     n = W0.shape[1] * W0.shape[2]
     return max(1, OFFER_BLOCK_BYTES // (8 * n * n))
 
@@ -149,11 +149,11 @@ class Basins:
     ``distance(X (c, k, d), H_ref (k·d, k·d)) -> (c,)`` the norms ``‖H(X_n) − H_ref‖_F`` of the test per orbit,
     without the Hessians (:func:`jaxsym.certify.exact.hessian_distances`, likewise per point); ``gradient(W)
     -> ∇F`` and ``loss(W)`` one point's, float64 (programs shared by every cell of a shape,
-    :func:`jaxsym.certify.exact.gradient`: no program of its own); an offer's Hessians are computed in batches of
-    :func:`block_runs` runs (the matched runs', then the per-run path's; each point's Hessian, hence each run's
-    decision, does not depend on its batch; the matched runs' distances are computed per representative);
+    :func:`jaxsym.certify.exact.gradient`: no program of its own); the per-run path's Hessians are computed in
+    batches of :func:`block_runs` runs, the matched runs' distances per representative (no Hessian of theirs
+    reaches the host); each point's Hessian, hence each run's decision, does not depend on its batch.
     ``colours`` are the target's column colours. The rest — eigenvalues of a representative's Hessian, its
-    inverse, the norms of the test — is host linear algebra on (k·d, k·d) matrices.
+    inverse, Cholesky factors, the per-run path's norms — is host linear algebra on (k·d, k·d) matrices.
     """
 
     def __init__(self, cfg: CertifyConfig, learning_rate: float, colours: np.ndarray,
