@@ -11,30 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import shutil
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
-PARTS = ("descent_s", "handoff_s", "per_run_s", "polish_s", "cluster_s", "write_s")
+from bench import TIMES, sweep_rate  # the sweep log's per-chunk parts, summed per k
 
-
-class _Parts(logging.Handler):
-    """Collects the stats dict of each ``… done in …`` line of the sweep's log."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.stats: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "done in" in record.getMessage() and isinstance(record.args, tuple) and record.args:
-            text = record.args[-1]
-            if isinstance(text, str) and "{" in text:
-                import ast
-
-                self.stats.append(ast.literal_eval(text[text.index("{"):]))
+from jaxsym import config
 
 
 def main() -> None:
@@ -44,31 +25,19 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--out", default="cell_parts.json")
     args = ap.parse_args()
-    import jaxsym
-
-    handler = _Parts()
-    logger = logging.getLogger("jaxsym")
-    logger.setLevel(logging.INFO)
-    logger.addHandler(handler)
-    raw = {"name": "parts", "seed": 0, "runs": args.runs, "grid": {"d": [args.k], "k": "d", "target": "identity"},
-           "train": {"optimizer": "sgd", "learning_rate": "5/k", "steps": 20000, "grad_tol": 1e-5,
-                     "dtype": "float32"}, "workers": args.workers}
+    cfg = config.from_dict({"name": "parts", "seed": 0, "runs": args.runs,
+                            "grid": {"d": [args.k], "k": "d", "target": "identity"},
+                            "train": {"optimizer": "sgd", "learning_rate": "5/k", "steps": 20000, "grad_tol": 1e-5,
+                                      "dtype": "float32"}, "workers": args.workers})
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label in ("first (compiles)", "second (warm)"):
-            out = Path(tmp) / "sweep"
-            shutil.rmtree(out, ignore_errors=True)
-            handler.stats.clear()
-            t = time.perf_counter()
-            jaxsym.run(raw, out, progress=False)
-            wall = time.perf_counter() - t
-            parts = {p: sum(s.get(p, 0.0) for s in handler.stats) for p in PARTS}
-            rows.append({"run": label, "wall_s": wall, **parts})
+    for label in ("first (compiles)", "second (warm)"):
+        _, stats = sweep_rate(cfg)
+        rows.append({"run": label, "wall_s": stats["all"]["wall_s"], **{p: stats[args.k].get(p, 0.0) for p in TIMES}})
     print(f"k = d = {args.k}, {args.runs} runs, {args.workers} worker(s): seconds (parts summed over chunks)")
-    print("| run | wall | " + " | ".join(p[:-2] for p in PARTS) + " |")
-    print("|---|---:|" + "---:|" * len(PARTS))
+    print("| run | wall | " + " | ".join(p[:-2] for p in TIMES) + " |")
+    print("|---|---:|" + "---:|" * len(TIMES))
     for r in rows:
-        print(f"| {r['run']} | {r['wall_s']:.2f} | " + " | ".join(f"{r[p]:.2f}" for p in PARTS) + " |")
+        print(f"| {r['run']} | {r['wall_s']:.2f} | " + " | ".join(f"{r[p]:.2f}" for p in TIMES) + " |")
     Path(args.out).write_text(json.dumps({"k": args.k, "runs": args.runs, "workers": args.workers, "rows": rows},
                                          indent=1))
 

@@ -226,8 +226,10 @@ class Basins:
                 solve[n] = True  # near another critical point: the per-run path
             else:
                 near.append((n, rep, X, pi, rho))
-        for r in dict.fromkeys(id(rep) for _, rep, _, _, _ in near):  # per representative, in order of first use
-            part = [x for x in near if id(x[1]) == r]
+        by_rep: dict[int, list[tuple[int, Representative, np.ndarray, np.ndarray, np.ndarray]]] = {}
+        for x in near:  # per representative, in order of first use
+            by_rep.setdefault(id(x[1]), []).append(x)
+        for part in by_rep.values():
             dist = self.distance(np.stack([X for _, _, X, _, _ in part]), part[0][1].H)
             for (n, rep, _, pi, rho), dn in zip(part, dist, strict=True):
                 i = idx[n]

@@ -106,12 +106,17 @@ def hessians(Ws: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray
     points (:func:`per_run`: on a CPU one point at a time inside a call, so a point's Hessian does not depend on
     the others; as many as :data:`HESSIAN_BLOCK_BYTES` holds, at most 32), the target an argument."""
     Ws = np.asarray(Ws, np.float64)
-    n = Ws.shape[1] * Ws.shape[2]
-    block = max(1, min(32, HESSIAN_BLOCK_BYTES // (8 * n * n)))
     V = np.asarray(V, np.float64)
     with jax.enable_x64(True):
         prog = _hessians_program(obj)
-        return in_blocks(lambda W: prog(W, V), (Ws,), block)
+        return in_blocks(lambda W: prog(W, V), (Ws,), _hessian_block(Ws))
+
+
+def _hessian_block(Ws: np.ndarray) -> int:
+    """Points per call of a program that holds their Hessians at once (vmapped on an accelerator): as many as
+    :data:`HESSIAN_BLOCK_BYTES` holds, at most 32."""
+    n = Ws.shape[1] * Ws.shape[2]
+    return max(1, min(32, HESSIAN_BLOCK_BYTES // (8 * n * n)))
 
 
 @functools.lru_cache(maxsize=64)
@@ -129,15 +134,15 @@ def hessian_distances(Xs: np.ndarray, H_ref: np.ndarray, V: np.ndarray, obj: Obj
 
     What the hand-off test per orbit needs of a run's Hessian (:mod:`jaxsym.certify.basins`), computed and reduced
     inside one program: the Hessians never leave it, so a run costs one Hessian's arithmetic, not its copy to the
-    host and a second pass there (at k = d = 18 the copy alone was a third of the test's time). Calls of 32 points
-    (the last padded), one point at a time inside a call on a CPU (:func:`per_run`), so a point's distance does not
-    depend on the others."""
+    host and a second pass there (at k = d = 18 the copy alone was a third of the test's time). Calls of as many
+    points as :func:`hessians` takes (the last padded), one point at a time inside a call on a CPU (:func:`per_run`),
+    so a point's distance does not depend on the others."""
     Xs = np.asarray(Xs, np.float64)
     V = np.asarray(V, np.float64)
     H_ref = np.asarray(H_ref, np.float64)
     with jax.enable_x64(True):
         prog = _distances_program(obj)
-        return in_blocks(lambda X: prog(X, H_ref, V), (Xs,), 32)
+        return in_blocks(lambda X: prog(X, H_ref, V), (Xs,), _hessian_block(Xs))
 
 
 class Thresholds(Protocol):
