@@ -151,3 +151,51 @@ def test_the_many_digit_loss_is_the_same_formula(space, seed):
         f64_narrow = float(narrow.loss(jnp.asarray(z[:narrow.size])))
     assert loss_precise(sp, z) == pytest.approx(f64, abs=1e-13)
     assert loss_precise(narrow, z[:narrow.size]) == pytest.approx(f64_narrow, abs=1e-13)
+
+
+WIDE_SPACES = [((3,), 1), ((2, 1), 2), ((3, 2, 1), 1), ((1, 1), 3), ((4, 1), 0), ((2, 2), 2), ((3, 1), 2)]
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(WIDE_SPACES), st.integers(0, 2**31 - 1))
+def test_the_block_spectrum_of_a_wide_space_is_the_dense_hessians(space, seed):
+    """At a random point of Fix(Δ(S_p) × S_n) the isotypic blocks (the extra neurons' std_n blocks included),
+    each eigenvalue counted with its multiplicity, are the (k·d)-dimensional closed-form Hessian's eigenvalues."""
+    from jaxsym.fixedpoints.spectrum import components
+
+    blocks, n = space
+    sp = Space(blocks, extra=n)
+    z = np.random.default_rng(seed).uniform(-1, 1, sp.size) * sp.free
+    comps = [c for c in components(sp.p, z, sp.extra) if c.mult > 0]
+    mults = [round(c.mult) for c in comps]
+    assert all(m == c.mult for m, c in zip(mults, comps, strict=True))
+    got = np.sort(np.concatenate([np.repeat(c.values, m) for c, m in zip(comps, mults, strict=True)]))
+    with jax.enable_x64(True):
+        W = sp.embed(jnp.asarray(z))
+        dense = np.linalg.eigvalsh(np.asarray(model.hessian(W, jnp.eye(sp.d))))
+    assert len(got) == sp.k * sp.d
+    np.testing.assert_allclose(got, dense, atol=1e-9 * max(1.0, np.abs(dense).max()))
+
+
+def test_a_wide_family_in_continuous_d_is_born_where_the_dense_index_says():
+    """The k = d + 1 spurious minimum of Fix(Δ(S_{d−1}×S_1)×S_1), followed in real d by the one family trace
+    (extra neurons kept), is born once, between the integers where the dense Hessian's index turns to 0
+    (:func:`follow` classifies there independently), located to 1e-8: the block λ_min changes sign across it."""
+    from jaxsym.fixedpoints.families import follow_family, solve_at, space_at
+    from jaxsym.fixedpoints.spectrum import classify as block_classify
+
+    p7 = next(p for p in critical_points((6, 1), 1, starts=24) if p.index == 0 and p.loss > 1e-8)
+    fam = follow_family((1,), 7.0, p7.z, k_max=9.0, asymptotic_to=9.0, extra=1)
+    births = [(k, err) for k, what, err in fam.sign_changes if what == "birth"]
+    assert len(births) == 1 and fam.extra == 1
+    birth, err = births[0]
+    dense = follow((6, 1), 1, p7.z, d_to=4)
+    index = dict(zip(dense["d"], dense["index"], strict=True))
+    lo = max(d for d, i in index.items() if i > 0)
+    assert index[lo + 1] == 0 and lo < birth < lo + 1 and err <= 1e-8
+    signs = []
+    for d in (birth - 1e-6, birth + 1e-6):
+        sol = solve_at((1,), d, p7.z, 1)
+        assert sol.converged
+        signs.append(np.sign(block_classify(space_at((1,), d, 1), sol.z).hess_min))
+    assert signs == [-1, 1]

@@ -39,6 +39,13 @@ def blocks_at(tail: tuple[int, ...], k: float) -> tuple[float, ...]:
     return (k - sum(tail), *tail)
 
 
+def space_at(tail: tuple[int, ...], k: float, extra: float | None = None) -> Space:
+    """The family's space at real k: blocks :func:`blocks_at`, and ``extra`` more student neurons (None: a
+    ``k = d`` student). With extra neurons the family's parameter k is the teacher's size ``d = Σ p``; the
+    student has ``d + extra`` neurons."""
+    return Space(blocks_at(tail, k), extra=extra)
+
+
 @dataclass
 class CurvePoint:
     """The family at real k: parameters, loss (float64; in 50 digits from ``k_max`` on, see
@@ -58,24 +65,25 @@ class CurvePoint:
     eig_mults: list[float]
 
 
-def curve_point(tail: tuple[int, ...], k: float, x: np.ndarray, gn: float) -> CurvePoint:
+def curve_point(tail: tuple[int, ...], k: float, x: np.ndarray, gn: float, extra: float | None = None
+                ) -> CurvePoint:
     """The family ``tail``'s point ``x`` at real k (with its full ‖∇F‖ ``gn``), classified."""
-    c = classify(Space(blocks_at(tail, k)), x)
+    c = classify(space_at(tail, k, extra), x)
     return CurvePoint(k, x, c.loss, gn, c.hess_min, c.hess_block, c.index, c.n_distinct_eigs, c.eig_values,
                       c.eig_mults)
 
 
-def solve_at(tail: tuple[int, ...], k: float, x0: np.ndarray) -> Solution:
+def solve_at(tail: tuple[int, ...], k: float, x0: np.ndarray, extra: float | None = None) -> Solution:
     """The family's critical point at real k near ``x0`` (:func:`jaxsym.fixedpoints.solve.solve`)."""
-    return solve(Space(blocks_at(tail, k)), x0)
+    return solve(space_at(tail, k, extra), x0)
 
 
-def trace_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, **options: float
-                 ) -> Trace[CurvePoint]:
-    """The family ``tail`` traced in real k from ``(k0, x0)`` to ``k_end``, every point classified
-    (:func:`jaxsym.fixedpoints.continuation.trace` with its ``options``)."""
-    return trace(lambda k, z: solve_at(tail, k, z), k0, x0, k_end,
-                 lambda k, sol: curve_point(tail, k, sol.z, sol.grad_norm), **options)  # type: ignore[arg-type]
+def trace_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, k_end: float, *, extra: float | None = None,
+                 **options: float) -> Trace[CurvePoint]:
+    """The family ``tail`` (with ``extra`` more neurons) traced in real k from ``(k0, x0)`` to ``k_end``, every
+    point classified (:func:`jaxsym.fixedpoints.continuation.trace` with its ``options``)."""
+    return trace(lambda k, z: solve_at(tail, k, z, extra), k0, x0, k_end,  # type: ignore[arg-type]
+                 lambda k, sol: curve_point(tail, k, sol.z, sol.grad_norm, extra), **options)
 
 
 def edge(tail: tuple[int, ...]) -> float:
@@ -83,7 +91,8 @@ def edge(tail: tuple[int, ...]) -> float:
     return 2.0 + sum(tail)
 
 
-def bisect_sign(tail: tuple[int, ...], a: CurvePoint, b: CurvePoint, *, xtol: float = 1e-8) -> tuple[float, float]:
+def bisect_sign(tail: tuple[int, ...], a: CurvePoint, b: CurvePoint, *, xtol: float = 1e-8,
+                extra: float | None = None) -> tuple[float, float]:
     """The k between two points of a family where λ_min changes sign, by bisection (each midpoint solved from
     the interpolated parameters, else from the nearer end): ``(k, half-width of the final bracket)``, the
     half-width below ``xtol`` unless Newton failed inside the bracket first."""
@@ -93,12 +102,12 @@ def bisect_sign(tail: tuple[int, ...], a: CurvePoint, b: CurvePoint, *, xtol: fl
     while hi.k - lo.k > xtol:
         km = (lo.k + hi.k) / 2
         w = (km - lo.k) / (hi.k - lo.k)
-        sol = solve_at(tail, km, (1 - w) * lo.x + w * hi.x)
+        sol = solve_at(tail, km, (1 - w) * lo.x + w * hi.x, extra)
         if not sol.converged:
-            sol = solve_at(tail, km, lo.x)
+            sol = solve_at(tail, km, lo.x, extra)
         if not sol.converged:
             break
-        mid = curve_point(tail, km, sol.z, sol.grad_norm)
+        mid = curve_point(tail, km, sol.z, sol.grad_norm, extra)
         if np.sign(mid.hess_min) == np.sign(lo.hess_min):
             lo = mid
         else:
@@ -164,15 +173,17 @@ def loss_limit(k: np.ndarray, loss: np.ndarray, terms: int = 4) -> tuple[str, fl
     return "constant", f_inf, f_err
 
 
-def bounded_limits(tail: tuple[int, ...], pts: list[CurvePoint], *, growth_tol: float = 0.05
-                   ) -> list[tuple[str, float, float]]:
+def bounded_limits(tail: tuple[int, ...], pts: list[CurvePoint], *, growth_tol: float = 0.05,
+                   extra: float | None = None) -> list[tuple[str, float, float]]:
     """Limits of the Hessian eigenvalues that stay bounded along ``pts`` (each block's eigenvalues in order,
     kept when their log–log slope over the last decade of k is below ``growth_tol``), by
     :func:`series_limit`."""
     ks = np.array([c.k for c in pts])
     per: dict[tuple[str, int], list[float]] = {}
     for c in pts:
-        for comp in components(blocks_at(tail, c.k), c.x):
+        for comp in components(blocks_at(tail, c.k), c.x, extra):
+            if comp.mult <= 0:  # not part of the spectrum here (e.g. the extra neurons' std_n at n = 1)
+                continue
             for j, v in enumerate(comp.values):
                 per.setdefault((comp.label, j), []).append(float(v))
     out = []
@@ -213,6 +224,8 @@ class Family:
       stopped: ``(low, high)``, the k where tracing gave up on that side
         (:func:`jaxsym.fixedpoints.continuation.trace`), else None; the family then has no limit unless its
         upper part reached ``k_max``.
+      extra: the student's neurons beyond the teacher's (None: ``k = d``); with them, "k" above is the
+        teacher's size d (:func:`space_at`).
     """
 
     tail: tuple[int, ...]
@@ -224,6 +237,7 @@ class Family:
     limit: tuple[str, float, float]
     bounded_eigs: list[tuple[str, float, float]]
     stopped: tuple[float | None, float | None] = (None, None)
+    extra: float | None = None
 
     @property
     def birth_k(self) -> float | None:
@@ -241,7 +255,8 @@ class Family:
 
 
 def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: float = 100.0,
-                  asymptotic_to: float = 1e5, step: float = 0.5, xtol: float = 1e-8) -> Family:
+                  asymptotic_to: float = 1e5, step: float = 0.5, xtol: float = 1e-8,
+                  extra: float | None = None) -> Family:
     """Trace the family through ``(k0, x0)`` down to the edge of its domain (or a fold) and up to ``k_max`` in
     steps of ``step``, then geometrically (×1.1 per step) to ``asymptotic_to``; locate λ_min's sign changes by
     bisection to ``xtol``; fit the limits of the loss and of the bounded eigenvalues on ``k ≥ k_max``
@@ -252,12 +267,12 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
     between k = 15,000 and 100,000 where λ_min hovers near zero); two of them closer than ``step``
     cancel out and are not seen (near the domain's edge, where a block's multiplicity polynomial is below
     one, λ_min of the continued spectrum can change sign twice within 0.1 in k)."""
-    low, end_low, stop_low = trace_family(tail, k0, x0, edge(tail), step=step, min_step=xtol)
-    high, end_high, stop_high = trace_family(tail, k0, x0, k_max, step=step, min_step=xtol)
+    low, end_low, stop_low = trace_family(tail, k0, x0, edge(tail), step=step, min_step=xtol, extra=extra)
+    high, end_high, stop_high = trace_family(tail, k0, x0, k_max, step=step, min_step=xtol, extra=extra)
     far: list[CurvePoint] = []
     if end_high is None and stop_high is None and asymptotic_to > k_max:
         far, end_high, stop_high = trace_family(tail, high[-1].k, high[-1].x, asymptotic_to, step=0.1 * k_max,
-                                                growth=1.1, min_step=xtol)
+                                                growth=1.1, min_step=xtol, extra=extra)
         far = far[1:]
     curve = sorted(low[1:] + high + far, key=lambda c: c.k)
     changes = []
@@ -265,26 +280,27 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
         # at the domain's edge (two neurons left in the first block) some blocks' multiplicities vanish and
         # λ_min jumps: compare with a point just inside instead, so that only changes of sign inside count
         if a.k <= edge(tail) + 1e-9:
-            sol = solve_at(tail, edge(tail) + 1e-6, a.x)
+            sol = solve_at(tail, edge(tail) + 1e-6, a.x, extra)
             if not sol.converged:
                 continue
-            a = curve_point(tail, edge(tail) + 1e-6, sol.z, sol.grad_norm)
+            a = curve_point(tail, edge(tail) + 1e-6, sol.z, sol.grad_norm, extra)
         if np.sign(a.hess_min) != np.sign(b.hess_min) and b.k - a.k > 0 and b.k <= k_max \
                 and min(abs(a.hess_min), abs(b.hess_min)) > SIGN_FLOOR:
-            where, err = bisect_sign(tail, a, b, xtol=xtol)
+            where, err = bisect_sign(tail, a, b, xtol=xtol, extra=extra)
             changes.append((where, "birth" if b.hess_min > 0 else "death", err))
     limit: tuple[str, float, float] = ("none", math.nan, math.nan)
     eigs: list[tuple[str, float, float]] = []
     tail_pts = [c for c in curve if c.k >= k_max]
     if len(tail_pts) >= 8 and end_high is None:  # a family that ends in a fold has no limit as k → ∞
         ks = np.array([c.k for c in tail_pts])
-        f = np.array([loss_precise(Space(blocks_at(tail, c.k)), c.x) for c in tail_pts])
+        f = np.array([loss_precise(space_at(tail, c.k, extra), c.x) for c in tail_pts])
         for c, v in zip(tail_pts, f, strict=True):  # the curve keeps the digits float64 loses at large k
             c.loss = float(v)
         # the global minimum: zero to the precision of its float64 location (the precise loss of W = I is 0)
         limit = ("zero", 0.0, 0.0) if np.max(np.abs(f)) <= 1e-15 else loss_limit(ks, f)
-        eigs = bounded_limits(tail, tail_pts)
-    return Family(tail, k0, np.asarray(x0), curve, (end_low, end_high), changes, limit, eigs, (stop_low, stop_high))
+        eigs = bounded_limits(tail, tail_pts, extra=extra)
+    return Family(tail, k0, np.asarray(x0), curve, (end_low, end_high), changes, limit, eigs, (stop_low, stop_high),
+                  extra)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ import scipy.linalg
 
 from jaxsym.certify.exact import STATUSES
 from jaxsym.config import CertifyConfig
-from jaxsym.fixedpoints.space import Space, counts, loss
+from jaxsym.fixedpoints.space import Space, loss
 from jaxsym.landscape import model
 from jaxsym.symmetry.spectra import group_eigenvalues
 
@@ -75,18 +75,19 @@ class _Nested:
 
     blocks: tuple[tuple[int, ...], ...]
     sizes: tuple[float, ...]
+    extra: float | None = None
 
     @property
     def space(self) -> Space:
-        return Space(tuple(sum(self.sizes[a] for a in blk) for blk in self.blocks))
+        return Space(tuple(sum(self.sizes[a] for a in blk) for blk in self.blocks), extra=self.extra)
 
 
 def embedding(coarse: _Nested, fine: _Nested) -> np.ndarray:
     """The linear map ``x_coarse ↦ x_fine`` of a point of Fix(coarse) written in the parameters of Fix(fine)
     (every fine block inside one coarse block), restricted to the free parameters of both: (n_fine, n_coarse).
 
-    ``a_f = a_P(f)``, ``b_f = b_P(f)``, and ``c_fg = b_P(f)`` when f, g lie in one coarse block, else
-    ``c_P(f)P(g)``, with P(f) the coarse block containing f."""
+    ``a_f = a_P(f)``, ``b_f = b_P(f)``, ``c_fg = b_P(f)`` when f, g lie in one coarse block, else
+    ``c_P(f)P(g)``, and ``e_f = e_P(f)`` (spaces with extra neurons), with P(f) the coarse block containing f."""
     parent = []
     for blk in fine.blocks:
         owners = [j for j, cb in enumerate(coarse.blocks) if set(blk) <= set(cb)]
@@ -94,7 +95,7 @@ def embedding(coarse: _Nested, fine: _Nested) -> np.ndarray:
             raise ValueError(f"{fine.blocks} does not refine {coarse.blocks}")
         parent.append(owners[0])
     rc, rf = len(coarse.blocks), len(fine.blocks)
-    E = np.zeros((2 * rf + rf * rf, 2 * rc + rc * rc))
+    E = np.zeros((fine.space.size, coarse.space.size))
     for f in range(rf):
         E[f, parent[f]] = 1.0
         E[rf + f, rc + parent[f]] = 1.0
@@ -105,6 +106,8 @@ def embedding(coarse: _Nested, fine: _Nested) -> np.ndarray:
                 E[2 * rf + f * rf + g, rc + parent[f]] = 1.0
             else:
                 E[2 * rf + f * rf + g, 2 * rc + parent[f] * rc + parent[g]] = 1.0
+        if fine.space.wide:
+            E[2 * rf + rf * rf + f, 2 * rc + rc * rc + parent[f]] = 1.0
     return E[np.ix_(fine.space.free, coarse.space.free)]
 
 
@@ -112,21 +115,19 @@ _loss_jit = jax.jit(loss)
 
 
 @jax.jit
-def _hessian(z: jax.Array, p: jax.Array) -> jax.Array:
-    return jax.hessian(loss)(z, p)
+def _hessian(z: jax.Array, p: jax.Array, n: jax.Array | None = None) -> jax.Array:
+    return jax.hessian(loss)(z, p, n)
 
 
 def space_hessian(space: Space, z_free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(A, G)`` on the free parameters of ``space`` (no extra neurons) at the point ``z_free``: the Hessian of
-    the restricted loss and the metric ``diag(counts)`` (``A y = λ G y`` are the full Hessian's eigenpairs on
-    Fix(space))."""
+    """``(A, G)`` on the free parameters of ``space`` at the point ``z_free``: the Hessian of the restricted loss
+    and the metric ``diag(counts)`` (``A y = λ G y`` are the full Hessian's eigenpairs on Fix(space))."""
     free = space.free
     z = np.zeros(space.size)
     z[free] = z_free
-    p = np.asarray(space.p, np.float64)
     with jax.enable_x64(True):
-        A = np.asarray(_hessian(jnp.asarray(z), jnp.asarray(p)))
-    G = counts(p, xp=np)
+        A = np.asarray(_hessian(jnp.asarray(z), *space.args(jnp.float64)))
+    G = space.counts
     return A[np.ix_(free, free)], np.diag(G[free])
 
 
@@ -161,7 +162,8 @@ def _swap(space: Space, i: int, j: int) -> np.ndarray:
     perm = list(range(r))
     perm[i], perm[j] = j, i
     idx = [perm[f] for f in range(r)] + [r + perm[f] for f in range(r)] \
-        + [2 * r + perm[f] * r + perm[g] for f in range(r) for g in range(r)]
+        + [2 * r + perm[f] * r + perm[g] for f in range(r) for g in range(r)] \
+        + ([2 * r + r * r + perm[f] for f in range(r)] if space.wide else [])
     P = np.zeros((len(idx), len(idx)))
     P[np.arange(len(idx)), idx] = 1.0
     free = space.free
@@ -177,12 +179,13 @@ class Component:
     values: np.ndarray
 
 
-def components(p: Sequence[float], x: np.ndarray) -> list[Component]:
-    """The Hessian's isotypic blocks at the point with parameters ``x`` (all ``2r + r²`` of them) of
-    Fix(Δ(Π S_{p_s})) for real block sizes ``p`` (module docstring)."""
+def components(p: Sequence[float], x: np.ndarray, extra: float | None = None) -> list[Component]:
+    """The Hessian's isotypic blocks at the point with parameters ``x`` (all ``2r + r²`` of them, ``3r + r²``
+    with extra neurons) of Fix(Δ(Π S_{p_s}) [× S_extra]) for real block sizes ``p`` and a real number of extra
+    neurons (module docstring)."""
     p = [float(v) for v in p]
     r = len(p)
-    H = _Nested(tuple((j,) for j in range(r)), tuple(p))
+    H = _Nested(tuple((j,) for j in range(r)), tuple(p), extra)
     xH = np.asarray(x, np.float64)[H.space.free]
     out = []
     A, G = space_hessian(H.space, xH)
@@ -203,7 +206,7 @@ def components(p: Sequence[float], x: np.ndarray) -> list[Component]:
                 blocks += [(s,)] + [(a,) for a in new]
             else:
                 blocks.append((s,))
-        return _Nested(tuple(blocks), tuple(sizes)), singles
+        return _Nested(tuple(blocks), tuple(sizes), extra), singles
 
     def merged(space: _Nested, singles: dict[int, list[int]], keep: set[int]) -> _Nested:
         """``space`` with every split-off singleton not in ``keep`` merged back into its bulk block."""
@@ -214,7 +217,7 @@ def components(p: Sequence[float], x: np.ndarray) -> list[Component]:
                 blocks.append((a, *[b for b, o in owner.items() if o == a and b not in keep]))
             elif a in keep:
                 blocks.append((a,))
-        return _Nested(tuple(blocks), space.sizes)
+        return _Nested(tuple(blocks), space.sizes, extra)
 
     def on(space: _Nested, singles: dict[int, list[int]], keeps: list[set[int]]
            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -225,23 +228,31 @@ def components(p: Sequence[float], x: np.ndarray) -> list[Component]:
         Q = _complement(G, [embedding(merged(space, singles, keep), space) for keep in keeps])
         return A, G, Q
 
+    n = float(extra or 0.0)
+    if n > 0:  # the extra neurons' standard representation (n − 1 copies of each block below)
+        A_e, P = _extra_pair(H.space, A, n)
+        out.append(Component("std_n", n - 1, _restricted_eigs(A_e, P, np.eye(r))))
     for s in range(r):
         if p[s] > 1:
             K1, singles1 = split({s: 1})
             A, G, Q = on(K1, singles1, [set()])
             out.append(Component(f"std[{s}]", p[s] - 1, _restricted_eigs(A, G, Q)))
+            if n > 0:
+                A_e, P = _extra_pair(K1.space, A, n)
+                Q_e = _complement(P, [embedding(merged(K1, singles1, set()), K1)[-(r + 1):, -r:]])
+                out.append(Component(f"std_n⊗std[{s}]", (n - 1) * (p[s] - 1), _restricted_eigs(A_e, P, Q_e)))
         if p[s] > 2:
             K2, singles = split({s: 2})
             a1, a2 = singles[s]
             A, G, Q = on(K2, singles, [{a1}, {a2}])
             i1 = next(i for i, blk in enumerate(K2.blocks) if blk == (a1,))
             i2 = next(i for i, blk in enumerate(K2.blocks) if blk == (a2,))
-            P = _swap(K2.space, i1, i2)
+            P2 = _swap(K2.space, i1, i2)
             out.append(Component(f"[p-2,1,1][{s}]", (p[s] - 1) * (p[s] - 2) / 2,
-                                 _restricted_eigs(A, G, _parity(P, Q, -1))))
+                                 _restricted_eigs(A, G, _parity(P2, Q, -1))))
             if p[s] > 3:
                 out.append(Component(f"[p-2,2][{s}]", p[s] * (p[s] - 3) / 2,
-                                     _restricted_eigs(A, G, _parity(P, Q, 1))))
+                                     _restricted_eigs(A, G, _parity(P2, Q, 1))))
     for s in range(r):
         for t in range(s + 1, r):
             if p[s] > 1 and p[t] > 1:
@@ -249,6 +260,23 @@ def components(p: Sequence[float], x: np.ndarray) -> list[Component]:
                 A, G, Q = on(K, singles, [set(singles[s]), set(singles[t])])
                 out.append(Component(f"std[{s}]⊗std[{t}]", (p[s] - 1) * (p[t] - 1), _restricted_eigs(A, G, Q)))
     return out
+
+
+def _extra_pair(space: Space, A: np.ndarray, n: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pencil ``(A_D, P)`` of the extra neurons' standard representation on Fix(``space``), from the Hessian
+    ``A`` of its restricted loss on the free parameters (the extra ones, ``e``, last).
+
+    Moving extra row e by ``u_e y`` with ``Σ_e u_e = 0`` has second derivative ``Σ_e u_e² yᵀ D y`` with
+    ``D = H_ee − H_ee'`` (``H_ee'`` for e ≠ e' the same for every pair, as the rows are equal). At equal rows
+    ``H_ee' = ∂²K(u, v)/∂u∂v = E[1{w·x > 0} x xᵀ] = ½ I``; moving every extra row by the same y is the
+    restricted problem's direction ``e ↦ e + y``, whose second derivative is
+    ``n yᵀH_ee y + n(n−1)·½‖y‖² = n yᵀ D y + n²/2 ‖y‖²``. So on Fix(space)'s block-constant y (``‖y‖² = yᵀ P y``,
+    ``P = diag(block sizes)``): ``A_D = A_ee / n − (n/2) P``, and ``A_D v = λ P v`` are D's eigenpairs there.
+    (Real n along a family; the restricted loss's terms are analytic in n.)"""
+    r = space.r
+    A_ee = A[-r:, -r:]
+    P = np.diag(np.asarray(space.p, np.float64))
+    return A_ee / n - (n / 2) * P, P
 
 
 def lowest(comps: list[Component]) -> tuple[float, str]:
@@ -286,18 +314,16 @@ def _classified(f: float, values: np.ndarray, mults: np.ndarray, block: str) -> 
 
 
 def classify(space: Space, z: np.ndarray) -> Classified:
-    """The point ``z`` of ``space`` classified: by the isotypic blocks (:func:`components`) when the space has
-    no extra neurons, whatever its block sizes (real ones too), else by :func:`dense_spectrum`.
+    """The point ``z`` of ``space`` classified by its isotypic blocks (:func:`components`), whatever its block
+    sizes and number of extra neurons (real ones too).
 
-    Accuracy: the block eigenvalues agree with the dense float64 Hessian's to about 1e-15 where no two neurons
-    coincide; at a point where two neurons coincide (angle θ = 0, a saddle of the atlas), the restricted
-    derivatives pass through ``arccos`` at 1 and lose half their digits: about 1e-8 there (measured at
-    k = 6, ``tests/test_atlas.py``). The index is unaffected (``INDEX_TOL`` is far larger)."""
-    if space.wide:
-        return dense_spectrum(space, z)
+    Accuracy: the block eigenvalues agree with the dense float64 Hessian's (:func:`dense_spectrum`) to about
+    1e-15 where no two neurons coincide; at a point where two neurons coincide (angle θ = 0, a saddle of the
+    atlas), the restricted derivatives pass through ``arccos`` at 1 and lose half their digits: about 1e-8 there
+    (measured at k = 6, ``tests/test_atlas.py``). The index is unaffected (``INDEX_TOL`` is far larger)."""
     with jax.enable_x64(True):
-        f = float(_loss_jit(jnp.asarray(z, jnp.float64), jnp.asarray(space.p, jnp.float64)))
-    comps = [c for c in components(space.p, z) if c.mult > 0]
+        f = float(_loss_jit(jnp.asarray(z, jnp.float64), *space.args(jnp.float64)))
+    comps = [c for c in components(space.p, z, space.extra) if c.mult > 0]
     vals = np.concatenate([c.values for c in comps])
     mults = np.concatenate([np.full(len(c.values), c.mult) for c in comps])
     return _classified(f, vals, mults, lowest(comps)[1])
