@@ -1,6 +1,7 @@
 """The Hessian spectrum at a point of a fixed-point space, by isotypic blocks, for real block sizes; the index.
 
-Setting of :mod:`jaxsym.fixedpoints.space` with ``k = d`` (no extra neurons), ``H = Δ(S_{p_1}×…×S_{p_r})``.
+Setting of :mod:`jaxsym.fixedpoints.space`: ``H = Δ(S_{p_1}×…×S_{p_r})`` on a ``k = d`` student, or
+``Δ(S_{p_1}×…×S_{p_r}) × S_n`` on a student with ``n`` extra neurons (rows ``k = d + 1 … d + n``, all equal).
 
 **Block spectrum from nested fixed-point spaces.** At a point of Fix(H) the Hessian commutes with H. For a
 subgroup ``K ⊂ H`` of the same form (some block split into a bulk and singletons), ``Fix(K) ⊃ Fix(H)`` is a
@@ -15,7 +16,10 @@ a subspace of some Fix(K) orthogonal to the coarser spaces it contains:
   split off block s, orthogonal to both ways of embedding Fix(K₁) in it, even resp. odd under swapping the
   two split neurons;
 - standard(s) ⊗ standard(t) (``(p_s−1)(p_t−1)``): one neuron split off each of s and t, orthogonal to the two
-  spaces that split only one of them.
+  spaces that split only one of them;
+- with extra neurons, the standard representation of S_n (``n − 1``): the extra rows moved by ``u_e y`` with
+  ``Σ u_e = 0``, a pencil of size r on Fix(H)'s extra parameters (:func:`_extra_pair`), and std(S_n) ⊗
+  standard(s) (``(n − 1)(p_s − 1)``), the same on Fix(K₁)'s extra parameters orthogonal to Fix(H)'s.
 
 The multiplicities are the dimension polynomials evaluated at real p, so the spectrum, and with it the index,
 is defined along a family in real k. At integer k the blocks give the k²-dimensional Hessian's eigenvalues
@@ -24,9 +28,9 @@ Hessian-vector products, tests/oracles.py).
 
 **One rule for the index.** An eigenvalue is negative below ``−INDEX_TOL`` and two are equal within
 ``DISTINCT_TOL``; the index counts negative eigenvalues with their multiplicities (:func:`index_of`); a point's
-kind uses the sweeps' vocabulary (:func:`kind_of`: ``global``, ``spurious``, ``saddle``). Spaces with extra
-neurons (whose S_n has no block spectrum here) are classified by the dense Hessian with the same rule
-(:func:`dense_spectrum`).
+kind uses the sweeps' vocabulary (:func:`kind_of`: ``global``, ``spurious``, ``saddle``). :func:`dense_spectrum`
+classifies by the dense Hessian with the same rule (integer sizes only; :mod:`jaxsym.fixedpoints.wide` uses it
+as the independent check of the blocks there).
 """
 
 from __future__ import annotations
@@ -132,12 +136,17 @@ def space_hessian(space: Space, z_free: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _complement(G: np.ndarray, spans: list[np.ndarray], tol: float = 1e-9) -> np.ndarray:
-    """A basis of the G-orthogonal complement of the span of ``spans``' columns."""
+    """A basis of the G-orthogonal complement of the span of ``spans``' columns (G positive definite).
+
+    The spans' union is found on the spans themselves (embeddings: entries 0 and 1, so a relative ``tol``
+    separates rank from rounding at every k), then the complement is the last ``n − rank`` columns of a full QR
+    of ``G U``. Deciding the rank on ``G S`` instead fails at large k: G's entries (neuron counts) reach ``k²``,
+    and directions of size 1 fall below ``tol · k²`` (spurious extra eigenvalues from k ≈ 3·10⁴ on)."""
     n = G.shape[0]
     if not spans:
         return np.eye(n)
-    S = np.concatenate(spans, axis=1)
-    return scipy.linalg.null_space((G @ S).T, rcond=tol)
+    U = scipy.linalg.orth(np.concatenate(spans, axis=1), rcond=tol)
+    return np.linalg.qr(G @ U, mode="complete")[0][:, U.shape[1]:]
 
 
 def _restricted_eigs(A: np.ndarray, G: np.ndarray, Q: np.ndarray) -> np.ndarray:

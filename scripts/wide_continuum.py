@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The new spurious minima of students one neuron wider than the teacher, followed in continuous d (docs/atlas.md).
+
+    .venv/bin/python scripts/wide_continuum.py 12 [--max-blocks 3] [--starts 32] [--k-max 40] [--to 1e4]
+                                                 [--out FILE.parquet]
+
+At teacher size ``d`` (``V = I_d``, student ``k = d + 1``) every ``Fix(Δ(S_p) × S_1)`` with at most
+``--max-blocks`` paired blocks is searched from ``--starts`` random points
+(:func:`jaxsym.fixedpoints.wide.critical_points`, classified there by the dense Hessian); each spurious local
+minimum found is followed as one family in real d by :func:`jaxsym.fixedpoints.families.follow_family` with
+``extra=1``: the first block real (``d − Σ tail`` neurons), the other blocks and the extra neuron fixed, down to
+the domain's edge (or a fold) and up to ``--k-max`` in steps of 1/2, then geometrically to ``--to``; every point
+classified by the isotypic blocks (:func:`jaxsym.fixedpoints.spectrum.components`, the extra neuron's blocks
+included); λ_min's sign changes located by bisection to 1e-8; the loss limit fitted on ``d ≥ k_max``
+(:func:`jaxsym.fixedpoints.families.loss_limit`).
+
+A point found in several spaces (a larger isotropy lies in finer spaces too) is followed once, in the space
+of fewest blocks in which it was found. Prints one Markdown row per family and writes them to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jax
+import pandas as pd
+
+from jaxsym.fixedpoints.families import follow_family
+from jaxsym.fixedpoints.search import types_up_to
+from jaxsym.fixedpoints.wide import critical_points
+from jaxsym.report.summary import markdown
+
+jax.config.update("jax_enable_x64", True)
+
+
+def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float) -> list[dict[str, object]]:
+    """One row per spurious minimum of the ``k = d + 1`` problem found at ``d``: its family in real d."""
+    rows: list[dict[str, object]] = []
+    seen: set[tuple[str, float]] = set()
+    for blocks in sorted(types_up_to(d, max_blocks), key=len):
+        for p in critical_points(blocks, 1, starts=starts):
+            key = (p.isotropy, round(p.loss, 9))
+            if p.index != 0 or p.loss <= 1e-10 or key in seen:
+                continue
+            seen.add(key)
+            t0 = time.perf_counter()
+            tail = tuple(blocks[1:])
+            fam = follow_family(tail, float(d), p.z, k_max=k_max, asymptotic_to=to, extra=1)
+            at_d = min(fam.curve, key=lambda c: abs(c.k - d))
+            births = [(k, e) for k, what, e in fam.sign_changes if what == "birth"]
+            deaths = [(k, e) for k, what, e in fam.sign_changes if what == "death"]
+            kind, a, a_err = fam.limit
+            rows.append({
+                "isotropy at d": p.isotropy, "tail": str(tail), "loss at d": p.loss,
+                "dense index at d": p.index, "block index at d": at_d.index, "λ_min at d": at_d.hess_min,
+                "births (d ± err)": "; ".join(f"{k:.9f} ± {e:.1g}" for k, e in births) or "–",
+                "deaths": "; ".join(f"{k:.9f} ± {e:.1g}" for k, e in deaths) or "–",
+                "low end": "fold at %.6f" % fam.ends[0] if fam.ends[0] is not None else (
+                    "stopped at %.6f" % fam.stopped[0] if fam.stopped[0] is not None else "edge"),
+                "high end": "fold at %.6f" % fam.ends[1] if fam.ends[1] is not None else (
+                    "stopped at %.6f" % fam.stopped[1] if fam.stopped[1] is not None else f"{fam.curve[-1].k:.3g}"),
+                "λ_min at far end": fam.curve[-1].hess_min,
+                "loss limit": kind, "limit value": a, "± err": a_err,
+                "seconds": round(time.perf_counter() - t0, 1),
+            })
+            print(f"{p.isotropy} {p.loss:.6f}: births {rows[-1]['births (d ± err)']}, limit {kind} {a:.6g} ± "
+                  f"{a_err:.1g} ({rows[-1]['seconds']} s)", flush=True)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("d", type=int, help="the teacher's size at which the minima are searched (student d + 1)")
+    ap.add_argument("--max-blocks", type=int, default=3)
+    ap.add_argument("--starts", type=int, default=32)
+    ap.add_argument("--k-max", type=float, default=40.0, help="steps of 1/2 up to here, then ×1.1")
+    ap.add_argument("--to", type=float, default=1e4, help="the largest d followed")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    rows = family_rows(a.d, max_blocks=a.max_blocks, starts=a.starts, k_max=a.k_max, to=a.to)
+    table = pd.DataFrame(rows)
+    print("\n" + markdown(table))
+    if a.out is not None:
+        table.to_parquet(a.out)
+
+
+if __name__ == "__main__":
+    main()
