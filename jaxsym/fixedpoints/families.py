@@ -262,9 +262,10 @@ def follow_family(tail: tuple[int, ...], k0: float, x0: np.ndarray, *, k_max: fl
     bisection to ``xtol``; fit the limits of the loss and of the bounded eigenvalues on ``k ≥ k_max``
     (``asymptotic_to > k_max``).
 
-    Sign changes are looked for between consecutive points of the curve up to ``k_max`` (beyond it the blocks'
-    float64 eigenvalues lose accuracy: a ``--families all`` run at k = 6 reported "births" of saddle families
-    between k = 15,000 and 100,000 where λ_min hovers near zero); two of them closer than ``step``
+    Sign changes are looked for between consecutive points of the curve up to ``k_max`` (beyond it the points
+    are far apart and λ_min of saddle families can hover near zero: a ``--families all`` run at k = 6, with a
+    block spectrum that then had spurious eigenvalues above k ≈ 3·10⁴, reported "births" of saddle families
+    between k = 15,000 and 100,000); two of them closer than ``step``
     cancel out and are not seen (near the domain's edge, where a block's multiplicity polynomial is below
     one, λ_min of the continued spectrum can change sign twice within 0.1 in k)."""
     low, end_low, stop_low = trace_family(tail, k0, x0, edge(tail), step=step, min_step=xtol, extra=extra)
