@@ -13,8 +13,13 @@ one (a ratio kept when it is a fraction with a denominator below 100 to the digi
 next coefficients c₁, c₂, c₃ (of y ≈ Σ c_j k^{−j/2}, y = k·F or F) with their errors. With ``--parameters``, the
 same series for every free parameter of the family's point (``a_s``: a neuron's own coordinate in block s,
 ``b_s``: another coordinate of its block, ``c_st``: a coordinate of block t; block 1 is the one that grows with k),
-each limit with a closed form looked for likewise. Prints Markdown tables and writes the values (as strings) to
-``--out``.
+each limit with a closed form looked for likewise. With ``--eigenvalues``, the series of every bounded Hessian
+eigenvalue (:func:`jaxsym.fixedpoints.families.bounded_series`): the float64 isotypic blocks at the many-digit
+points rounded to float64, for 100 ≤ k ≤ ``--eig-k-to`` (float64 blocks hold about 11 digits there), fitted
+with 6 terms; each limit compared with the global minimum's ``1/4 − 1/(2π)``, ``1/4``, ``1/4 + 1/(2π)`` and 0
+(no PSLQ: ten digits are too few for an integer-relation search over the basis), and each c₁ with 0 and
+m/π, m/π² for 0 < |m| ≤ 4. Prints Markdown tables and
+writes the values (as strings) to ``--out``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import mpmath
 import numpy as np
 import pandas as pd
 
+from jaxsym.fixedpoints.families import bounded_series
 from jaxsym.fixedpoints.precise import (
     follow_precise,
     free_parameters,
@@ -38,6 +44,13 @@ from jaxsym.fixedpoints.precise import (
     supported,
 )
 from jaxsym.fixedpoints.space import Space
+
+# the global minimum's bounded eigenvalues (docs/atlas.md), the candidates for the families' limits
+EIGEN_CANDIDATES = {"1/4 − 1/(2π)": 0.25 - 1 / (2 * np.pi), "1/4": 0.25, "1/4 + 1/(2π)": 0.25 + 1 / (2 * np.pi),
+                    "0": 0.0}
+# the candidates for the k^{-1/2} coefficient c₁: 0 and m/π, m/π² for 0 < |m| ≤ 4
+C1_CANDIDATES = {"0": 0.0, **{f"{m}/π{p}": m / np.pi ** (2 if p else 1) for m in range(-4, 5) if m
+                               for p in ("", "²")}}
 
 
 def parameter_names(r: int) -> list[str]:
@@ -74,6 +87,29 @@ def parameter_rows(family: int, isotropy: str, pts: list, names: list[str], digi
     return rows
 
 
+def eigenvalue_rows(family: int, isotropy: str, tail: tuple[int, ...], pts: list, k_to: float
+                    ) -> list[dict[str, object]]:
+    """One row per bounded Hessian eigenvalue of the family: its series' c₀, c₁, c₂ with their errors (float64
+    blocks at the many-digit points with 100 ≤ k ≤ ``k_to``), and the nearest of :data:`EIGEN_CANDIDATES`."""
+    free = free_parameters(tail)
+    sel = [p for p in pts if 100 <= p.k <= k_to]
+    xs = []
+    for p in sel:
+        x = np.zeros(len(free))
+        x[free] = [float(v) for v in p.v]
+        xs.append(x)
+    rows = []
+    for label, c, e in bounded_series(tail, np.array([p.k for p in sel]), xs, terms=6, n=3):
+        name, value = min(EIGEN_CANDIDATES.items(), key=lambda kv: abs(kv[1] - c[0]))
+        name1, value1 = min(C1_CANDIDATES.items(), key=lambda kv: abs(kv[1] - c[1]))
+        rows.append({"family": family, "isotropy": isotropy, "block": label,
+                     **{f"c{i}": f"{c[i]:.12g} ± {e[i]:.1g}" for i in range(3)},
+                     "nearest": name, "c0 − nearest": f"{c[0] - value:.1g}",
+                     "within error": bool(abs(c[0] - value) <= e[0]),
+                     "c1 nearest": name1, "c1 − nearest": f"{c[1] - value1:.1g}"})
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("atlas", type=Path)
@@ -82,10 +118,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--families", type=str, default=None, help="comma-separated family ids (default: all)")
     ap.add_argument("--parameters", action="store_true", help="also the series of every free parameter")
+    ap.add_argument("--eigenvalues", action="store_true", help="also the series of every bounded eigenvalue")
+    ap.add_argument("--eig-k-to", type=float, default=1e7, help="the largest k of the eigenvalue fits")
     a = ap.parse_args()
     fams = pd.read_parquet(a.atlas / "families.parquet")
     table = pd.read_parquet(a.atlas / "atlas.parquet")
-    rows, prows = [], []
+    rows, prows, erows = [], [], []
     first_a = None
     for f in fams.itertuples():
         if f.limit_kind not in ("a/k", "constant"):
@@ -126,6 +164,8 @@ def main() -> None:
             names = [n for n, keep in zip(parameter_names(len(space.blocks)), free_parameters(space.blocks[1:]),
                                           strict=True) if keep]
             prows += parameter_rows(int(f.family), f.isotropy, pts, names, a.digits)
+        if a.eigenvalues:
+            erows += eigenvalue_rows(int(f.family), f.isotropy, space.blocks[1:], pts, a.eig_k_to)
     df = pd.DataFrame(rows)
     from jaxsym.report.summary import markdown
 
@@ -133,9 +173,13 @@ def main() -> None:
     if prows:
         print()
         print(markdown(pd.DataFrame(prows)))
+    if erows:
+        print()
+        print(markdown(pd.DataFrame(erows)))
     if a.out is not None or rows:
         out = a.out or a.atlas / "limits.json"
-        out.write_text(json.dumps({"k_to": a.k_to, "digits": a.digits, "rows": rows, "parameters": prows},
+        out.write_text(json.dumps({"k_to": a.k_to, "digits": a.digits, "rows": rows, "parameters": prows,
+                                  "eigenvalues": erows},
                                   indent=1) + "\n")
 
 

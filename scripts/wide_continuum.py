@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The new spurious minima of students one neuron wider than the teacher, followed in continuous d (docs/atlas.md).
 
-    .venv/bin/python scripts/wide_continuum.py 12 [--max-blocks 3] [--starts 32] [--k-max 40] [--to 1e4]
+    .venv/bin/python scripts/wide_continuum.py 12 [--max-blocks 3] [--starts 32] [--k-max 100] [--to 1e5]
                                                  [--out FILE.parquet]
 
 At teacher size ``d`` (``V = I_d``, student ``k = d + 1``) every ``Fix(Δ(S_p) × S_1)`` with at most
@@ -12,7 +12,8 @@ minimum found is followed as one family in real d by :func:`jaxsym.fixedpoints.f
 the domain's edge (or a fold) and up to ``--k-max`` in steps of 1/2, then geometrically to ``--to``; every point
 classified by the isotypic blocks (:func:`jaxsym.fixedpoints.spectrum.components`, the extra neuron's blocks
 included); λ_min's sign changes located by bisection to 1e-8; the loss limit fitted on ``d ≥ k_max``
-(:func:`jaxsym.fixedpoints.families.loss_limit`).
+(:func:`jaxsym.fixedpoints.families.loss_limit`); where λ_min changes sign beyond ``--k-max`` (not bisected
+there), the first such step of the curve is given as a bracket.
 
 A point found in several spaces (a larger isotropy lies in finer spaces too) is followed once, in the space
 of fewest blocks in which it was found. Prints one Markdown row per family and writes them to ``--out``.
@@ -21,10 +22,12 @@ of fewest blocks in which it was found. Prints one Markdown row per family and w
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
 import jax
+import numpy as np
 import pandas as pd
 
 from jaxsym.fixedpoints.families import follow_family
@@ -51,17 +54,22 @@ def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float
             at_d = min(fam.curve, key=lambda c: abs(c.k - d))
             births = [(k, e) for k, what, e in fam.sign_changes if what == "birth"]
             deaths = [(k, e) for k, what, e in fam.sign_changes if what == "death"]
+            # beyond k_max sign changes are not bisected (families.follow_family): bracket the first one there
+            far = [c for c in fam.curve if c.k >= k_max]
+            turns = [(a.k, b.k) for a, b in itertools.pairwise(far) if np.sign(a.hess_min) != np.sign(b.hess_min)]
             kind, a, a_err = fam.limit
             rows.append({
                 "isotropy at d": p.isotropy, "tail": str(tail), "loss at d": p.loss,
                 "dense index at d": p.index, "block index at d": at_d.index, "λ_min at d": at_d.hess_min,
                 "births (d ± err)": "; ".join(f"{k:.9f} ± {e:.1g}" for k, e in births) or "–",
                 "deaths": "; ".join(f"{k:.9f} ± {e:.1g}" for k, e in deaths) or "–",
-                "low end": "fold at %.6f" % fam.ends[0] if fam.ends[0] is not None else (
-                    "stopped at %.6f" % fam.stopped[0] if fam.stopped[0] is not None else "edge"),
-                "high end": "fold at %.6f" % fam.ends[1] if fam.ends[1] is not None else (
-                    "stopped at %.6f" % fam.stopped[1] if fam.stopped[1] is not None else f"{fam.curve[-1].k:.3g}"),
+                "low end": f"fold at {fam.ends[0]:.6f}" if fam.ends[0] is not None else (
+                    f"stopped at {fam.stopped[0]:.6f}" if fam.stopped[0] is not None else "edge"),
+                "high end": f"fold at {fam.ends[1]:.6f}" if fam.ends[1] is not None else (
+                    f"stopped at {fam.stopped[1]:.6f}" if fam.stopped[1] is not None else f"{fam.curve[-1].k:.3g}"),
                 "λ_min at far end": fam.curve[-1].hess_min,
+                "λ_min's sign beyond k_max": ("changes in {:.4g}…{:.4g}".format(*turns[0]) if turns else "kept")
+                + (f" ({len(turns)} changes)" if len(turns) > 1 else ""),
                 "loss limit": kind, "limit value": a, "± err": a_err,
                 "seconds": round(time.perf_counter() - t0, 1),
             })
@@ -75,8 +83,8 @@ def main() -> None:
     ap.add_argument("d", type=int, help="the teacher's size at which the minima are searched (student d + 1)")
     ap.add_argument("--max-blocks", type=int, default=3)
     ap.add_argument("--starts", type=int, default=32)
-    ap.add_argument("--k-max", type=float, default=40.0, help="steps of 1/2 up to here, then ×1.1")
-    ap.add_argument("--to", type=float, default=1e4, help="the largest d followed")
+    ap.add_argument("--k-max", type=float, default=100.0, help="steps of 1/2 up to here, then ×1.1")
+    ap.add_argument("--to", type=float, default=1e5, help="the largest d followed")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     rows = family_rows(a.d, max_blocks=a.max_blocks, starts=a.starts, k_max=a.k_max, to=a.to)

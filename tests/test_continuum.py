@@ -17,6 +17,7 @@ from jaxsym.fixedpoints.families import (
     follow_family,
     integer_curve,
     loss_limit,
+    series_fit,
     series_limit,
     solve_at,
     trace_family,
@@ -144,6 +145,16 @@ def test_series_fits_recover_known_limits():
     assert kind == "grows" and 0.95 < value <= 1.0 and err < 0.05
     kind, value, _ = loss_limit(k, 0.7 * k ** 0.5 + 2.0)
     assert kind == "grows" and 0.45 < value < 0.5
+
+
+def test_series_fit_recovers_a_known_series_coefficients():
+    """The first three coefficients of a known series in k^{-1/2}, each within the error the fit states."""
+    k = np.geomspace(100, 1e7, 60)
+    truth = np.array([0.25, -0.3, 0.7])
+    y = truth[0] + truth[1] * k**-0.5 + truth[2] / k - 2.0 * k**-1.5 + 5.0 * k**-2.0
+    c, err = series_fit(k, y, terms=6, n=3)
+    assert np.all(np.abs(c - truth) <= np.maximum(err, 1e-12)) and np.all(err < [1e-10, 1e-8, 1e-6])
+    assert series_limit(k, y, 6) == (c[0], err[0])
 
 
 def test_precise_loss_keeps_the_digits_float64_loses():

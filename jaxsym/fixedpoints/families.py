@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jax
@@ -118,23 +119,28 @@ def bisect_sign(tail: tuple[int, ...], a: CurvePoint, b: CurvePoint, *, xtol: fl
 # --------------------------------------------------------------------------------------------------
 # Asymptotics in k
 # --------------------------------------------------------------------------------------------------
-def series_limit(k: np.ndarray, y: np.ndarray, terms: int = 4) -> tuple[float, float]:
-    """The limit of ``y(k)`` as k → ∞ from a least-squares fit ``y ≈ Σ_{j<terms} c_j k^{−j/2}``; returns
-    ``(c_0, error)``, the error being the largest change of ``c_0`` when one more term is fitted or only the
-    upper half of the k range is used."""
+def series_fit(k: np.ndarray, y: np.ndarray, terms: int = 4, n: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` coefficients of the least-squares fit ``y ≈ Σ_{j<terms} c_j k^{−j/2}``, and their errors:
+    the largest change of each when one more term is fitted or only the upper half of the k range is used."""
     k = np.asarray(k, np.float64)
     y = np.asarray(y, np.float64)
 
-    def c0(kk: np.ndarray, yy: np.ndarray, n: int) -> float:
-        X = kk[:, None] ** (-0.5 * np.arange(n))[None, :]
-        return float(np.linalg.lstsq(X, yy, rcond=None)[0][0])
+    def fit(kk: np.ndarray, yy: np.ndarray, m: int) -> np.ndarray:
+        X = kk[:, None] ** (-0.5 * np.arange(m))[None, :]
+        return np.linalg.lstsq(X, yy, rcond=None)[0][:n]
 
-    base = c0(k, y, terms)
+    base = fit(k, y, terms)
     upper = k >= np.median(k)
-    alt = [c0(k, y, terms + 1)]
+    alt = [fit(k, y, terms + 1)]
     if upper.sum() > terms + 1:
-        alt.append(c0(k[upper], y[upper], terms))
-    return base, max(abs(v - base) for v in alt)
+        alt.append(fit(k[upper], y[upper], terms))
+    return base, np.max([np.abs(v - base) for v in alt], axis=0)
+
+
+def series_limit(k: np.ndarray, y: np.ndarray, terms: int = 4) -> tuple[float, float]:
+    """The limit of ``y(k)`` as k → ∞: ``(c_0, error)`` of :func:`series_fit`."""
+    c, err = series_fit(k, y, terms)
+    return float(c[0]), float(err[0])
 
 
 def _last_decade(k: np.ndarray) -> np.ndarray:
@@ -173,15 +179,17 @@ def loss_limit(k: np.ndarray, loss: np.ndarray, terms: int = 4) -> tuple[str, fl
     return "constant", f_inf, f_err
 
 
-def bounded_limits(tail: tuple[int, ...], pts: list[CurvePoint], *, growth_tol: float = 0.05,
-                   extra: float | None = None) -> list[tuple[str, float, float]]:
-    """Limits of the Hessian eigenvalues that stay bounded along ``pts`` (each block's eigenvalues in order,
-    kept when their log–log slope over the last decade of k is below ``growth_tol``), by
-    :func:`series_limit`."""
-    ks = np.array([c.k for c in pts])
+def bounded_series(tail: tuple[int, ...], ks: np.ndarray, xs: Sequence[np.ndarray], *, growth_tol: float = 0.05,
+                   extra: float | None = None, terms: int = 4, n: int = 1
+                   ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The series (:func:`series_fit`: ``n`` coefficients and their errors) of the Hessian eigenvalues that
+    stay bounded along the family's points ``xs`` at ``ks`` (each block's eigenvalues in order, kept when their
+    log–log slope over the last decade of k is below ``growth_tol``), as ``(block label, coefficients,
+    errors)``, in order of the limit c₀."""
+    ks = np.asarray(ks, np.float64)
     per: dict[tuple[str, int], list[float]] = {}
-    for c in pts:
-        for comp in components(blocks_at(tail, c.k), c.x, extra):
+    for k, x in zip(ks, xs, strict=True):
+        for comp in components(blocks_at(tail, float(k)), x, extra):
             if comp.mult <= 0:  # not part of the spectrum here (e.g. the extra neurons' std_n at n = 1)
                 continue
             for j, v in enumerate(comp.values):
@@ -193,9 +201,18 @@ def bounded_limits(tail: tuple[int, ...], pts: list[CurvePoint], *, growth_tol: 
         if len(y) != len(ks) or np.any(y[last] == 0):
             continue
         if abs(decade_slope(ks, y)) < growth_tol or np.all(np.abs(y[last]) < 1e-6):
-            value, err = series_limit(ks, y)
-            out.append((label, value, err))
-    return sorted(out, key=lambda t: t[1])
+            c, err = series_fit(ks, y, terms, n)
+            out.append((label, c, err))
+    return sorted(out, key=lambda t: float(t[1][0]))
+
+
+def bounded_limits(tail: tuple[int, ...], pts: list[CurvePoint], *, growth_tol: float = 0.05,
+                   extra: float | None = None) -> list[tuple[str, float, float]]:
+    """Limits of the Hessian eigenvalues that stay bounded along ``pts``: ``(block label, c₀, error)`` of
+    :func:`bounded_series`."""
+    return [(label, float(c[0]), float(e[0])) for label, c, e in
+            bounded_series(tail, np.array([c.k for c in pts]), [c.x for c in pts], growth_tol=growth_tol,
+                           extra=extra)]
 
 
 SIGN_FLOOR = 1e-8  # |λ_min| below this at a bracket's end: no sign change is counted there
