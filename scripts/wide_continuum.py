@@ -2,6 +2,7 @@
 """The new spurious minima of students one neuron wider than the teacher, followed in continuous d (docs/atlas.md).
 
     .venv/bin/python scripts/wide_continuum.py 12 [--max-blocks 3] [--starts 32] [--k-max 100] [--to 1e5]
+                                                 [--dense-at D …]
                                                  [--out FILE.parquet]
 
 At teacher size ``d`` (``V = I_d``, student ``k = d + 1``) every ``Fix(Δ(S_p) × S_1)`` with at most
@@ -13,7 +14,9 @@ the domain's edge (or a fold) and up to ``--k-max`` in steps of 1/2, then geomet
 classified by the isotypic blocks (:func:`jaxsym.fixedpoints.spectrum.components`, the extra neuron's blocks
 included); λ_min's sign changes located by bisection to 1e-8; the loss limit fitted on ``d ≥ k_max``
 (:func:`jaxsym.fixedpoints.families.loss_limit`); where λ_min changes sign beyond ``--k-max`` (not bisected
-there), the first such step of the curve is given as a bracket.
+there), the first such step of the curve is given as a bracket. With ``--dense-at D …`` every family is also
+classified by the dense Hessian (:func:`jaxsym.fixedpoints.wide.classify`) at those integer d, next to the
+blocks' index and λ_min there.
 
 A point found in several spaces (a larger isotropy lies in finer spaces too) is followed once, in the space
 of fewest blocks in which it was found. Prints one Markdown row per family and writes them to ``--out``.
@@ -30,16 +33,19 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxsym.fixedpoints.families import follow_family
+from jaxsym.fixedpoints.families import follow_family, space_at
 from jaxsym.fixedpoints.search import types_up_to
-from jaxsym.fixedpoints.wide import critical_points
+from jaxsym.fixedpoints.wide import classify, critical_points
 from jaxsym.report.summary import markdown
 
 jax.config.update("jax_enable_x64", True)
 
 
-def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float) -> list[dict[str, object]]:
-    """One row per spurious minimum of the ``k = d + 1`` problem found at ``d``: its family in real d."""
+def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float, dense_at: tuple[int, ...] = ()
+                ) -> list[dict[str, object]]:
+    """One row per spurious minimum of the ``k = d + 1`` problem found at ``d``: its family in real d (and, at
+    each integer of ``dense_at`` the curve passes, its index and λ_min by the dense Hessian next to the
+    blocks')."""
     rows: list[dict[str, object]] = []
     seen: set[tuple[str, float]] = set()
     for blocks in sorted(types_up_to(d, max_blocks), key=len):
@@ -58,6 +64,13 @@ def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float
             far = [c for c in fam.curve if c.k >= k_max]
             turns = [(a.k, b.k) for a, b in itertools.pairwise(far) if np.sign(a.hess_min) != np.sign(b.hess_min)]
             kind, a, a_err = fam.limit
+            checks = {}
+            for dd in dense_at:
+                on = [c for c in fam.curve if abs(c.k - dd) < 1e-9]
+                if on:
+                    w = classify(space_at(tail, float(dd), 1), on[0].x, "check")
+                    checks[f"d = {dd}: index, λ_min (dense / blocks)"] = (
+                        f"{w.index} / {on[0].index:.0f}, {w.hess_min:.6g} / {on[0].hess_min:.6g}")
             rows.append({
                 "isotropy at d": p.isotropy, "tail": str(tail), "loss at d": p.loss,
                 "dense index at d": p.index, "block index at d": at_d.index, "λ_min at d": at_d.hess_min,
@@ -71,7 +84,7 @@ def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float
                 "λ_min's sign beyond k_max": ("changes in {:.4g}…{:.4g}".format(*turns[0]) if turns else "kept")
                 + (f" ({len(turns)} changes)" if len(turns) > 1 else ""),
                 "loss limit": kind, "limit value": a, "± err": a_err,
-                "seconds": round(time.perf_counter() - t0, 1),
+                **checks, "seconds": round(time.perf_counter() - t0, 1),
             })
             print(f"{p.isotropy} {p.loss:.6f}: births {rows[-1]['births (d ± err)']}, limit {kind} {a:.6g} ± "
                   f"{a_err:.1g} ({rows[-1]['seconds']} s)", flush=True)
@@ -85,9 +98,12 @@ def main() -> None:
     ap.add_argument("--starts", type=int, default=32)
     ap.add_argument("--k-max", type=float, default=100.0, help="steps of 1/2 up to here, then ×1.1")
     ap.add_argument("--to", type=float, default=1e5, help="the largest d followed")
+    ap.add_argument("--dense-at", type=int, nargs="*", default=[],
+                    help="integer d (≤ --k-max) where every family is also classified by the dense Hessian")
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
-    rows = family_rows(a.d, max_blocks=a.max_blocks, starts=a.starts, k_max=a.k_max, to=a.to)
+    rows = family_rows(a.d, max_blocks=a.max_blocks, starts=a.starts, k_max=a.k_max, to=a.to,
+                       dense_at=tuple(a.dense_at))
     table = pd.DataFrame(rows)
     print("\n" + markdown(table))
     if a.out is not None:
