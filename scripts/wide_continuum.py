@@ -33,12 +33,24 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxsym.fixedpoints.families import follow_family, space_at
-from jaxsym.fixedpoints.search import types_up_to
+from jaxsym.fixedpoints.families import Family, follow_family, space_at
+from jaxsym.fixedpoints.search import same_point, types_up_to
 from jaxsym.fixedpoints.wide import classify, critical_points
 from jaxsym.report.summary import markdown
 
 jax.config.update("jax_enable_x64", True)
+
+
+def _changes(fam: Family, what: str) -> str:
+    """The family's bisected sign changes of one kind ("birth" or "death"), as ``d ± error``."""
+    return "; ".join(f"{k:.9f} ± {e:.1g}" for k, w, e in fam.sign_changes if w == what) or "–"
+
+
+def _end(fold: float | None, stopped: float | None, otherwise: str) -> str:
+    """How one side of a family ends: a fold, a tracing that stopped, else ``otherwise``."""
+    if fold is not None:
+        return f"fold at {fold:.6f}"
+    return f"stopped at {stopped:.6f}" if stopped is not None else otherwise
 
 
 def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float, dense_at: tuple[int, ...] = ()
@@ -47,19 +59,16 @@ def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float
     each integer of ``dense_at`` the curve passes, its index and λ_min by the dense Hessian next to the
     blocks')."""
     rows: list[dict[str, object]] = []
-    seen: set[tuple[str, float]] = set()
+    seen: list[tuple[float, str]] = []
     for blocks in sorted(types_up_to(d, max_blocks), key=len):
         for p in critical_points(blocks, 1, starts=starts):
-            key = (p.isotropy, round(p.loss, 9))
-            if p.index != 0 or p.loss <= 1e-10 or key in seen:
+            if p.index != 0 or p.loss <= 1e-10 or any(same_point(p.loss, p.isotropy, *q) for q in seen):
                 continue
-            seen.add(key)
+            seen.append((p.loss, p.isotropy))
             t0 = time.perf_counter()
             tail = tuple(blocks[1:])
             fam = follow_family(tail, float(d), p.z, k_max=k_max, asymptotic_to=to, extra=1)
             at_d = min(fam.curve, key=lambda c: abs(c.k - d))
-            births = [(k, e) for k, what, e in fam.sign_changes if what == "birth"]
-            deaths = [(k, e) for k, what, e in fam.sign_changes if what == "death"]
             # beyond k_max sign changes are not bisected (families.follow_family): bracket the first one there
             far = [c for c in fam.curve if c.k >= k_max]
             turns = [(a.k, b.k) for a, b in itertools.pairwise(far) if np.sign(a.hess_min) != np.sign(b.hess_min)]
@@ -74,12 +83,9 @@ def family_rows(d: int, *, max_blocks: int, starts: int, k_max: float, to: float
             rows.append({
                 "isotropy at d": p.isotropy, "tail": str(tail), "loss at d": p.loss,
                 "dense index at d": p.index, "block index at d": at_d.index, "λ_min at d": at_d.hess_min,
-                "births (d ± err)": "; ".join(f"{k:.9f} ± {e:.1g}" for k, e in births) or "–",
-                "deaths": "; ".join(f"{k:.9f} ± {e:.1g}" for k, e in deaths) or "–",
-                "low end": f"fold at {fam.ends[0]:.6f}" if fam.ends[0] is not None else (
-                    f"stopped at {fam.stopped[0]:.6f}" if fam.stopped[0] is not None else "edge"),
-                "high end": f"fold at {fam.ends[1]:.6f}" if fam.ends[1] is not None else (
-                    f"stopped at {fam.stopped[1]:.6f}" if fam.stopped[1] is not None else f"{fam.curve[-1].k:.3g}"),
+                "births (d ± err)": _changes(fam, "birth"), "deaths": _changes(fam, "death"),
+                "low end": _end(fam.ends[0], fam.stopped[0], "edge"),
+                "high end": _end(fam.ends[1], fam.stopped[1], f"{fam.curve[-1].k:.3g}"),
                 "λ_min at far end": fam.curve[-1].hess_min,
                 "λ_min's sign beyond k_max": ("changes in {:.4g}…{:.4g}".format(*turns[0]) if turns else "kept")
                 + (f" ({len(turns)} changes)" if len(turns) > 1 else ""),
