@@ -7,6 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import minimize_scalar
 
 from jaxsym import config
@@ -179,6 +181,42 @@ def _iterates(k: int, lr: float, n: int, tol: float = 1e-3):
     keep = np.flatnonzero(~it.diverged & (it.grad_norm <= tol))
     W = np.asarray(it.W, np.float64)[keep]
     return keep, W, _grad(W)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**31), st.sampled_from([0.0, 1.0]))
+def test_the_vectorised_assignment_is_the_least_cost_one(c, seed, spread):
+    """`_assign_many` gives, for every matrix of a batch, the assignment `linear_sum_assignment` gives (random
+    costs: cheapest rows often clash and fall back to it; with a dominant diagonal, permuted, they do not)."""
+    from scipy.optimize import linear_sum_assignment
+
+    from jaxsym.certify.basins import _assign_many
+
+    rng = np.random.default_rng(seed)
+    cost = rng.random((5, c, c)) + spread * 10 * (1 - np.eye(c))[None][:, rng.permutation(c)]
+    got = _assign_many(cost.copy())
+    for n in range(5):
+        rows, cols = linear_sum_assignment(cost[n])
+        assert np.array_equal(got[n][cols], rows)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(2, 7), st.integers(2, 7), st.integers(0, 2**31))
+def test_matching_modulo_the_group_undoes_the_group_element(k, d, seed):
+    """Points ``g·R + noise`` (random row and column permutations of a representative, small noise) are matched
+    back: ``permuted(W, pi, rho)`` is ``R`` up to the noise, and ``unmap`` carries ``R`` back to ``W``'s frame."""
+    from jaxsym.certify.basins import match_many, permuted, unmap
+
+    rng = np.random.default_rng(seed)
+    R = rng.normal(size=(k, d))
+    Ws = np.stack([R[rng.permutation(k)][:, rng.permutation(d)] + 1e-4 * rng.normal(size=(k, d))
+                   for _ in range(6)])
+    pi, rho = match_many(Ws, R, np.zeros(d, int))
+    X = permuted(Ws, pi, rho)
+    assert np.abs(X - R).max() <= 1e-3
+    for n in range(6):
+        np.testing.assert_array_equal(X[n], Ws[n][pi[n]][:, rho[n]])
+        assert np.abs(unmap(R, pi[n], rho[n]) - Ws[n]).max() <= 1e-3
 
 
 def test_an_accepted_handoff_is_where_continued_descent_ends():

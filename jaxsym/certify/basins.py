@@ -17,7 +17,7 @@ the spectral one). "Certified" means within this model and the stated tolerances
 point of a certified orbit: ``g·W*`` for ``g ∈ G_V``. The float64 work that defines an orbit — the float64 polish
 to ``∇F = 0`` (:func:`jaxsym.certify.exact.make_polish`), the Hessian at ``W*``, its extreme eigenvalues and
 inverse — is done once, for the first run of the orbit, its *representative*. Every later run is matched to a
-representative modulo the group (:func:`match`: ``X = g·W₀`` close to ``W*``, assignments of columns and rows in
+representative modulo the group (:func:`match_many`: ``X = g·W₀`` close to ``W*``, assignments of columns and rows in
 alternation) and pays one Hessian ``H(X)`` and a comparison (``‖H(X) − H(W*)‖_F`` reduced inside one program).
 Since ``‖H(g·W₀) − H(W*)‖ = ‖H(W₀) − H(g⁻¹·W*)‖``, this is the same test with the orbit's point nearest ``W₀``: a run is
 accepted or not whatever run represents its orbit, up to rounding (the ``W*`` of two representatives agree to
@@ -77,27 +77,56 @@ def _assign(cost: np.ndarray) -> np.ndarray:
     return p
 
 
-def match(W: np.ndarray, R: np.ndarray, colours: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column permutations ``(pi, rho)`` with ``X = W[pi][:, rho]`` close to ``R`` (both (k, d)), columns
-    only within their colour class (``colours``: the target's column colours,
-    :func:`jaxsym.symmetry.group.target_column_colours`).
+def _assign_many(cost: np.ndarray) -> np.ndarray:
+    """:func:`_assign` of each square matrix of ``cost`` (n, c, c): (n, c).
+
+    Each column's cheapest row first: where these rows are distinct they are the assignment of least total cost
+    (their total, ``Σ_b min_a cost[a, b]``, bounds every assignment's from below), the one
+    ``linear_sum_assignment`` returns when the least is unique — the case near a representative, whose rows and
+    columns are far apart against the distance of the iterate. The other matrices are solved by
+    ``linear_sum_assignment``."""
+    p = np.argmin(cost, axis=1)
+    c = cost.shape[2]
+    clash = np.flatnonzero(~(np.sort(p, axis=1) == np.arange(c)).all(axis=1))
+    for n in clash:
+        p[n] = _assign(cost[n])
+    return p
+
+
+def match_many(Ws: np.ndarray, R: np.ndarray, colours: np.ndarray, rounds: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column permutations ``(pi (n, k), rho (n, d))`` with ``X_n = W_n[pi_n][:, rho_n]`` close to ``R``
+    (k, d) for each point of ``Ws`` (n, k, d), columns only within their colour class (``colours``: the target's
+    column colours, :func:`jaxsym.symmetry.group.target_column_colours`).
 
     Columns first by their sorted entries (invariant under row permutations), then rows given the columns and
     columns given the rows, until the pair stops changing (``rounds`` at most). A heuristic: a poor match only
-    sends the run to the per-run path."""
-    W = np.asarray(W, np.float64)
+    sends the run to the per-run path. Vectorised over the points; each point's pair is the one it gets alone
+    (its rounds stop when its own pair stops changing)."""
+    Ws = np.asarray(Ws, np.float64)
     R = np.asarray(R, np.float64)
+    n, k, _ = Ws.shape
     apart = (colours[:, None] != colours[None, :]) * 1e30
-    sw, sr = np.sort(W, axis=0), np.sort(R, axis=0)
-    rho = _assign(((sw[:, :, None] - sr[:, None, :]) ** 2).sum(0) + apart)
-    pi = np.arange(W.shape[0])
+    sw, sr = np.sort(Ws, axis=1), np.sort(R, axis=0)
+    rho = _assign_many(((sw[:, :, :, None] - sr[None, :, None, :]) ** 2).sum(1) + apart)
+    pi = np.broadcast_to(np.arange(k), (n, k)).copy()
+    todo = np.arange(n)
     for _ in range(rounds):
-        pi_new = _assign(((W[:, rho][:, None, :] - R[None, :, :]) ** 2).sum(2))
-        rho_new = _assign(((W[pi_new][:, :, None] - R[:, None, :]) ** 2).sum(0) + apart)
-        if np.array_equal(pi_new, pi) and np.array_equal(rho_new, rho):
+        if not len(todo):
             break
-        pi, rho = pi_new, rho_new
+        W = Ws[todo]
+        by_cols = np.take_along_axis(W, rho[todo][:, None, :], axis=2)  # W[:, rho]
+        pi_new = _assign_many(((by_cols[:, :, None, :] - R[None, None, :, :]) ** 2).sum(3))
+        by_rows = np.take_along_axis(W, pi_new[:, :, None], axis=1)  # W[pi_new]
+        rho_new = _assign_many(((by_rows[:, :, :, None] - R[None, :, None, :]) ** 2).sum(1) + apart)
+        moved = ~((pi_new == pi[todo]).all(axis=1) & (rho_new == rho[todo]).all(axis=1))
+        pi[todo], rho[todo] = pi_new, rho_new
+        todo = todo[moved]
     return pi, rho
+
+
+def permuted(Ws: np.ndarray, pi: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """``W[pi][:, rho]`` of each point: (n, k, d) from ``Ws`` (n, k, d), ``pi`` (n, k), ``rho`` (n, d)."""
+    return np.take_along_axis(np.take_along_axis(Ws, pi[:, :, None], axis=1), rho[:, None, :], axis=2)
 
 
 def unmap(R: np.ndarray, pi: np.ndarray, rho: np.ndarray) -> np.ndarray:
@@ -213,32 +242,25 @@ class Basins:
         bound[rep_runs[None, :] > runs[idx][:, None]] = np.inf  # a smaller run takes the per-run path
         choice = np.argmin(bound, axis=1)
         solve = np.isinf(bound[np.arange(len(idx)), choice])
-        near: list[tuple[int, Representative, np.ndarray, np.ndarray, np.ndarray]] = []  # (n, rep, X, π, ρ)
-        for n, i in enumerate(idx):
-            if solve[n]:
+        for r in dict.fromkeys(choice[~solve]):  # per representative, in order of first use
+            ns = np.flatnonzero(~solve & (choice == r))
+            rep, i = self.reps[r], idx[ns]
+            pi, rho = match_many(W0[i], rep.W, self.colours)
+            X = permuted(W0[i], pi, rho)
+            d = (X - rep.W).reshape(len(ns), -1)
+            step = permuted(g0[i], pi, rho).reshape(len(ns), -1) @ rep.H_inv.T  # the gradient, carried likewise
+            far = np.linalg.norm(d - step, axis=1) > NEWTON_SAME * np.linalg.norm(d, axis=1)
+            solve[ns[far]] = True  # near another critical point: the per-run path
+            near = np.flatnonzero(~far)
+            if not len(near):
                 continue
-            rep = self.reps[choice[n]]
-            pi, rho = match(W0[i], rep.W, self.colours)
-            X = W0[i][pi][:, rho]
-            d = (X - rep.W).reshape(-1)
-            step = rep.H_inv @ g0[i][pi][:, rho].reshape(-1)  # the gradient is carried by the same permutation
-            if np.linalg.norm(d - step) > NEWTON_SAME * np.linalg.norm(d):
-                solve[n] = True  # near another critical point: the per-run path
-            else:
-                near.append((n, rep, X, pi, rho))
-        by_rep: dict[int, list[tuple[int, Representative, np.ndarray, np.ndarray, np.ndarray]]] = {}
-        for x in near:  # per representative, in order of first use
-            by_rep.setdefault(id(x[1]), []).append(x)
-        for part in by_rep.values():
-            dist = self.distance(np.stack([X for _, _, X, _, _ in part]), part[0][1].H)
-            for (n, rep, _, pi, rho), dn in zip(part, dist, strict=True):
-                i = idx[n]
-                delta = 2 * float(dn)
-                if window(rep.lo, rep.hi, delta, self.cfg, self.lr):
-                    Y = unmap(rep.W, pi, rho)
-                    out.accepted[i], out.per_orbit[i] = True, True
-                    out.W[i], out.loss[i], out.grad_norm[i] = Y, rep.loss, rep.grad_norm
-                    out.shift[i] = np.linalg.norm(Y - W0[i])
+            dist = self.distance(X[near], rep.H)
+            for m, dn in zip(near, dist, strict=True):
+                if window(rep.lo, rep.hi, 2 * float(dn), self.cfg, self.lr):
+                    Y = unmap(rep.W, pi[m], rho[m])
+                    out.accepted[i[m]], out.per_orbit[i[m]] = True, True
+                    out.W[i[m]], out.loss[i[m]], out.grad_norm[i[m]] = Y, rep.loss, rep.grad_norm
+                    out.shift[i[m]] = np.linalg.norm(Y - W0[i[m]])
                     self.matched += 1
                 # else: in the representative's basin but refused: it descends further (what its own polish would
                 # decide, with the orbit's point nearest W₀)
