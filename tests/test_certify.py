@@ -157,3 +157,22 @@ def test_hessian_distances_are_the_norms_of_the_hessians_differences_and_do_not_
     np.testing.assert_allclose(got, want, rtol=1e-13)
     alone = np.array([hessian_distances(Xs[i:i + 1], H_ref, V)[0] for i in (0, 20, 36)])
     assert np.array_equal(alone, got[[0, 20, 36]])
+
+
+@pytest.mark.parametrize("k,d", [(6, 6), (9, 7)])
+def test_a_point_s_hessian_has_the_same_bits_in_blocks_of_every_size_used(k, d, monkeypatch):
+    """Hessians and Hessian distances come in calls of a fixed number of points (8 on a CPU, 32 on an accelerator,
+    fewer where memory is short): a point's values are the same bits in blocks of 4, 8 and 32."""
+    from jaxsym.certify import exact
+
+    rng = np.random.default_rng(k)
+    V = np.eye(k, d)
+    Xs = rng.normal(size=(35, k, d)) / np.sqrt(d)
+    H_ref = exact.hessians(Xs[:1], V)[0]
+    got = {}
+    for block in (4, 8, 32):
+        monkeypatch.setattr(exact, "_hessian_block", lambda Ws, b=block: b)
+        got[block] = (exact.hessians(Xs, V), exact.hessian_distances(Xs, H_ref, V))
+    for block in (4, 8):
+        np.testing.assert_array_equal(got[block][0], got[32][0])
+        np.testing.assert_array_equal(got[block][1], got[32][1])
