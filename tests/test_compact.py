@@ -279,9 +279,9 @@ def test_handoff_refuses_a_neighbourhood_of_a_saddle():
 
 
 def test_matching_recovers_a_permuted_point():
-    """match finds the row and column permutations that carry a permuted, perturbed point back (colours: all
+    """match_many finds the row and column permutations that carry a permuted, perturbed point back (colours: all
     columns alike, or columns only within their class)."""
-    from jaxsym.certify.basins import match, unmap
+    from jaxsym.certify.basins import match_many, unmap
 
     rng = np.random.default_rng(5)
     k = 8
@@ -291,7 +291,7 @@ def test_matching_recovers_a_permuted_point():
         rho0 = np.concatenate([rng.permutation(np.flatnonzero(colours == c)) for c in np.unique(colours)])
         rho0 = rho0[np.argsort(np.argsort(np.concatenate([np.flatnonzero(colours == c) for c in np.unique(colours)])))]
         W = unmap(R, pi0, rho0) + 1e-3 * rng.normal(size=(k, k))
-        pi, rho = match(W, R, colours)
+        (pi,), (rho,) = match_many(W[None], R, colours)
         assert np.abs(W[pi][:, rho] - R).max() < 1e-2
         assert (colours[rho] == colours).all()
 
