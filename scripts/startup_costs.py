@@ -100,6 +100,7 @@ def new_process(cache: str | None) -> None:
             print(f"{label}:\n{out}")
         shutil.rmtree(cache)
         return
+    from bench import published_config  # the published cells as scripts/bench.py sweeps them
     from jax._src import monitoring
 
     from jaxsym.numerics.parallel import use_compilation_cache
@@ -114,8 +115,7 @@ def new_process(cache: str | None) -> None:
 
     monitoring.register_event_duration_secs_listener(listen)
     use_compilation_cache(cache)
-    cfg = config.from_dict({"name": "published-fast", "seed": 0, "runs": 1000, "grid": {"d": [6, 7, 8, 9, 10],
-                            "k": "d"}, "train": {"learning_rate": "5/k", "steps": 20000, "protocol": "fast"}})
+    cfg = published_config([6, 7, 8, 9, 10], 1000, "fast")
     for sweep in ("sweep", "the same sweep again in this process"):
         with tempfile.TemporaryDirectory() as out:
             t = time.perf_counter()

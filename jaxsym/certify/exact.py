@@ -94,7 +94,7 @@ def loss_value(W: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> float:
 
 
 HESSIAN_BLOCK_BYTES = 2**26  # at most this much of Hessians per call of :func:`hessians`
-HESSIAN_BLOCK_CPU = 8  # at most this many points per call of :func:`hessians` on a CPU (:func:`_hessian_block`)
+CPU_BLOCK = 8  # points per call of a :func:`per_run` program on a CPU (one at a time inside): little padding
 
 
 @functools.lru_cache(maxsize=64)
@@ -115,7 +115,7 @@ def hessians(Ws: np.ndarray, V: np.ndarray, obj: Objective = RELU) -> np.ndarray
 
 def _hessian_block(Ws: np.ndarray) -> int:
     """Points per call of a program that holds their Hessians at once (vmapped on an accelerator): as many as
-    :data:`HESSIAN_BLOCK_BYTES` holds, at most 32 on an accelerator and :data:`HESSIAN_BLOCK_CPU` on a CPU.
+    :data:`HESSIAN_BLOCK_BYTES` holds, at most 32 on an accelerator and :data:`CPU_BLOCK` on a CPU.
 
     On a CPU a call computes its points one at a time (:func:`per_run`), so a block only spreads the cost of a call
     over its points, and the padding of a partial block is paid in full: with blocks of 32, the per-run path's
@@ -123,7 +123,7 @@ def _hessian_block(Ws: np.ndarray) -> int:
     Hessian has the same bits in blocks of 4, 8 and 32 (tested; in a block of one XLA drops the loop, and they
     differ)."""
     n = Ws.shape[1] * Ws.shape[2]
-    most = HESSIAN_BLOCK_CPU if jax.default_backend() == "cpu" else 32
+    most = CPU_BLOCK if jax.default_backend() == "cpu" else 32
     return max(1, min(most, HESSIAN_BLOCK_BYTES // (8 * n * n)))
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from jaxsym.certify.exact import CPU_BLOCK  # runs per call on a CPU, one at a time inside
 from jaxsym.config import Cell, ConfigError, SweepConfig
 from jaxsym.engine.compact import thresholds
 from jaxsym.engine.sgd import has_closed_form
@@ -100,7 +101,6 @@ def chunk_padded(cfg: SweepConfig, cell: Cell) -> int:
 
 
 CERTIFY_BLOCK = 64  # runs per call of the vmapped float64 programs on an accelerator (one compiled size), at most
-CPU_BLOCK = 8       # runs per call on a CPU, one at a time inside: little padding for the few runs of a hand-off
 
 
 def certify_block(cfg: SweepConfig, cell: Cell) -> int:
