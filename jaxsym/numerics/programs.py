@@ -170,7 +170,10 @@ class Program(Generic[R]):
             got = (exp, box[0])
             _save(path, exp, box[0])
         exp, out_tree = got
-        return jax.jit(exp.call, compiler_options=self.options), out_tree
+        # every argument placed on the one device: a call's outputs are committed to it and arrays made on the
+        # host are not, and jit compiles a program again for each mix of the two (the same module and bits)
+        one = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+        return jax.jit(exp.call, in_shardings=one, compiler_options=self.options), out_tree
 
 
 _PROGRAMS: dict[tuple[str, str], Program[Any]] = {}
