@@ -122,6 +122,57 @@ def test_compaction_is_efficient_when_runs_differ_in_length():
     assert stats.executed < plain / 3
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([2, 3, 8, 16, 17, 40, 128, 512, 1024]), st.data())
+def test_the_slot_ladder_holds_every_busy_run_in_few_sizes(full, data):
+    """The slot counts a chunk of ``full`` slots moves through are its ladder ``full, full/8, …`` above
+    ``ladder_floor(full)``: the size chosen for ``busy`` runs (queue empty) or ``pending`` runs (a phase's start)
+    is on it, holds every busy run, and is the smallest such size (for pending runs: the largest they fill);
+    at most three sizes up to 1,024 slots."""
+    from jaxsym.engine.compact import SHRINK, _phase_slots, _target_slots, ladder_floor
+
+    floor = ladder_floor(full)
+    ladder = [full]
+    while ladder[-1] > floor:
+        ladder.append(max(floor, ladder[-1] // SHRINK))
+    assert len(ladder) <= 3
+    B = data.draw(st.sampled_from(ladder))
+    busy = data.draw(st.integers(0, B))
+    got = _target_slots(busy, B, floor)
+    assert got in ladder and busy <= got <= B
+    assert got == floor or busy > got // SHRINK  # no smaller size of the ladder would hold them
+    pending = data.draw(st.integers(0, 4 * full))
+    got = _phase_slots(pending, full, floor)
+    assert got in ladder and (got == floor or pending >= got)
+    assert all(pending < b for b in ladder if b > got)
+
+
+def test_a_chunk_compiles_two_slot_counts_and_keeps_its_runs():
+    """A chunk of 300 runs with 128 slots steps in 128 slots and, for the stragglers, 16 (two
+    ``compact-advance`` programs); its runs end as in 8 slots (one program, no ladder), bit for bit."""
+    k = 6
+    cfg = TrainConfig(learning_rate=5 / k, steps=3000, grad_tol=1e-4, handoff_from=1e-4)
+    runs = np.arange(300)
+    seen: set[int] = set()
+
+    def counted(slots: int):
+        ops = make_compact_engine(cfg, np.eye(k), k, 0, slots=slots)
+        advance = ops.engine.advance
+
+        def spy(s, until):
+            seen.add(s.slot_pos.shape[0])
+            return advance(s, until)
+        return ops._replace(engine=ops.engine._replace(advance=spy))
+
+    res, _, _ = descend(counted(128), runs, cfg, no_handoff)
+    assert seen == {128, 16}
+    seen.clear()
+    ref, _, _ = descend(counted(8), runs, cfg, no_handoff)
+    assert seen == {8}
+    for field in ("W", "steps", "grad_norm"):
+        np.testing.assert_array_equal(getattr(res, field), getattr(ref, field))
+
+
 def test_a_stopped_descent_saves_and_resumes_bit_identically(tmp_path):
     """Under a set stop event, descent saves its in-flight state and raises StoppedError; resuming from the save
     gives what an uninterrupted descent gives."""

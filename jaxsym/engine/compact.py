@@ -7,8 +7,11 @@ is the sum of the steps the runs need (plus at most ``R − 1`` idle steps per r
 run. A run's trajectory depends only on its own state: a slot steps its run exactly as the run would step
 alone (the same single-run :class:`~jaxsym.engine.descent.RunLoop`, frozen by a select once it stops), whichever slot,
 round or batch it is in. When the queue is empty and at most a quarter of the slots are busy, ``advance``
-returns and the host gathers the busy slots into a smaller program (``B → B/4``, at least 2 slots), so
-stragglers do not keep ``B`` slots turning.
+returns and the host gathers the busy slots into a smaller program (``B → B/8``, at least 16 slots), so
+stragglers do not keep ``B`` slots turning. The ladder is short on purpose: each of its sizes is one more
+program to compile, and on a CPU a round of 16 slots costs about what one of 2 costs (a step's fixed costs
+dominate at these sizes): with sizes 128 and 16 a first sweep of the published cells compiled 2 programs per
+cell where 128, 32, 8 and 2 compiled 4, and warm sweeps were as fast (``docs/benchmarks.md``, a fifth session).
 
 **Phases and hand-off.** A run stops at a phase's threshold ``τ_j`` (``handoff_from``, then each tenth of it,
 down to ``grad_tol``; the last phase is the plain rule ``‖∇F‖ ≤ grad_tol`` or the budget). Between phases, the
@@ -55,7 +58,8 @@ Array = jax.Array
 
 ROUND_STEPS = 16        # steps per round between harvests
 HOST_STEPS = 512        # clock steps per host segment (shrink checks, checkpoints)
-SHRINK = 4              # slots shrink by this factor when the queue is empty and few are busy
+SHRINK = 8              # slots shrink by this factor when the queue is empty and few are busy
+TAIL_SLOTS = 16         # ... but not below this many (nor below a smaller chunk's full size): the ladder's last size
 MIN_SLOTS = 2           # never fewer slots (one is not faster than two)
 
 
@@ -158,7 +162,8 @@ def make_compact_engine(cfg: TrainConfig, V: np.ndarray, k: int, seed: int, *, s
 
         def shrink_due(s: CompactState) -> Array:
             N, B = s.tol.shape[0], s.slot_pos.shape[0]
-            return (B > MIN_SLOTS) & (s.next_pos >= s.n_pending) & (jnp.sum(s.slot_pos < N) <= B // SHRINK)
+            floor = ladder_floor(max(MIN_SLOTS, min(slots, N)))
+            return (B > floor) & (s.next_pos >= s.n_pending) & (jnp.sum(s.slot_pos < N) <= B // SHRINK)
 
         def round_(s: CompactState, lr: Array) -> CompactState:
             N, B = s.tol.shape[0], s.slot_pos.shape[0]
@@ -226,19 +231,26 @@ def host_n_running(s: CompactState) -> int:
     return int(_busy(s).sum()) + int(s.n_pending) - int(s.next_pos)
 
 
-def _target_slots(busy: int, B: int) -> int:
-    """Slots for ``busy`` runs once the queue is empty: the size ladder ``B, B/4, …`` shrinks while a quarter
-    of the slots would still hold every busy run."""
-    while B > MIN_SLOTS and busy <= B // SHRINK:
-        B = max(MIN_SLOTS, B // SHRINK)
+def ladder_floor(full: int) -> int:
+    """The smallest size of the slot ladder of a chunk of ``full`` slots: :data:`TAIL_SLOTS`, or ``full`` if
+    fewer."""
+    return min(full, TAIL_SLOTS)
+
+
+def _target_slots(busy: int, B: int, floor: int) -> int:
+    """Slots for ``busy`` runs once the queue is empty: the size ladder ``B, B/8, …`` (not below ``floor``)
+    shrinks while an eighth of the slots would still hold every busy run."""
+    while B > floor and busy <= B // SHRINK:
+        B = max(floor, B // SHRINK)
     return B
 
 
-def _phase_slots(pending: int, B: int) -> int:
-    """Slots at the start of a phase with ``pending`` runs: the largest size of the ladder ``B, B/4, …`` that
-    the runs fill (the queue refills them), so that a phase of few runs does not turn mostly idle slots."""
-    while B > MIN_SLOTS and pending < B:
-        B = max(MIN_SLOTS, B // SHRINK)
+def _phase_slots(pending: int, B: int, floor: int) -> int:
+    """Slots at the start of a phase with ``pending`` runs: the largest size of the ladder ``B, B/8, …`` (not
+    below ``floor``) that the runs fill (the queue refills them), so that a phase of few runs does not turn
+    mostly idle slots."""
+    while B > floor and pending < B:
+        B = max(floor, B // SHRINK)
     return B
 
 
@@ -290,6 +302,7 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
     template = eng.init(jax.device_put(runs.astype(np.uint32)))
     state = template
     full_b = template.slot_pos.shape[0]
+    floor = ladder_floor(full_b)
     if inflight is not None and (got := checkpoint.restore(inflight, template)) is not None:
         state = jax.device_put(got[1])
         log.info("%s resumed in-flight chunk at clock %d (phase %d) from %s", label, int(state.clock),
@@ -298,8 +311,8 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
     def resized(state: CompactState) -> CompactState:  # fewer slots once the queue is empty and few are busy
         B = state.slot_pos.shape[0]
         busy = int(_busy(state).sum())
-        if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B) < B:
-            state = ops.resize(state, _target_slots(busy, B))
+        if int(state.next_pos) >= int(state.n_pending) and _target_slots(busy, B, floor) < B:
+            state = ops.resize(state, _target_slots(busy, B, floor))
         return state
 
     def next_phase(state: CompactState) -> CompactState | None:  # the hand-off, then the next threshold
@@ -317,7 +330,7 @@ def descend(ops: CompactOps, runs: np.ndarray, cfg: TrainConfig, handoff: Handof
             handed[cand] = handoff(cand, np.asarray(q.W)[cand], np.asarray(q.g)[cand])
         dtype = np.asarray(state.tol).dtype
         state = ops.next_phase(state, np.full(len(runs), taus[phase + 1], dtype), handed)
-        return ops.resize(state, _phase_slots(int(state.n_pending), full_b))
+        return ops.resize(state, _phase_slots(int(state.n_pending), full_b, floor))
 
     state = drive(eng, state, until=lambda s: int(s.clock) + HOST_STEPS, step_of=lambda s: int(s.clock),
                   inflight=inflight, checkpoint_interval_s=checkpoint_interval_s, label=label,
