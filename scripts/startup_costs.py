@@ -4,6 +4,9 @@ of the hand-off test per orbit, and the Hessians' block size. Prints tables (doc
 
     python scripts/startup_costs.py compile --k 10          # lower() and compile() of one cell's programs
     python scripts/startup_costs.py new-process              # the published cells warm in a new process
+    python scripts/startup_costs.py cold-programs            # the published cells cold: compilation per program
+    python scripts/startup_costs.py ladder 4:2 8:16 8:128    # slot ladders (SHRINK:TAIL_SLOTS), cold and warm
+    python scripts/startup_costs.py layout --k 6 10 16 20    # the step vmapped over the leading or the last axis
     python scripts/startup_costs.py handoff --k 10           # the test per orbit's parts, one cell, one worker
     python scripts/startup_costs.py blocks --k 6 10 20       # Hessians and distances per block size
 """
@@ -128,6 +131,118 @@ def new_process(cache: str | None) -> None:
                     print(f"| {event} | {counts[event]} | {secs:.2f} |")
 
 
+def cold_programs() -> None:
+    """The published cells (k = d = 6…10, 1,000 runs) swept once from empty caches: XLA's compilations per stored
+    program name (summed over the two workers), and how many distinct programs of that name and argument signatures
+    (shapes and dtypes) were called — more compilations than signatures is a program compiled twice."""
+    import threading
+
+    from bench import published_config
+    from jax._src import monitoring
+
+    from jaxsym.numerics import programs
+    from jaxsym.numerics.parallel import use_compilation_cache
+    from jaxsym.sweep.driver import run_sweep
+
+    here = threading.local()
+    compiled: collections.Counter[str] = collections.Counter()
+    secs: dict[str, float] = collections.defaultdict(float)
+    sigs: dict[str, set[Any]] = collections.defaultdict(set)
+    call = programs.Program.__call__
+
+    def named(self: programs.Program[Any], *args: Any) -> Any:
+        sigs[self.name].add((self.key, tuple((x.shape, str(x.dtype)) for x in jax.tree.leaves(args))))
+        outer, here.name = getattr(here, "name", None), self.name
+        try:
+            return call(self, *args)
+        finally:
+            here.name = outer
+
+    def listen(event: str, seconds: float, **_: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            name = getattr(here, "name", None) or "(other)"
+            compiled[name] += 1
+            secs[name] += seconds
+
+    programs.Program.__call__ = named  # type: ignore[method-assign]
+    monitoring.register_event_duration_secs_listener(listen)
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+        use_compilation_cache(cache)
+        t = time.perf_counter()
+        run_sweep(published_config([6, 7, 8, 9, 10], 1000, "fast"), out, progress=False)
+        wall = time.perf_counter() - t
+    print(f"cold sweep: wall {wall:.2f} s; {sum(compiled.values())} compilations, {sum(secs.values()):.2f} s")
+    print("| program | compilations | signatures | seconds |\n|---|---:|---:|---:|")
+    for name in sorted(secs, key=lambda n: -secs[n]):
+        print(f"| {name} | {compiled[name]} | {len(sigs[name]) if name in sigs else ''} | {secs[name]:.2f} |")
+
+
+def ladder(settings: list[str], one: str | None) -> None:
+    """The published cells with other slot ladders (``SHRINK:TAIL_SLOTS``; ``4:2`` is 128, 32, 8, 2 slots, ``8:16``
+    128 and 16, ``8:128`` no ladder): each in a new process from empty caches (wall, compilations), then the same
+    sweep twice more in that process (warm)."""
+    if one is None:
+        print("| SHRINK:TAIL_SLOTS | cold wall s | compilations | compiling s | warm wall s (twice) |")
+        print("|---|---:|---:|---:|---|")
+        for setting in settings:
+            out = subprocess.run([sys.executable, __file__, "ladder", "--one", setting], check=True,
+                                 capture_output=True, text=True).stdout
+            print(out.strip().splitlines()[-1], flush=True)
+        return
+    from bench import published_config
+    from jax._src import monitoring
+
+    from jaxsym.engine import compact
+    from jaxsym.numerics.parallel import use_compilation_cache
+    from jaxsym.sweep.driver import run_sweep
+
+    compact.SHRINK, compact.TAIL_SLOTS = map(int, one.split(":"))
+    compiled: list[float] = []
+    monitoring.register_event_duration_secs_listener(
+        lambda event, secs, **_: compiled.append(secs) if event == "/jax/core/compile/backend_compile_duration"
+        else None)
+    cfg = published_config([6, 7, 8, 9, 10], 1000, "fast")
+    walls = []
+    with tempfile.TemporaryDirectory() as cache:
+        use_compilation_cache(cache)
+        for i in range(3):
+            n, secs = len(compiled), sum(compiled)
+            with tempfile.TemporaryDirectory() as out:
+                t = time.perf_counter()
+                run_sweep(cfg, out, progress=False)
+                walls.append(time.perf_counter() - t)
+            if i == 0:
+                first = (len(compiled) - n, sum(compiled) - secs)
+    print(f"| {one} | {walls[0]:.2f} | {first[0]} | {first[1]:.1f} | {walls[1]:.2f}, {walls[2]:.2f} |")
+
+
+def layout(ks: list[int], slots: int = 128, steps: int = 200) -> None:
+    """Plain gradient descent with the training gradient, ``slots`` runs vmapped over the leading axis (as the
+    engine does) or over the last (runs the minor axis, so that elementwise work is vectorised across runs):
+    run-steps/s (best of 5) and whether the end points have the same bits."""
+    from jaxsym.landscape.model import make_train_grad
+    from jaxsym.numerics.parallel import invariant_jit
+
+    print("| k = d | leading axis, run-steps/s | last axis | last / leading | same bits |\n|---:|---:|---:|---:|---|")
+    for k in ks:
+        grad = make_train_grad(jnp.eye(k, dtype=jnp.float32))
+        W0 = (np.random.default_rng(0).normal(size=(slots, k, k)) / np.sqrt(k)).astype(np.float32)
+        got = {}
+        for axis in (0, -1):
+            step = jax.vmap(lambda W, k=k, grad=grad: W - (5.0 / k) * grad(W), in_axes=axis, out_axes=axis)
+            run = invariant_jit(lambda W, step=step: jax.lax.fori_loop(0, steps, lambda i, W: step(W), W))
+            X = W0 if axis == 0 else np.ascontiguousarray(np.moveaxis(W0, 0, -1))
+            out = jax.block_until_ready(run(X))
+            best = np.inf
+            for _ in range(5):
+                t = time.perf_counter()
+                out = jax.block_until_ready(run(X))
+                best = min(best, time.perf_counter() - t)
+            got[axis] = (slots * steps / best, np.moveaxis(np.asarray(out), axis, 0))
+        (r0, a), (r1, b) = got[0], got[-1]
+        print(f"| {k} | {r0:.3g} | {r1:.3g} | {r1 / r0:.2f} | {np.array_equal(a, b)} |", flush=True)
+
+
 def handoff_parts(k: int, runs: int) -> None:
     """One k = d cell, one worker, swept twice in this process (the second warm): seconds in the hand-off's offers
     and, inside them, in matching, Hessian distances and the per-run path's Hessians."""
@@ -197,6 +312,11 @@ def main() -> None:
     sub = ap.add_subparsers(dest="what", required=True)
     sub.add_parser("compile").add_argument("--k", type=int, default=10)
     sub.add_parser("new-process").add_argument("--cache", default=None)
+    sub.add_parser("cold-programs")
+    lad = sub.add_parser("ladder")
+    lad.add_argument("settings", nargs="*", default=["4:2", "8:16", "16:16", "8:128"])
+    lad.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    sub.add_parser("layout").add_argument("--k", type=int, nargs="+", default=[6, 10, 16, 20])
     h = sub.add_parser("handoff")
     h.add_argument("--k", type=int, default=10)
     h.add_argument("--runs", type=int, default=1000)
@@ -207,6 +327,12 @@ def main() -> None:
         compile_costs(args.k)
     elif args.what == "new-process":
         new_process(args.cache)
+    elif args.what == "cold-programs":
+        cold_programs()
+    elif args.what == "ladder":
+        ladder(args.settings, args.one)
+    elif args.what == "layout":
+        layout(args.k)
     elif args.what == "handoff":
         handoff_parts(args.k, args.runs)
     else:

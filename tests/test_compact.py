@@ -125,7 +125,7 @@ def test_compaction_is_efficient_when_runs_differ_in_length():
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from([2, 3, 8, 16, 17, 40, 128, 512, 1024]), st.data())
 def test_the_slot_ladder_holds_every_busy_run_in_few_sizes(full, data):
-    """The slot counts a chunk of ``full`` slots moves through are its ladder ``full, full/8, …`` above
+    """The slot counts a chunk of ``full`` slots moves through are its ladder ``full, full/16, …`` above
     ``ladder_floor(full)``: the size chosen for ``busy`` runs (queue empty) or ``pending`` runs (a phase's start)
     is on it, holds every busy run, and is the smallest such size (for pending runs: the largest they fill);
     at most three sizes up to 1,024 slots."""

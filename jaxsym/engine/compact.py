@@ -6,12 +6,13 @@ queue and takes the next pending run. The loop ends when the queue is empty and 
 is the sum of the steps the runs need (plus at most ``R − 1`` idle steps per run), not ``B ×`` the longest
 run. A run's trajectory depends only on its own state: a slot steps its run exactly as the run would step
 alone (the same single-run :class:`~jaxsym.engine.descent.RunLoop`, frozen by a select once it stops), whichever slot,
-round or batch it is in. When the queue is empty and at most a quarter of the slots are busy, ``advance``
-returns and the host gathers the busy slots into a smaller program (``B → B/8``, at least 16 slots), so
+round or batch it is in. When the queue is empty and at most a sixteenth of the slots are busy, ``advance``
+returns and the host gathers the busy slots into a smaller program (``B → B/16``, at least 16 slots), so
 stragglers do not keep ``B`` slots turning. The ladder is short on purpose: each of its sizes is one more
 program to compile, and on a CPU a round of 16 slots costs about what one of 2 costs (a step's fixed costs
 dominate at these sizes): with sizes 128 and 16 a first sweep of the published cells compiled 2 programs per
-cell where 128, 32, 8 and 2 compiled 4, and warm sweeps were as fast (``docs/benchmarks.md``, a fifth session).
+cell where 128, 32, 8 and 2 compiled 4, and warm sweeps were as fast; shrinking by 16 (at most 8 busy) rather
+than by 8 compiled faster in four cold sweeps of four (``docs/benchmarks.md``, a fifth session).
 
 **Phases and hand-off.** A run stops at a phase's threshold ``τ_j`` (``handoff_from``, then each tenth of it,
 down to ``grad_tol``; the last phase is the plain rule ``‖∇F‖ ≤ grad_tol`` or the budget). Between phases, the
@@ -58,7 +59,7 @@ Array = jax.Array
 
 ROUND_STEPS = 16        # steps per round between harvests
 HOST_STEPS = 512        # clock steps per host segment (shrink checks, checkpoints)
-SHRINK = 8              # slots shrink by this factor when the queue is empty and few are busy
+SHRINK = 16             # slots shrink by this factor when the queue is empty and few are busy
 TAIL_SLOTS = 16         # ... but not below this many (nor below a smaller chunk's full size): the ladder's last size
 MIN_SLOTS = 2           # never fewer slots (one is not faster than two)
 
@@ -238,15 +239,15 @@ def ladder_floor(full: int) -> int:
 
 
 def _target_slots(busy: int, B: int, floor: int) -> int:
-    """Slots for ``busy`` runs once the queue is empty: the size ladder ``B, B/8, …`` (not below ``floor``)
-    shrinks while an eighth of the slots would still hold every busy run."""
+    """Slots for ``busy`` runs once the queue is empty: the size ladder ``B, B/16, …`` (not below ``floor``)
+    shrinks while a sixteenth of the slots would still hold every busy run."""
     while B > floor and busy <= B // SHRINK:
         B = max(floor, B // SHRINK)
     return B
 
 
 def _phase_slots(pending: int, B: int, floor: int) -> int:
-    """Slots at the start of a phase with ``pending`` runs: the largest size of the ladder ``B, B/8, …`` (not
+    """Slots at the start of a phase with ``pending`` runs: the largest size of the ladder ``B, B/16, …`` (not
     below ``floor``) that the runs fill (the queue refills them), so that a phase of few runs does not turn
     mostly idle slots."""
     while B > floor and pending < B:

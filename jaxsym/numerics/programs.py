@@ -2,7 +2,7 @@
 
 JAX's persistent compilation cache (:func:`jaxsym.numerics.parallel.use_compilation_cache`) spares a later process the
 XLA compilation of a program, but not tracing it to a jaxpr and lowering it to StableHLO: for the programs of
-one sweep cell (the compacting engine at four slot counts, the float64 hand-off and polish) that is about half
+one sweep cell (the compacting engine at two slot counts, the float64 hand-off and polish) that is about half
 a second per cell, more than training 1,000 runs takes. :func:`jit` removes it: the first call of a program
 with given argument shapes exports it (:func:`jax.export.export`) and stores the serialized module next to
 the compilation cache; later processes deserialize it, and calling it lowers a single ``call_exported``
