@@ -1,5 +1,7 @@
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 
 # One persistent XLA compilation cache for the whole test run, its workers and the CLI processes they start:
 # many tests compile the same programs (same shapes), which is most of their time on a CPU. Set before jax loads.
@@ -20,3 +22,27 @@ TINY = {"name": "tiny", "seed": 0, "runs": 24, "chunk_size": 8,
 @pytest.fixture
 def tiny_cfg():
     return config.from_dict(TINY)
+
+
+@contextlib.contextmanager
+def _compilations() -> Iterator[list[str]]:
+    """XLA compilations (JAX's ``backend_compile_duration`` events) while the block runs, as a list of events."""
+    from jax._src import monitoring  # the public module lacks unregister_event_duration_listener
+
+    got: list[str] = []
+
+    def listen(event: str, secs: float, **kw: object) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            got.append(event)
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        yield got
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+
+
+@pytest.fixture
+def compilations():
+    """``with compilations() as got:`` — the XLA compilations while the block runs (:func:`_compilations`)."""
+    return _compilations

@@ -55,12 +55,10 @@ def test_compaction_keeps_every_run_bit_identical_to_runs_trained_alone(k, slots
         assert stats.executed - stats.needed <= 37 * 15 + 2 * 15
 
 
-def test_step_size_and_seed_are_arguments_not_new_programs():
+def test_step_size_and_seed_are_arguments_not_new_programs(compilations):
     """Cells that differ only in the step size and the seed share the compacting engine's compiled programs:
     building and running a second one compiles nothing (XLA's compile events counted), yet each runs with its
     own values — bit for bit what the engine built for it alone gives, different from the first cell's."""
-    from jax._src import monitoring  # the public module lacks unregister_event_duration_listener
-
     k = 6
     runs = np.arange(24)
 
@@ -70,17 +68,8 @@ def test_step_size_and_seed_are_arguments_not_new_programs():
         return np.asarray(res.W)
 
     first = run(0.8, 0)
-    compiled: list[str] = []
-
-    def listen(event: str, secs: float, **kw: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiled.append(event)
-
-    monitoring.register_event_duration_secs_listener(listen)
-    try:
+    with compilations() as compiled:
         second = run(0.7, 3)
-    finally:
-        monitoring.unregister_event_duration_listener(listen)
     assert compiled == []
     assert not np.array_equal(first, second)
     # the same cell in a process that has not seen the first one gives the same end points: its own trajectory

@@ -71,30 +71,19 @@ def test_key_and_shapes_select_the_program(store: Path):
     assert len(list(store.glob("t-*.jaxprog"))) == 3
 
 
-def test_arrays_placed_or_not_on_the_device_share_one_compiled_program(store: Path):
+def test_arrays_placed_or_not_on_the_device_share_one_compiled_program(store: Path, compilations):
     """A stored program's outputs are committed to the device, arrays made on the host (``jax.device_put(x)``)
     are not; calls with either or a mix of both compile one program (XLA's compile events counted) and give the
     same bits."""
-    from jax._src import monitoring
-
     scale = np.array([0.5, 1.5, 2.0], np.float32)
     prog = programs.jit(make(scale), name="t", key=scale)
     W, loss = (np.asarray(x) for x in (ARGS[0].W, ARGS[0].loss))
     want = prog(pair(jax.device_put(W), jax.device_put(loss)), np.int32(5))  # uncommitted
     assert want.W.committed
     device = jax.devices()[0]
-    compiled: list[str] = []
-
-    def listen(event: str, secs: float, **kw: object) -> None:
-        if event == "/jax/core/compile/backend_compile_duration":
-            compiled.append(event)
-
-    monitoring.register_event_duration_secs_listener(listen)
-    try:
+    with compilations() as compiled:
         got = [prog(pair(jax.device_put(W, device), jax.device_put(loss, device)), np.int32(5)),
                prog(pair(jax.device_put(W, device), jax.device_put(loss)), np.int32(5))]
-    finally:
-        monitoring.unregister_event_duration_listener(listen)
     assert compiled == []
     for g in got:
         np.testing.assert_array_equal(np.asarray(g.W), np.asarray(want.W))
