@@ -9,6 +9,7 @@ of the hand-off test per orbit, and the Hessians' block size. Prints tables (doc
     python scripts/startup_costs.py layout --k 6 10 16 20    # the step vmapped over the leading or the last axis
     python scripts/startup_costs.py handoff --k 10           # the test per orbit's parts, one cell, one worker
     python scripts/startup_costs.py blocks --k 6 10 20       # Hessians and distances per block size
+    python scripts/startup_costs.py atlas-programs           # a small atlas cold: compilation per program
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -307,6 +309,38 @@ def blocks(ks: list[int]) -> None:
             print(f"| {k} | {block} | {1e3 * per:.3f} | {time.perf_counter() - t:.3f} |", flush=True)
 
 
+def atlas_programs(k: int, k_to: int, max_blocks: int) -> None:
+    """An atlas scan (``jaxsym.fixedpoints.atlas.scan``, k to k_to, 4 starts) from empty caches, in this process:
+    XLA's compilations per jitted function (the restricted problems' Newton solves, vmapped or not, and the
+    Hessians of the block spectra are one program per layout: number of blocks, extra neurons or none)."""
+    from jax._src import monitoring
+
+    from jaxsym.fixedpoints.atlas import scan
+    from jaxsym.numerics.parallel import use_compilation_cache
+
+    compiled: collections.Counter[str] = collections.Counter()
+    secs: dict[str, float] = collections.defaultdict(float)
+
+    def listen(event: str, seconds: float, **kw: Any) -> None:
+        if event == "/jax/core/compile/backend_compile_duration":
+            name = str(kw.get("fun_name", "(other)"))
+            name = name if seconds > 0.5 else "(programs under 0.5 s)"
+            compiled[name] += 1
+            secs[name] += seconds
+
+    monitoring.register_event_duration_secs_listener(listen)
+    with tempfile.TemporaryDirectory() as cache, tempfile.TemporaryDirectory() as out:
+        use_compilation_cache(cache)
+        t = time.perf_counter()
+        scan(k, k_to, Path(out), starts=4, max_blocks=max_blocks)
+        wall = time.perf_counter() - t
+    print(f"atlas scan k = {k}…{k_to}, at most {max_blocks} blocks, cold: wall {wall:.2f} s; "
+          f"{sum(compiled.values())} compilations, {sum(secs.values()):.2f} s")
+    print("| program | compilations | seconds |\n|---|---:|---:|")
+    for name in sorted(secs, key=lambda n: -secs[n]):
+        print(f"| {name} | {compiled[name]} | {secs[name]:.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="what", required=True)
@@ -321,6 +355,10 @@ def main() -> None:
     h.add_argument("--k", type=int, default=10)
     h.add_argument("--runs", type=int, default=1000)
     sub.add_parser("blocks").add_argument("--k", type=int, nargs="+", default=[6, 10, 20])
+    at = sub.add_parser("atlas-programs")
+    at.add_argument("--k", type=int, default=4)
+    at.add_argument("--k-to", type=int, default=6)
+    at.add_argument("--max-blocks", type=int, default=2)
     args = ap.parse_args()
     os.environ.setdefault("JAXSYM_COMPILATION_CACHE", "off")
     if args.what == "compile":
@@ -335,6 +373,8 @@ def main() -> None:
         layout(args.k)
     elif args.what == "handoff":
         handoff_parts(args.k, args.runs)
+    elif args.what == "atlas-programs":
+        atlas_programs(args.k, args.k_to, args.max_blocks)
     else:
         blocks(args.k)
 

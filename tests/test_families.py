@@ -1,5 +1,7 @@
 """Families of critical points: restricted loss/gradient, continuation, block spectra."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -198,3 +200,33 @@ def test_every_blocks_size_is_the_same_at_every_k(log_k, seed):
     small = {c.label: len(c.values) for c in components(space.p, x) if c.mult > 0}
     large = {c.label: len(c.values) for c in components(blocks_at(tail, 10.0**log_k), x) if c.mult > 0}
     assert large == small
+
+
+@functools.cache
+def _unrolled():
+    """The restricted loss with the kernel's series unrolled, and ``jax.hessian`` of it (jitted)."""
+    from jaxsym.fixedpoints.space import loss
+
+    f = functools.partial(loss, kern=model.kernel_from_inner)
+    return jax.jit(f), jax.jit(jax.hessian(f))
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.booleans())
+def test_the_restricted_hessian_with_the_rolled_series_is_the_unrolled_ones(seed, near):
+    """The restricted loss and :func:`~jaxsym.fixedpoints.space.hessian` (the kernel's series in a loop) equal
+    the loss and ``jax.hessian`` with the series unrolled, up to rounding, also where the series is what is
+    evaluated (rows nearly aligned: ``near``). (A space with an extra neuron: both parts of the loss.)"""
+    from jaxsym.fixedpoints.spectrum import _hessian, _loss_jit
+
+    sp = Space((2, 1), extra=1)
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=sp.size) * (1e-3 if near else 0.3)
+    z[: sp.r] += 1.0  # near: every row within ~1e-3 of its teacher neuron
+    z = jnp.asarray(np.where(sp.free, z, 0.0))
+    args = sp.args(jnp.float64)
+    unrolled, unrolled_hessian = _unrolled()
+    assert float(_loss_jit(z, *args)) == pytest.approx(float(unrolled(z, *args)), rel=1e-14, abs=1e-15)
+    want = np.asarray(unrolled_hessian(z, *args))
+    got = np.asarray(_hessian(z, *args))
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsym.fixedpoints.space import Space, counts, free_mask, full_grad_norm, loss
+from jaxsym.fixedpoints.space import Space, counts, free_mask, full_norm, hessian, loss
 from jaxsym.numerics.solvers import levenberg_marquardt
 
 Array = jax.Array
@@ -52,8 +52,8 @@ def _newton(z0: Array, args: tuple[Array, ...], free: Array, tol: Array | float,
             ) -> tuple[Array, Array]:
     """Levenberg–Marquardt on ``∇_z loss(z, *args) = 0`` over the ``free`` parameters, steps accepted by the
     full-space gradient norm: ``(z, ‖∇F(Ez)‖)``."""
-    s = levenberg_marquardt(lambda z: jax.grad(loss)(z, *args), lambda z: jax.hessian(loss)(z, *args), z0,
-                            iters=iters, tol=tol, norm=lambda z, g: full_grad_norm(z, *args), free=free, mu0=1e-8,
+    s = levenberg_marquardt(lambda z: jax.grad(loss)(z, *args), lambda z: hessian(z, *args), z0,
+                            iters=iters, tol=tol, norm=lambda z, g: full_norm(g, counts(*args)), free=free, mu0=1e-8,
                             mu_min=1e-16, mu_max=1.5e10)
     return s.x, s.gn
 
@@ -95,7 +95,7 @@ def _newton_batch(iters: int, wide: bool) -> Callable[..., tuple[Array, ...]]:
         args = (p, n) if wide else (p,)
         z, gn = _newton(z0, args, free, tol, iters)
         s = 1.0 / jnp.sqrt(jnp.where(free, counts(*args), 1.0))
-        A = jnp.where(free[:, None] & free[None, :], jax.hessian(loss)(z, *args) * s[:, None] * s[None, :],
+        A = jnp.where(free[:, None] & free[None, :], hessian(z, *args) * s[:, None] * s[None, :],
                       jnp.eye(z.size))
         neg = jnp.sum(jnp.linalg.eigvalsh((A + A.T) / 2) < -1e-6)
         return z, gn, loss(z, *args), neg

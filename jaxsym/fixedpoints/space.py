@@ -258,8 +258,11 @@ _JAX = SimpleNamespace(where=jnp.where, eye=jnp.eye, sum=jnp.sum, diag=jnp.diag,
                        ones_like=jnp.ones_like, pi=jnp.pi)
 
 
-def loss(z: Array, p: Array, n: Array | None = None, *, xp: Any = _JAX,
-         kern: Callable[..., Any] = model.kernel_from_inner) -> Array:
+_KERNEL = functools.partial(model.kernel_from_inner, rolled=True)
+"""The kernel of :func:`loss`: its series in a loop, cheaper to compile differentiated twice."""
+
+
+def loss(z: Array, p: Array, n: Array | None = None, *, xp: Any = _JAX, kern: Callable[..., Any] = _KERNEL) -> Array:
     """F on ``Fix(Δ(S_p) [× S_n])`` at the parameters ``z`` (module docstring): ``z`` (2r + r²,) without
     extra neurons (``n`` None), (3r + r²,) with them; ``p`` (r,) the block sizes (traced). ``xp`` and ``kern``:
     the arithmetic (:func:`loss_precise`)."""
@@ -267,6 +270,14 @@ def loss(z: Array, p: Array, n: Array | None = None, *, xp: Any = _JAX,
     x = z[:2 * r + r * r]
     f = _paired(_geometry(x, p, xp), p, xp, kern)
     return f if n is None else f + _extra_rows(x, z[2 * r + r * r:], p, n, xp, kern)
+
+
+def hessian(z: Array, p: Array, n: Array | None = None) -> Array:
+    """∇²_z :func:`loss` (m, m) at ``z`` (m,): the one Hessian of the restricted problems (Newton's steps, the
+    saddle test of a solve, the block spectra). Its kernel's series is rolled (:data:`_KERNEL`): these programs
+    are mostly compilation, one per layout ``(r, with or without extra neurons)``, and a cold atlas scan compiled
+    about a quarter less with no visible cost warm (docs/benchmarks.md, "The atlas compiles less")."""
+    return jax.hessian(loss)(z, p, n)
 
 
 def counts(p: Array, n: Array | None = None, xp: Any = jnp) -> Array:

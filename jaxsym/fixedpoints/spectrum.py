@@ -45,7 +45,7 @@ import scipy.linalg
 
 from jaxsym.certify.exact import STATUSES
 from jaxsym.config import CertifyConfig
-from jaxsym.fixedpoints.space import Space, loss
+from jaxsym.fixedpoints.space import Space, hessian, loss
 from jaxsym.landscape import model
 from jaxsym.symmetry.spectra import group_eigenvalues
 
@@ -118,9 +118,7 @@ def embedding(coarse: _Nested, fine: _Nested) -> np.ndarray:
 _loss_jit = jax.jit(loss)
 
 
-@jax.jit
-def _hessian(z: jax.Array, p: jax.Array, n: jax.Array | None = None) -> jax.Array:
-    return jax.hessian(loss)(z, p, n)
+_hessian = jax.jit(hessian)
 
 
 def space_hessian(space: Space, z_free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -126,7 +126,8 @@ def kernel_matrix(g: Geometry) -> Array:
 _PSI_TERMS = 14  # terms of ψ(t)/t³ = Σ (−t²)^j / (2j + 3) for t² < 1/16: 16^{-14}/31 < 1e-18
 
 
-def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = None) -> Array:
+def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = None, *, rolled: bool = False
+                      ) -> Array:
     """``K`` from two norms and an inner product (broadcasting), smooth up to alignment.
 
     With ``g = u·v`` and the Gram determinant ``q = ‖u‖²‖v‖² − g² ≥ 0`` (``gram``; computed from the norms when
@@ -143,6 +144,12 @@ def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = N
     the loss at the global minimum, whose rows are aligned with the teacher's, came out NaN). ``q^{3/2}`` is
     taken as 0 with zero derivatives where ``q ≤ 0``. ``inner = 0`` gives θ = π/2 exactly (masked entries of a
     restricted loss leak nothing into gradients).
+
+    ``rolled``: the series' Horner steps in a ``jax.lax.fori_loop`` rather than unrolled: the same value and
+    derivatives up to rounding (a few ulps, as XLA fuses the two forms differently), and a program much cheaper
+    to compile when it is
+    differentiated twice (the restricted problems' Hessians, :func:`jaxsym.fixedpoints.space.hessian`); the
+    training step keeps the unrolled form.
     """
     g = jnp.asarray(inner)
     q = (n1 * n2) ** 2 - g * g if gram is None else jnp.asarray(gram)
@@ -155,9 +162,13 @@ def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = N
     # series form, evaluated only where near (|g| > 0 there)
     g_safe = jnp.where(near, g, 1.0)
     u = jnp.where(near, q, 0.0) / (g_safe * g_safe)
-    series = jnp.zeros_like(u)
-    for j in range(_PSI_TERMS - 1, -1, -1):
-        series = series * (-u) + 1.0 / (2 * j + 3)
+    if rolled:
+        coef = jnp.asarray([1.0 / (2 * j + 3) for j in range(_PSI_TERMS - 1, -1, -1)], u.dtype)
+        series = jax.lax.fori_loop(0, _PSI_TERMS, lambda i, acc: acc * (-u) + coef[i], jnp.zeros_like(u))
+    else:
+        series = jnp.zeros_like(u)
+        for j in range(_PSI_TERMS - 1, -1, -1):
+            series = series * (-u) + 1.0 / (2 * j + 3)
     inside = near & (q > 0)
     q32 = jnp.where(inside, jnp.where(inside, q, 1.0) ** 1.5, 0.0)
     smooth = jnp.pi * jnp.maximum(g_safe, 0.0) + q32 / (g_safe * g_safe) * series
