@@ -137,15 +137,15 @@ def test_scan_points_are_critical_with_the_dense_index_and_saddles_left_unclassi
 def test_scan_resumes_with_the_same_tables_and_refuses_other_settings(tmp_path):
     from jaxsym.fixedpoints.atlas import scan
 
-    whole = scan(4, 6, tmp_path / "a", starts=4, max_blocks=2)
+    whole = scan(4, 6, tmp_path / "a", starts=4, max_blocks=1)  # one block: few programs to compile
     (tmp_path / "a" / "k0006.parquet").unlink()  # interrupted before k = 6 was written
     (tmp_path / "a" / "k0005.parquet").write_bytes(b"PAR1 torn")  # and a torn file
-    again = scan(4, 6, tmp_path / "a", starts=4, max_blocks=2)
+    again = scan(4, 6, tmp_path / "a", starts=4, max_blocks=1)
     pd.testing.assert_frame_equal(whole, again)
-    r = CliRunner().invoke(app, ["atlas", "--k", "4", "--k-to", "5", "--starts", "5", "--max-blocks", "2",
+    r = CliRunner().invoke(app, ["atlas", "--k", "4", "--k-to", "5", "--starts", "5", "--max-blocks", "1",
                                  "--out", str(tmp_path / "a")])  # writes a/scan/
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["atlas", "--k", "4", "--k-to", "5", "--starts", "4", "--max-blocks", "2",
+    r = CliRunner().invoke(app, ["atlas", "--k", "4", "--k-to", "5", "--starts", "4", "--max-blocks", "1",
                                  "--out", str(tmp_path / "a")])
     assert r.exit_code != 0 and "settings" in r.output and "Traceback" not in r.output
 
