@@ -11,9 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("script,args", [
-    ("bench.py", ["--ks", "4", "--steps", "10", "--numpy-steps", "3", "--repeats", "1", "--matmul-n", "64",
-                  "--table-k", "4", "--table-runs", "8", "--table-steps", "50", "--published-ks", "4",
-                  "--published-runs", "8", "--numpy-runs", "2", "--protocols", "fast", "--products", "4"]),
+    pytest.param("bench.py", ["--ks", "4", "--steps", "10", "--numpy-steps", "3", "--repeats", "1", "--matmul-n",
+                              "64", "--table-k", "4", "--table-runs", "8", "--table-steps", "50", "--published-ks",
+                              "4", "--published-runs", "8", "--numpy-runs", "2", "--protocols", "fast", "--products",
+                              "4"], marks=pytest.mark.slow),  # ~45 s of compilation; run with -m slow
     ("same_science.py", ["--ks", "4", "--runs", "8"]),
     ("bench_cluster.py", ["--n", "3000", "--k", "5", "--chunk", "1000"]),
     ("bench_memory.py", ["--base", "8", "--chunk", "8", "--d", "3", "--steps", "50"]),
