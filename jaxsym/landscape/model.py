@@ -147,9 +147,8 @@ def kernel_from_inner(n1: Array, n2: Array, inner: Array, gram: Array | None = N
 
     ``rolled``: the series' Horner steps in a ``jax.lax.fori_loop`` rather than unrolled: the same value and
     derivatives up to rounding (a few ulps, as XLA fuses the two forms differently), and a program much cheaper
-    to compile when it is
-    differentiated twice (the restricted problems' Hessians, :func:`jaxsym.fixedpoints.space.hessian`); the
-    training step keeps the unrolled form.
+    to compile when it is differentiated twice (the restricted problems' Hessians,
+    :func:`jaxsym.fixedpoints.space.hessian`); the training step keeps the unrolled form.
     """
     g = jnp.asarray(inner)
     q = (n1 * n2) ** 2 - g * g if gram is None else jnp.asarray(gram)
